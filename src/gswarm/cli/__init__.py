@@ -1,0 +1,84 @@
+"""The ``gswarm`` command line (Typer). Commands live in one thin module each.
+
+Each module in ``_COMMAND_MODULES`` defines ``register(app)``. Errors of type
+:class:`gswarm.errors.GSwarmError` are printed as one clear message and mapped to
+their exit code; no traceback is shown to the operator.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+from rich.console import Console
+
+from gswarm import __version__
+from gswarm.errors import GSwarmError
+
+_COMMAND_MODULES = (
+    "run",       # gswarm run            (supervisor core)
+    "plan",      # gswarm plan           (generation detection, launch plan)
+    "emulate",   # gswarm emulate ...    (emulated checkouts)
+    "setup",     # gswarm setup / login  (environment, modal-login)
+    "doctor",    # gswarm doctor
+    "diagnose",  # gswarm diagnose / bundle
+    "status",    # gswarm status / logs
+    "report",    # gswarm report / digest
+    "serve",     # gswarm serve
+    "notify",    # gswarm notify ... / maintenance
+)
+
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gswarm {__version__}")
+        raise typer.Exit()
+
+
+def build_app() -> typer.Typer:
+    """Create the Typer app with every command registered."""
+    app = typer.Typer(
+        name="gswarm",
+        help="GSwarm: a supervisor for Gensyn RL Swarm nodes (third-party, not affiliated with Gensyn).",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ) -> None:
+        """GSwarm keeps an RL Swarm node training unattended."""
+
+    for name in _COMMAND_MODULES:
+        module = importlib.import_module(f"gswarm.cli.{name}")
+        module.register(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app, turning GSwarmError into a message and exit code."""
+    app = build_app()
+    try:
+        app(args=argv, standalone_mode=False)
+    except GSwarmError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

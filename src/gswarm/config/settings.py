@@ -1,0 +1,206 @@
+"""The effective configuration of one supervised node.
+
+Sources, lowest precedence first: field defaults, the optional TOML file
+(``--config-file`` / ``GSWARM_CONFIG_FILE``; a ``[gswarm]`` table or top-level
+keys), environment variables ``GSWARM_<FIELD>`` (upper case), then command-line
+flags. Invalid values raise :class:`gswarm.errors.ConfigError` naming the option,
+where it came from and the allowed values.
+
+Secrets (``hf_token``, ``api_token``) are ``SecretStr``: passed to children only
+through the environment and shown as ``***`` everywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gswarm.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ModelSize = Literal["0.5", "1.5", "7", "32", "72"]
+SECRET_FIELDS = frozenset({"hf_token", "api_token"})
+
+
+class Settings(BaseSettings):
+    """All options of ``gswarm run`` and friends. Units are in each field's description."""
+
+    model_config = SettingsConfigDict(env_prefix="GSWARM_", extra="forbid", validate_default=True)
+
+    # --- where things are
+    node_name: str = Field("default", description="Name of this node in logs, store and API.")
+    rl_swarm_dir: Path = Field(Path("."), description="The RL Swarm checkout.")
+    state_dir: Path | None = Field(None, description="GSwarm's own files (default: platformdirs user state dir).")
+    config_file: Path | None = Field(None, description="Optional TOML file with these options.")
+
+    # --- RL Swarm options (original GSwarm); meaning per generation in gswarm.rlswarm.options
+    python: Path | None = Field(None, description="Interpreter of the node's venv (direct mode).")
+    via_script: bool = Field(False, description="Run run_rl_swarm.sh under a pty instead of the entry point.")
+    testnet: bool = Field(True, description="Connect to the Gensyn testnet (E1/E2 prompt).")
+    swarm: Literal["A", "B"] = Field("A", description="E2 swarm: A = Math (gsm8k), B = Math Hard (dapo).")
+    model_size: ModelSize = Field("0.5", description="E2 parameter count in billions.")
+    model_name: str | None = Field(None, description="Hugging Face model id (E3-E6 MODEL_NAME).")
+    hf_token: SecretStr | None = Field(None, description="Hugging Face token for pushing models (None = no push).")
+    org_id: str | None = Field(None, description="ORG_ID from modal-login userData.json.")
+    identity_path: Path | None = Field(None, description="swarm.pem path (IDENTITY_PATH).")
+    contract_address: str | None = Field(None, description="Swarm coordinator contract (E2 --contract_address, E3-E6 SWARM_CONTRACT).")
+    game: Literal["gsm8k", "dapo"] | None = Field(None, description="E2 game.")
+    config_path: Path | None = Field(None, description="Node config YAML (E0-E2 --config).")
+    cpu_only: bool = Field(False, description="Force the CPU configuration (E0-E2; no effect from E3).")
+    requirements: Path | None = Field(None, description="Requirements file to install instead of the generation's.")
+    prg_game: bool = Field(True, description="E5: take part in the AI Prediction Market.")
+    extra_env: dict[str, str] = Field(default_factory=dict, description="Extra environment for the node.")
+
+    # --- supervision (seconds)
+    backoff_initial: float = Field(5.0, gt=0, description="First restart delay, seconds.")
+    backoff_max: float = Field(300.0, gt=0, description="Cap of the restart delay, seconds.")
+    backoff_factor: float = Field(2.0, ge=1.0, description="Growth of the delay per consecutive failure.")
+    backoff_jitter: bool = Field(True, description="Full jitter: the delay is uniform in [0, computed].")
+    healthy_uptime: float = Field(300.0, gt=0, description="Uptime after which the failure count resets, seconds.")
+    restart_on_clean_exit: bool = Field(True, description="Restart when the node exits 0 unexpectedly.")
+    crash_loop_max: int = Field(5, ge=1, description="Failures within crash_loop_window that mean FATAL.")
+    crash_loop_window: float = Field(600.0, gt=0, description="Crash-loop window, seconds.")
+    stop_timeout: float = Field(30.0, gt=0, description="Grace between SIGTERM and SIGKILL, seconds.")
+    prompt_idle: float = Field(0.3, gt=0, description="Flush a partial line (prompt) after this idle time, seconds.")
+    stall_timeout: float | None = Field(None, gt=0, description="No-progress time that means stalled, seconds (default per generation).")
+
+    # --- monitoring, store, logs
+    sample_interval: float = Field(10.0, gt=0, description="Resource sampling period, seconds.")
+    retention_days: float = Field(30.0, gt=0, description="Keep history this many days.")
+    log_max_bytes: int = Field(50 * 1024 * 1024, gt=0, description="Rotate a log file at this size, bytes.")
+    log_backups: int = Field(10, ge=0, description="Rotated log files kept.")
+
+    # --- API / dashboard
+    api_enabled: bool = Field(True, description="Serve the REST API and dashboard inside gswarm run.")
+    api_host: str = Field("127.0.0.1", description="API bind address.")
+    api_port: int = Field(8787, ge=0, le=65535, description="API port (0 = pick a free one).")
+    api_token: SecretStr | None = Field(None, description="Bearer token (default: generated, stored 0600).")
+
+    # --- notifications
+    notify_urls: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Apprise URLs (env: space-separated).")
+    notify_min_severity: Literal["info", "warning", "error", "critical"] = Field("warning")
+    quiet_hours: str | None = Field(None, description="HH:MM-HH:MM local time; non-critical messages wait.")
+
+    # --- emulator
+    emulated: bool = Field(False, description="Supervise a built-in emulated node (no GPU, login or network).")
+
+    @field_validator("notify_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return v.split()
+        return v
+
+    @field_validator("model_size", mode="before")
+    @classmethod
+    def _size_str(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)):
+            return f"{v:g}"
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; create it or drop --config-file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}; fix the file") from None
+    if isinstance(data.get("gswarm"), dict):
+        data = data["gswarm"]
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def _env_values(env: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for name in Settings.model_fields:
+        key = f"GSWARM_{name.upper()}"
+        if key in env and env[key] != "":
+            out[name] = env[key]
+    return out
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the effective :class:`Settings`.
+
+    ``flags`` holds only options given on the command line (None values are
+    ignored). ``env`` defaults to ``os.environ``. Raises ConfigError naming the
+    option, its source (flag, env var, file) and what is allowed.
+    """
+    env = os.environ if env is None else env
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    env_vals = _env_values(env)
+    cfg_file = flags.get("config_file") or env_vals.get("config_file")
+    file_vals = _read_toml(Path(cfg_file)) if cfg_file else {}
+    origin: dict[str, str] = {}
+    merged: dict[str, Any] = {}
+    for src_name, values in (("file " + str(cfg_file), file_vals), ("env", env_vals), ("flag", flags)):
+        for k, v in values.items():
+            merged[k] = v
+            origin[k] = f"GSWARM_{k.upper()}" if src_name == "env" else (f"--{k.replace('_', '-')}" if src_name == "flag" else src_name)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, origin)) from None
+
+
+def _explain(exc: ValidationError, origin: Mapping[str, str]) -> str:
+    lines = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        where = origin.get(field, "default")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown option; see `gswarm run --help` for the option names"
+        elif err["type"] == "literal_error":
+            msg = f"invalid value {err.get('input')!r}; {msg.lower()}"
+        lines.append(f"option {field} (from {where}): {msg}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def redacted_dict(settings: Settings) -> dict[str, Any]:
+    """The settings as JSON-ready data with every secret replaced by ``"***"``."""
+    data = settings.model_dump(mode="json")
+    for name in SECRET_FIELDS:
+        if data.get(name):
+            data[name] = "***"
+    data["notify_urls"] = [redact_url(u) for u in settings.notify_urls]
+    data["extra_env"] = {k: ("***" if is_secret_name(k) else v) for k, v in settings.extra_env.items()}
+    return data
+
+
+def is_secret_name(name: str) -> bool:
+    """True for environment/option names that carry secrets (TOKEN, KEY, PASSWORD, SECRET)."""
+    upper = name.upper()
+    return any(w in upper for w in ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "PRIVATE", "API_KEY"))
+
+
+def redact_url(url: str) -> str:
+    """Hide credentials and path tokens of a notification URL: ``tgram://***/***``."""
+    if "://" not in url:
+        return "***"
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***"

@@ -1,0 +1,238 @@
+"""Facts as small immutable typed events, their enums, and the in-process event bus.
+
+Domain packages do not import each other; they publish and subscribe here.
+All timestamps ``ts`` are wall-clock Unix seconds (float, microsecond precision).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+
+class NodeState(str, enum.Enum):
+    """Supervisor states (words after supervisord/circus)."""
+
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    STALLED = "STALLED"
+    DEGRADED = "DEGRADED"
+    BACKOFF = "BACKOFF"
+    STOPPING = "STOPPING"
+    FATAL = "FATAL"
+
+
+class Category(str, enum.Enum):
+    """Failure categories. Names follow ``shared/failures/INDEX.md`` plus GSwarm's own."""
+
+    NONE = "none"
+    CUDA_OOM = "cuda_oom"
+    MPS_OOM = "mps_oom"
+    SYSTEM_OOM_KILLED = "system_oom_killed"
+    DHT_BOOTSTRAP_FAILED = "dht_bootstrap_failed"
+    DHT_DAEMON_TIMEOUT = "dht_daemon_timeout"
+    DHT_BOOTSTRAP_PING_FAILED = "dht_bootstrap_ping_failed"
+    IDENTITY_TAKEN = "identity_taken"
+    PEER_ID_ALREADY_REGISTERED = "peer_id_already_registered"
+    API_KEY_PENDING = "api_key_pending"
+    MODAL_LOGIN_SERVER_ERROR = "modal_login_server_error"
+    CHAIN_SUBMIT_REJECTED = "chain_submit_rejected"
+    CHAIN_REGISTER_PEER_FAILED = "chain_register_peer_failed"
+    CHAIN_RPC_UNREACHABLE = "chain_rpc_unreachable"
+    DEPENDENCY_CONFLICT = "dependency_conflict"
+    BENIGN_DEPENDENCY_WARNING = "benign_dependency_warning"
+    MISSING_BINARY = "missing_binary"
+    SHELL_ENV_ERROR = "shell_env_error"
+    HF_DOWNLOAD_ERROR = "hf_download_error"
+    GPU_ARCH_UNSUPPORTED = "gpu_arch_unsupported"
+    TRAINER_BUG_CURRENT_BATCH = "trainer_bug_current_batch"
+    TRAINER_BUG_SWARM_STATE = "trainer_bug_swarm_state"
+    TRAINER_ERROR_SWALLOWED = "trainer_error_swallowed"
+    ROUND_SKIP_BENIGN = "round_skip_benign"
+    HANG_NO_PROGRESS = "hang_no_progress"
+    WRAPPER_ONLY_ERROR = "wrapper_only_error"
+    OLLAMA_ERROR = "ollama_error"
+    GAME_EXCEPTION_EXIT_ZERO = "game_exception_exit_zero"
+    UNKNOWN_CRASH = "unknown_crash"
+    CLEAN_EXIT = "clean_exit"
+    STALLED = "stalled"
+
+
+class Recovery(str, enum.Enum):
+    """What the supervisor does about a failure (vocabulary of ``INDEX.md``)."""
+
+    NONE = "none"
+    WAIT = "wait"
+    RESTART = "restart"
+    BACKOFF = "backoff"
+    CLEANUP_THEN_RESTART = "cleanup_then_restart"
+    STOP_AND_ALERT = "stop_and_alert"
+    REINSTALL_DEPS = "reinstall_deps"
+    REDUCE_MODEL = "reduce_model"
+
+
+class Severity(str, enum.Enum):
+    """Severity of an incident or notification, lowest first."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base event: ``node`` name and wall-clock ``ts`` (Unix seconds)."""
+
+    node: str
+    ts: float
+
+
+@dataclass(frozen=True)
+class OutputLine(Event):
+    """One line of the node's output (ANSI stripped in ``text``; ``raw`` keeps colours)."""
+
+    pid: int
+    text: str
+    stream: str = "stdout"
+    raw: str = ""
+
+
+@dataclass(frozen=True)
+class StateChanged(Event):
+    old: NodeState
+    new: NodeState
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ProcessStarted(Event):
+    pid: int
+    pgid: int
+    argv: tuple[str, ...]
+    generation: str
+    mode: str
+    run_id: int = 0
+
+
+@dataclass(frozen=True)
+class ProcessExited(Event):
+    pid: int
+    exit_code: int | None
+    signal: int | None
+    uptime: float
+    run_id: int = 0
+
+
+@dataclass(frozen=True)
+class Incident(Event):
+    """A classified failure with the lines that prove it and the operator advice."""
+
+    category: Category
+    recovery: Recovery
+    severity: Severity
+    rule_id: str
+    evidence: tuple[str, ...] = ()
+    advice: str = ""
+
+
+@dataclass(frozen=True)
+class RestartScheduled(Event):
+    delay: float
+    cause: Category
+    recovery: Recovery
+    attempt: int
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RecoveryAction(Event):
+    """A recovery step taken (cleanup, reinstall, OOM ladder step…)."""
+
+    recovery: Recovery
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ProgressUpdate(Event):
+    """Training progress parsed from the node's output or log files."""
+
+    kind: str  # hello, round, stage, waiting, winners, reward, bet, claim
+    round: int | None = None
+    stage: int | None = None
+    round_total: int | None = None
+    animal: str | None = None
+    peer_id: str | None = None
+    advanced: bool = False
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ResourceSample(Event):
+    """One sample of node-tree and host resources (percent, bytes, counts)."""
+
+    data: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    """A message for the operator from any part of GSwarm (alerts, needs-you…)."""
+
+    kind: str
+    severity: Severity
+    title: str
+    body: str = ""
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Synchronous fan-out with optional async queues.
+
+    ``publish`` never blocks and never raises: a subscriber that raises is logged
+    and kept; a full async queue drops the event and counts it in ``dropped``.
+    Synchronous subscribers run inline, so they must be cheap (the per-line path).
+    """
+
+    def __init__(self) -> None:
+        self._subs: list[Subscriber] = []
+        self.dropped = 0
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event; returns an unsubscribe function."""
+        self._subs.append(callback)
+        return lambda: self._subs.remove(callback) if callback in self._subs else None
+
+    def queue(self, maxsize: int = 10_000, types: tuple[type, ...] = (Event,)) -> asyncio.Queue[Event]:
+        """An asyncio queue receiving events of ``types`` (dropped when full)."""
+        q: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+
+        def put(ev: Event) -> None:
+            if isinstance(ev, types):
+                try:
+                    q.put_nowait(ev)
+                except asyncio.QueueFull:
+                    self.dropped += 1
+
+        self.subscribe(put)
+        return q
+
+    def publish(self, event: Event) -> None:
+        for cb in list(self._subs):
+            try:
+                cb(event)
+            except Exception:  # a broken consumer must never hurt supervision
+                log.exception("event subscriber failed on %s", type(event).__name__)

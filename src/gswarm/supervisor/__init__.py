@@ -1,0 +1,1 @@
+"""Process supervision: spawn, stream, signal, reap; backoff, policy and state."""

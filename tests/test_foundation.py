@@ -1,0 +1,70 @@
+"""Tests of the shared foundation: config precedence, atomic writes, fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+
+import pytest
+
+from gswarm.clock import FakeClock
+from gswarm.config import load_settings, redacted_dict
+from gswarm.errors import ConfigError
+from gswarm.paths import atomic_write
+
+
+def test_precedence_flags_over_env_over_file(tmp_path):
+    cfg = tmp_path / "g.toml"
+    cfg.write_text('[gswarm]\nmodel_size = "7"\nswarm = "B"\nstop_timeout = 12\n')
+    env = {"GSWARM_MODEL_SIZE": "32", "GSWARM_CONFIG_FILE": str(cfg)}
+    s = load_settings({"model_size": "72"}, env=env)
+    assert s.model_size == "72"
+    s = load_settings({}, env=env)
+    assert s.model_size == "32" and s.swarm == "B" and s.stop_timeout == 12.0
+
+
+def test_invalid_value_names_option_source_and_allowed(tmp_path):
+    with pytest.raises(ConfigError) as ei:
+        load_settings({}, env={"GSWARM_MODEL_SIZE": "3"})
+    msg = str(ei.value)
+    assert "model_size" in msg and "GSWARM_MODEL_SIZE" in msg and "'0.5'" in msg and "'72'" in msg
+
+
+def test_bad_toml_names_file(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("model_size = \n")
+    with pytest.raises(ConfigError, match="bad.toml"):
+        load_settings({"config_file": cfg}, env={})
+
+
+def test_notify_urls_space_separated_and_secrets_redacted():
+    s = load_settings({}, env={"GSWARM_NOTIFY_URLS": "tgram://123:abc/456 json://127.0.0.1:9/x", "GSWARM_HF_TOKEN": "hf_secret"})
+    assert s.notify_urls == ["tgram://123:abc/456", "json://127.0.0.1:9/x"]
+    red = redacted_dict(s)
+    text = repr(red)
+    assert "hf_secret" not in text and "abc" not in text and red["hf_token"] == "***"
+
+
+def test_atomic_write_mode_and_content(tmp_path):
+    p = tmp_path / "a" / "secret.json"
+    atomic_write(p, "{}")
+    assert p.read_text() == "{}"
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o600
+    assert [x.name for x in p.parent.iterdir()] == ["secret.json"]
+
+
+async def test_fake_clock_wakes_sleepers_in_order():
+    clock = FakeClock()
+    woke: list[float] = []
+
+    async def sleeper(d: float) -> None:
+        await clock.sleep(d)
+        woke.append(clock.monotonic())
+
+    tasks = [asyncio.create_task(sleeper(d)) for d in (3.0, 1.0)]
+    await asyncio.sleep(0)
+    assert clock.pending_sleeps == [1.0, 3.0]
+    await clock.run_for(5.0, step=1.0)
+    await asyncio.gather(*tasks)
+    assert woke == [1.0, 3.0]
