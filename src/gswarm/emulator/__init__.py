@@ -1,0 +1,1 @@
+"""A faithful fake RL Swarm checkout and node for every generation (demo and tests)."""
