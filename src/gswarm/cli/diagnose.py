@@ -1,9 +1,135 @@
-"""CLI command module `diagnose` (placeholder until implemented)."""
+"""``gswarm diagnose FILE|-`` (classify a log, say what GSwarm would do) and ``gswarm bundle`` (bug-report tar.gz).
+
+Thin: classification in ``gswarm.logs.classify``, the decision in ``gswarm.supervisor.policy``, bundle contents
+in ``_diag_bundle`` and secret scrubbing in ``_diag_scrub``.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+
+from gswarm.cli._common import ConfigFile, JsonOut, RlSwarmDir, StateDir, settings_from, state_dir_of
+from gswarm.errors import ConfigError
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+_CAPTURE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z \d+ [>~?+#] ?")
+GENERATIONS = ("E0", "E1", "E2", "E3", "E4", "E5", "E6")
+
+
+def read_log(source: str) -> list[str]:
+    """Lines of a log file (or stdin for ``-``): invalid UTF-8 replaced, ANSI escapes and GSwarm capture-file
+    prefixes (``<ISO ts> <pid> > ``) removed, ``\r`` redraws split into lines. Raises ConfigError."""
+    if source == "-":
+        raw = sys.stdin.buffer.read()
+    else:
+        path = Path(source).expanduser()
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise ConfigError(f"log file {path} does not exist; pass the path of a log file, or - to read stdin") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path} is a folder; pass a log file such as {path}/logs/swarm_launcher.log") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read log file {path}: {exc.strerror}; check the path and permissions") from None
+    text = _ANSI.sub("", raw.decode("utf-8", errors="replace")).replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    if lines and lines[0].startswith("source:") and "---" in lines[:15]:
+        lines = lines[lines.index("---") + 1:]  # a corpus excerpt (shared/failures/): skip its header
+    return [_CAPTURE.sub("", line) for line in lines]
+
+
+def diagnosis(lines: list[str], generation: str | None) -> dict[str, Any]:
+    """The JSON shape of ``gswarm diagnose --json`` (keys: category, recovery, severity, rule_id, evidence,
+    advice, action — what the policy would do after a crash with this cause)."""
+    from gswarm.config import Settings
+    from gswarm.logs.classify import Classifier
+    from gswarm.supervisor.policy import NON_FAILURE, ExitInfo, History, decide
+
+    cls = Classifier.from_package().classify_lines(lines, generation)
+    out: dict[str, Any] = {"category": cls.category.value, "recovery": cls.recovery.value, "severity": cls.severity.value,
+                           "rule_id": cls.rule_id, "evidence": list(cls.evidence),
+                           "advice": cls.advice or "No failure found in this log.", "action": {"action": "none"}}
+    if cls.category not in NON_FAILURE:
+        d = decide(ExitInfo(1, None, 60.0, generation=generation or ""), cls, History(), Settings(), time.time())
+        out["action"] = {"action": d.action, "delay": round(d.delay, 1), "env": d.env, "cleanup": d.cleanup,
+                         "reinstall": d.reinstall, "alert": d.alert, "reason": d.reason}
+    return out
+
+
+def _print(d: dict[str, Any]) -> None:
+    typer.echo(f"category: {d['category']}")
+    if d["category"] == "none":
+        typer.echo("no failure found in this log" + (f" (rule {d['rule_id']})" if d["rule_id"] else ""))
+    typer.echo(f"severity: {d['severity']}   rule: {d['rule_id'] or '-'}")
+    a = d["action"]
+    what = a["action"] + (f" after {a['delay']:g} s" if a["action"] == "restart" else "")
+    extras = [k for k in ("cleanup", "reinstall", "alert") if a.get(k)] + [f"{k}={v}" for k, v in a.get("env", {}).items()]
+    typer.echo(f"recovery: {d['recovery']} (GSwarm would: {what}{'; ' + ', '.join(extras) if extras else ''})")
+    if d["evidence"]:
+        typer.echo("evidence:")
+        for line in d["evidence"]:
+            typer.echo(f"  | {line}")
+    typer.echo(f"advice: {d['advice']}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``diagnose`` and ``bundle`` to ``app``."""
+
+    @app.command("diagnose")
+    def diagnose_cmd(
+        source: str = typer.Argument(..., metavar="FILE|-", help="Log file (console output, logs/swarm.log, logs/swarm_launcher.log) or - for stdin."),
+        generation: Optional[str] = typer.Option(None, "--generation", help="RL Swarm generation E0..E6 (default: any)."),
+        json_out: bool = JsonOut,
+    ) -> None:
+        """Classify a node log: category, evidence, the recovery GSwarm would take, and advice."""
+        if generation is not None and generation.upper() not in GENERATIONS:
+            raise ConfigError(f"option --generation: {generation!r} is not one of {', '.join(GENERATIONS)}")
+        d = diagnosis(read_log(source), generation.upper() if generation else None)
+        if json_out:
+            typer.echo(json.dumps(d, indent=2, ensure_ascii=False))
+        else:
+            _print(d)
+
+    @app.command("bundle")
+    def bundle_cmd(
+        minutes: float = typer.Option(60.0, "--minutes", min=1, help="Minutes of logs to include."),
+        output: Optional[Path] = typer.Option(None, "--output", help="Bundle file (default: ./gswarm-bundle-<time>.tar.gz)."),
+        rl_swarm_dir: Optional[Path] = RlSwarmDir,
+        state_dir: Optional[Path] = StateDir,
+        config_file: Optional[Path] = ConfigFile,
+    ) -> None:
+        """Write one tar.gz for a bug report: recent logs, restart history, redacted config, versions, doctor."""
+        settings = settings_from(rl_swarm_dir=rl_swarm_dir, state_dir=state_dir, config_file=config_file)
+        path = write_bundle(settings, state_dir_of(settings), minutes, output, time.time())
+        typer.echo(f"wrote {path} (mode 0600); check it before attaching it to a public issue")
+
+
+def write_bundle(settings: Any, state: Path, minutes: float, output: Path | None, now: float) -> Path:
+    """Collect, scrub and write the bundle atomically with mode 0600; returns its path."""
+    from gswarm.cli import _diag_bundle as b
+    from gswarm.cli._diag_scrub import scrub, secret_values
+    from gswarm.config import redacted_dict
+    from gswarm.paths import atomic_write
+
+    since = now - minutes * 60
+    checkout = Path(settings.rl_swarm_dir).expanduser().resolve()
+    files: dict[str, str] = {"README.txt": f"GSwarm bug-report bundle, {time.strftime('%Y-%m-%d %H:%M:%S %z', time.localtime(now))}; "
+                             f"last {minutes:g} minutes of logs. Secrets were scrubbed; check before sharing.\n"}
+    files |= {f"logs/{k}": v for k, v in b.log_files(state / "logs", since).items()}
+    files |= {f"rl-swarm-logs/{k}": v for k, v in b.log_files(checkout / "logs", since, "*.log").items()}
+    files["history.json"] = json.dumps(b.history(state / "gswarm.db"), indent=1, default=str)
+    files["config.json"] = json.dumps(redacted_dict(settings), indent=1, default=str)
+    files["versions.json"] = json.dumps({**b.versions(settings, checkout), "env": b.env_summary()}, indent=1, default=str)
+    files["doctor.json"] = json.dumps(b.doctor(settings), indent=1, default=str)
+    secrets = secret_values(settings, state)
+    clean = {name: scrub(text, secrets) for name, text in files.items()}
+    path = Path(output).expanduser() if output else b.default_output(now)
+    atomic_write(path, b.tar_bytes(clean, now), mode=0o600)
+    return path

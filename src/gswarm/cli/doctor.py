@@ -1,9 +1,52 @@
-"""CLI command module `doctor` (placeholder until implemented)."""
+"""``gswarm doctor [--json]``: prerequisites of a node, one line each (pass / warn / fail + fix).
+
+JSON: ``{"checks": [{"name", "status", "detail", "fix"}]}``. Exit code 1 when any check fails,
+else 0. Thresholds: :mod:`gswarm.rlswarm.doctor`.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Optional
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from gswarm.cli._common import ConfigFile, JsonOut, RlSwarmDir, StateDir, settings_from, state_dir_of
+
+_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``gswarm doctor`` to ``app``."""
+
+    @app.command()
+    def doctor(
+        rl_swarm_dir: Optional[Path] = RlSwarmDir,
+        state_dir: Optional[Path] = StateDir,
+        config_file: Optional[Path] = ConfigFile,
+        json_out: bool = JsonOut,
+        python: Optional[Path] = typer.Option(None, "--python", help="Interpreter of the node's venv."),
+        modal_port: int = typer.Option(3000, "--modal-port", help="modal-login port to check."),
+        p2p_port: int = typer.Option(38331, "--p2p-port", help="libp2p port of E0-E2 GPU configs to check."),
+        ollama_port: int = typer.Option(11434, "--ollama-port", help="ollama port to check (E6)."),
+    ) -> None:
+        """Check Python, venv, Node/yarn, GPU, memory, disk, ports, identity, login and ollama."""
+        from gswarm.rlswarm.doctor import run_checks
+
+        settings = settings_from(rl_swarm_dir=rl_swarm_dir, state_dir=state_dir, config_file=config_file, python=python)
+        checks = run_checks(settings, state_dir=state_dir_of(settings), modal_port=modal_port, p2p_port=p2p_port,
+                            ollama_port=ollama_port)
+        if json_out:
+            typer.echo(json.dumps({"checks": [c.to_json() for c in checks]}, indent=2))
+        else:
+            table = Table("check", "status", "detail", "fix", show_lines=False)
+            for c in checks:
+                table.add_row(c.name, f"[{_STYLE[c.status]}]{c.status}[/]", c.detail, c.fix)
+            Console().print(table)
+        if any(c.status == "fail" for c in checks):
+            # SystemExit, not typer.Exit: main() runs click with standalone_mode=False, which turns
+            # typer.Exit into a return value that main() ignores (reported to the lead).
+            raise SystemExit(1)

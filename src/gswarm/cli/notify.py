@@ -1,9 +1,132 @@
-"""CLI command module `notify` (placeholder until implemented)."""
+"""``gswarm notify test|url …`` and ``gswarm maintenance 30m|off|status`` (thin; logic in gswarm.notify)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from gswarm.cli._common import ConfigFile, JsonOut, StateDir, settings_from, state_dir_of
+from gswarm.errors import ConfigError
+
+url_app = typer.Typer(help="Print the Apprise URL for a service (put it in GSWARM_NOTIFY_URLS).", no_args_is_help=True)
+
+
+@url_app.command("telegram")
+def url_telegram(token: str = typer.Option(..., "--token", help="Bot token from @BotFather (123456:AA…)."),
+                 chat: str = typer.Option(..., "--chat", help="Chat id (a number; negative for groups).")) -> None:
+    """Telegram: bot token + chat id → tgram://TOKEN/CHAT."""
+    from gswarm.notify.urls import telegram_url
+
+    typer.echo(telegram_url(token, chat))
+
+
+@url_app.command("discord")
+def url_discord(webhook: str = typer.Argument(..., help="https://discord.com/api/webhooks/ID/TOKEN")) -> None:
+    """Discord: webhook URL → discord://ID/TOKEN."""
+    from gswarm.notify.urls import discord_url
+
+    typer.echo(discord_url(webhook))
+
+
+@url_app.command("email")
+def url_email(host: str = typer.Option(..., "--host", help="SMTP server, e.g. smtp.gmail.com."),
+              to: str = typer.Option(..., "--to", help="Recipient address."),
+              port: Optional[int] = typer.Option(None, "--port", help="SMTP port (default 587 starttls, 465 ssl, 25 none)."),
+              user: Optional[str] = typer.Option(None, "--user", help="SMTP login."),
+              password: Optional[str] = typer.Option(None, "--password", help="SMTP password (app password).",
+                                                     envvar="GSWARM_SMTP_PASSWORD"),
+              tls: str = typer.Option("starttls", "--tls", help="starttls, ssl or none."),
+              sender: Optional[str] = typer.Option(None, "--from", help="Sender address (default: --user).")) -> None:
+    """E-mail: SMTP settings → mailtos://…?mode=starttls|ssl (or mailto:// without TLS)."""
+    from gswarm.notify.urls import email_url
+
+    typer.echo(email_url(host, to, port=port, user=user, password=password, tls=tls, sender=sender))  # type: ignore[arg-type]
+
+
+def _notify_test(tag: Optional[str], timeout: float, state_dir: Optional[Path], config_file: Optional[Path],
+                 json_out: bool) -> None:
+    """Send a test message to every configured channel (with ``tag``) and report each."""
+    from gswarm.events import Severity
+    from gswarm.notify.channels import load_channels
+    from gswarm.notify.dispatch import Dispatcher
+    from gswarm.notify.rules import Kind, Message
+
+    settings = settings_from(state_dir=state_dir, config_file=config_file)
+    problems: list[str] = []
+    channels = load_channels(settings.notify_urls, getattr(settings, "notify_channels", None) or [],
+                             settings.notify_min_severity, problems)
+    if not channels and not problems:
+        raise ConfigError("no notification channel configured; set GSWARM_NOTIFY_URLS (see `gswarm notify url --help`)")
+    msg = Message(Kind.TEST.value, Severity.INFO, f"[{settings.node_name}] GSwarm test message",
+                  f"If you read this, notifications from GSwarm on node {settings.node_name} reach you.",
+                  settings.node_name, time.time(), force=True)
+
+    async def go() -> dict[str, tuple[bool, str]]:
+        d = Dispatcher(channels, timeout=timeout, retries=0)
+        try:
+            return await d.send_now(msg, tag=tag)
+        finally:
+            await d.aclose()
+
+    results = asyncio.run(go())
+    rows = [{"channel": c.redacted, "tags": c.config.tags, "delivered": results[c.name][0], "error": results[c.name][1]}
+            for c in channels if c.name in results]
+    rows += [{"channel": "(not loaded)", "tags": [], "delivered": False, "error": p} for p in problems]
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            mark = "delivered" if r["delivered"] else f"FAILED: {r['error']}"
+            typer.echo(f"{r['channel']}  [{','.join(r['tags']) or '-'}]  {mark}")
+        if not rows:
+            typer.echo(f"no channel has the tag {tag!r}")
+    if not rows or not all(r["delivered"] for r in rows):
+        raise SystemExit(1)  # not typer.Exit: cli.main drops its code (standalone_mode=False)
+
+
+def _maintenance(arg: str, reason: str, state_dir: Optional[Path], config_file: Optional[Path]) -> None:
+    from gswarm import maintenance
+    from gswarm.notify.schedule import parse_duration
+
+    sd = state_dir_of(settings_from(state_dir=state_dir, config_file=config_file))
+    now = time.time()
+    if arg == "off":
+        maintenance.clear(sd)
+        typer.echo("maintenance window ended: alerts and restarts are back on")
+        return
+    if arg != "status":
+        maintenance.set_window(sd, now + parse_duration(arg, "maintenance"), reason)
+    until = maintenance.active_until(sd, now)
+    if until is None:
+        typer.echo("no maintenance window")
+    else:
+        typer.echo(f"maintenance until {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(until))} "
+                   f"({(until - now) / 60:.0f} min left): no alerts, no restarts")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``notify`` (test, url) and ``maintenance`` to ``app``."""
+    notify_app = typer.Typer(help="Notification channels (Apprise URLs): test them, build URLs.", no_args_is_help=True)
+    notify_app.add_typer(url_app, name="url")
+
+    @notify_app.command("test")
+    def notify_test(tag: Optional[str] = typer.Option(None, "--tag", help="Only channels with this tag."),
+                    timeout: float = typer.Option(10.0, "--timeout", help="Seconds per channel."),
+                    state_dir: Optional[Path] = StateDir, config_file: Optional[Path] = ConfigFile,
+                    json_out: bool = JsonOut) -> None:
+        """Send a test message and report per channel (redacted URL) whether it was delivered."""
+        _notify_test(tag, timeout, state_dir, config_file, json_out)
+
+    app.add_typer(notify_app, name="notify")
+
+    @app.command("maintenance")
+    def maintenance_cmd(when: str = typer.Argument("status", help="A duration (30m, 2h), 'off' or 'status'."),
+                        reason: str = typer.Option("", "--reason", help="Shown in status."),
+                        state_dir: Optional[Path] = StateDir, config_file: Optional[Path] = ConfigFile) -> None:
+        """Pause alerts and restarts for a while (gswarm maintenance 30m), end it (off) or show it."""
+        _maintenance(when, reason, state_dir, config_file)

@@ -1,9 +1,81 @@
-"""CLI command module `plan` (placeholder until implemented)."""
+"""``gswarm plan``: detect the generation of a checkout and show what ``gswarm run`` would start."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Optional
+
 import typer
+from rich.console import Console
+
+from gswarm.cli._common import ConfigFile, JsonOut, RlSwarmDir, StateDir, settings_from
+from gswarm.rlswarm.generations import detect
+from gswarm.rlswarm.launch import build_launch_spec
+from gswarm.rlswarm.options import inapplicable
+
+
+def plan_json(settings) -> dict:
+    """The plan as JSON-ready data: LaunchSpec.to_json() plus ``facts`` (script probes) and ``warnings``
+    (options that mean nothing for the generation; also in ``notes``). Secrets masked."""
+    checkout = Path(settings.rl_swarm_dir).resolve()
+    det = detect(checkout)
+    spec = build_launch_spec(settings, checkout, detection=det, require_login=False)
+    data = spec.to_json()
+    data["facts"] = list(det.facts)
+    data["warnings"] = inapplicable(settings, det.generation)
+    return data
+
+
+def _print(data: dict) -> None:
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"[bold]generation[/] {data['generation']}   [bold]mode[/] {data['mode']}")
+    out.print("[bold]evidence[/]  " + "; ".join(data["evidence"]))
+    for fact in data["facts"]:
+        out.print(f"  fact: {fact}", markup=False)
+    out.print(f"[bold]cwd[/]       {data['cwd']}", markup=True)
+    out.print("[bold]argv[/]      " + " ".join(data["argv"]), markup=True)
+    for key, value in sorted(data["env"].items()):
+        out.print(f"  env {key}={value}", markup=False)
+    for p in data["prompts"]:
+        out.print(f"  prompt {p['name']}: /{p['pattern']}/ -> {p['answer']!r}", markup=False)
+    if data.get("watch_pattern"):
+        out.print(f"  watch /{data['watch_pattern']}/", markup=False)
+    for note in data["notes"]:
+        out.print(f"[yellow]note:[/] {note}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``gswarm plan`` to ``app``."""
+
+    @app.command()
+    def plan(
+        rl_swarm_dir: Optional[Path] = RlSwarmDir,
+        state_dir: Optional[Path] = StateDir,
+        config_file: Optional[Path] = ConfigFile,
+        json_out: bool = JsonOut,
+        via_script: Optional[bool] = typer.Option(None, "--via-script", help="Plan script mode (run_rl_swarm.sh under a pty)."),
+        python: Optional[Path] = typer.Option(None, "--python", help="Interpreter of the node's venv."),
+        testnet: Optional[bool] = typer.Option(None, "--testnet/--no-testnet", help="E1/E2: join the testnet."),
+        swarm: Optional[str] = typer.Option(None, "--swarm", help="E2: A (Math) or B (Math Hard)."),
+        model_size: Optional[str] = typer.Option(None, "--model-size", help="E2: 0.5, 1.5, 7, 32 or 72 (billions)."),
+        model_name: Optional[str] = typer.Option(None, "--model-name", help="E3-E6: Hugging Face model id."),
+        hf_token: Optional[str] = typer.Option(None, "--hf-token", help="Hugging Face token (prefer env GSWARM_HF_TOKEN)."),
+        org_id: Optional[str] = typer.Option(None, "--org-id", help="ORG_ID (default: modal-login userData.json)."),
+        identity_path: Optional[Path] = typer.Option(None, "--identity-path", help="swarm.pem path."),
+        contract_address: Optional[str] = typer.Option(None, "--contract-address", help="E2-E6 coordinator contract."),
+        game: Optional[str] = typer.Option(None, "--game", help="E2: gsm8k or dapo."),
+        config_path: Optional[Path] = typer.Option(None, "--config-path", help="E0-E2 node config YAML."),
+        cpu_only: Optional[bool] = typer.Option(None, "--cpu-only", help="E0-E2: CPU configuration."),
+        requirements: Optional[Path] = typer.Option(None, "--requirements", help="Requirements file for setup."),
+        prg_game: Optional[bool] = typer.Option(None, "--prg-game/--no-prg-game", help="E5: AI Prediction Market."),
+    ) -> None:
+        """Show the generation, evidence and the exact launch (argv, cwd, env, prompts) without starting anything."""
+        flags = dict(locals())
+        flags.pop("json_out")
+        settings = settings_from(**flags)
+        data = plan_json(settings)
+        if json_out:
+            typer.echo(json.dumps(data, indent=2))
+        else:
+            _print(data)

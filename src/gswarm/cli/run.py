@@ -1,9 +1,83 @@
-"""CLI command module `run` (placeholder until implemented)."""
+"""``gswarm run``: supervise one RL Swarm node (or the built-in emulated one with ``--emulated``).
+
+Precedence: flags > ``GSWARM_*`` env > TOML (``--config-file``) > defaults; only
+flags actually given are passed on. Exit code 0 after a requested stop or
+``--duration``; NodeFatal's (6) after FATAL or a stop-and-alert cause; LockError's
+(3) when another ``gswarm run`` supervises the checkout.
+"""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from gswarm.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """``"60"``, ``"90s"``, ``"2m"``, ``"1.5h"`` → seconds. Raises ConfigError naming --duration."""
+    m = _DURATION.match(text or "")
+    if not m:
+        raise ConfigError(f"option --duration: {text!r} is not a duration; use e.g. 60, 90s, 2m or 1h")
+    return float(m.group(1)) * {"s": 1, None: 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def run(
+    rl_swarm_dir: Optional[Path] = typer.Option(None, "--rl-swarm-dir", help="RL Swarm checkout (default: current folder)."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="GSwarm state directory (env GSWARM_STATE_DIR)."),
+    config_file: Optional[Path] = typer.Option(None, "--config-file", help="TOML file with options."),
+    node_name: Optional[str] = typer.Option(None, "--node-name", help="Name of this node in logs, store and API."),
+    python: Optional[Path] = typer.Option(None, "--python", help="Interpreter of the node's venv (direct mode)."),
+    via_script: Optional[bool] = typer.Option(None, "--via-script/--direct", help="Run run_rl_swarm.sh under a pty."),
+    testnet: Optional[bool] = typer.Option(None, "--testnet/--no-testnet", help="Connect to the Gensyn testnet (E1/E2)."),
+    swarm: Optional[str] = typer.Option(None, "--swarm", help="E2 swarm: A (Math) or B (Math Hard)."),
+    model_size: Optional[str] = typer.Option(None, "--model-size", help="E2 model size: 0.5, 1.5, 7, 32, 72."),
+    model_name: Optional[str] = typer.Option(None, "--model-name", help="Hugging Face model id (E3-E6)."),
+    hf_token: Optional[str] = typer.Option(None, "--hf-token", help="Discouraged (visible in ps): prefer env GSWARM_HF_TOKEN."),
+    org_id: Optional[str] = typer.Option(None, "--org-id", help="ORG_ID from modal-login userData.json."),
+    identity_path: Optional[Path] = typer.Option(None, "--identity-path", help="swarm.pem path."),
+    contract_address: Optional[str] = typer.Option(None, "--contract-address", help="Swarm coordinator contract."),
+    game: Optional[str] = typer.Option(None, "--game", help="E2 game: gsm8k or dapo."),
+    config_path: Optional[Path] = typer.Option(None, "--config-path", help="Node config YAML (E0-E2)."),
+    cpu_only: Optional[bool] = typer.Option(None, "--cpu-only/--gpu", help="Force the CPU configuration (E0-E2)."),
+    requirements: Optional[Path] = typer.Option(None, "--requirements", help="Requirements file to install instead."),
+    prg_game: Optional[bool] = typer.Option(None, "--prg-game/--no-prg-game", help="E5: take part in the prediction market."),
+    stop_timeout: Optional[float] = typer.Option(None, "--stop-timeout", help="Grace between SIGTERM and SIGKILL, seconds."),
+    backoff_initial: Optional[float] = typer.Option(None, "--backoff-initial", help="First restart delay, seconds."),
+    backoff_max: Optional[float] = typer.Option(None, "--backoff-max", help="Cap of the restart delay, seconds."),
+    crash_loop_max: Optional[int] = typer.Option(None, "--crash-loop-max", help="Failures within the window that mean FATAL."),
+    crash_loop_window: Optional[float] = typer.Option(None, "--crash-loop-window", help="Crash-loop window, seconds."),
+    restart_on_clean_exit: Optional[bool] = typer.Option(None, "--restart-on-clean-exit/--no-restart-on-clean-exit",
+                                                         help="Restart when the node exits 0 unexpectedly."),
+    api_port: Optional[int] = typer.Option(None, "--api-port", help="API/dashboard port (0 = any free port)."),
+    no_api: bool = typer.Option(False, "--no-api", help="Do not serve the API and dashboard."),
+    emulated: bool = typer.Option(False, "--emulated", help="Supervise a built-in emulated node (no GPU/login/network)."),
+    generation: str = typer.Option("E6", "--generation", help="With --emulated: the generation to emulate (E0-E6)."),
+    emu_faults: Optional[str] = typer.Option(None, "--emu-faults", help="With --emulated: fault schedule (e.g. crash:cuda_oom@10)."),
+    emu_pace: Optional[float] = typer.Option(None, "--emu-pace", help="With --emulated: seconds per emulated step."),
+    duration: Optional[str] = typer.Option(None, "--duration", help="Stop after this long: 60, 90s, 2m, 1h."),
+) -> None:
+    """Start the node and keep it running: output, crashes with causes, backoff and restarts."""
+    flags = {k: v for k, v in locals().items() if k not in ("no_api", "emulated", "generation", "emu_faults", "emu_pace", "duration")}
+    if no_api:
+        flags["api_enabled"] = False
+    if emulated:
+        flags["emulated"] = True
+    if hf_token:
+        typer.echo("warning: --hf-token is visible to every local user (ps); prefer env GSWARM_HF_TOKEN", err=True)
+    seconds = parse_duration(duration) if duration is not None else None
+    from gswarm.cli._runmain import run_main
+
+    code = run_main(flags, seconds=seconds, generation=generation, emu_faults=emu_faults, emu_pace=emu_pace)
+    if code:
+        raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``gswarm run`` to ``app``."""
+    app.command("run")(run)

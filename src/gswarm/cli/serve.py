@@ -1,9 +1,53 @@
-"""CLI command module `serve` (placeholder until implemented)."""
+"""``gswarm serve``: the REST API and dashboard over a state directory, read-only (no supervisor).
+
+Control endpoints answer 409 here; use ``gswarm run`` to supervise. Ctrl-C or
+SIGTERM stops the server.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import signal
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from gswarm.cli._common import ConfigFile, StateDir, settings_from, state_dir_of
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``serve`` to ``app``."""
+
+    @app.command("serve")
+    def serve(
+        host: Optional[str] = typer.Option(None, "--host", help="Bind address (default 127.0.0.1; others need the token for every request)."),
+        port: Optional[int] = typer.Option(None, "--port", help="Port (default 8787; 0 = any free port)."),
+        state_dir: Optional[Path] = StateDir,
+        config_file: Optional[Path] = ConfigFile,
+    ) -> None:
+        """Serve the API and dashboard from the state directory, read-only."""
+        settings = settings_from(state_dir=state_dir, config_file=config_file, api_host=host, api_port=port)
+        asyncio.run(_serve(settings, state_dir_of(settings)))
+
+
+async def _serve(settings, folder: Path) -> None:  # type: ignore[no-untyped-def]
+    from gswarm.api.auth import token_path
+    from gswarm.api.server import ApiService
+    from gswarm.api.source import DataSource
+
+    service = ApiService(DataSource(folder, settings), settings.api_host, settings.api_port)
+    typer.echo(f"GSwarm dashboard (read-only) at {service.url}/  API docs at {service.url}/docs", err=False)
+    typer.echo(f"state directory {folder}; API token in {token_path(folder)}" if not settings.api_token
+               else f"state directory {folder}; API token from the configuration")
+    task = asyncio.ensure_future(service.run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        typer.echo("stopped")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,9 +1,145 @@
-"""CLI command module `status` (placeholder until implemented)."""
+"""``gswarm status [--json]`` and ``gswarm logs [filters] [-f] [--json]`` (thin: logic in monitor/logs)."""
 
 from __future__ import annotations
 
+import json
+import time
+from collections import deque
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from gswarm.cli._common import ConfigFile, JsonOut, StateDir, settings_from, state_dir_of
+
+NodeOpt = typer.Option(None, "--node", help="Node name (default: settings node_name).")
+
+
+def _fmt_bytes(n: Any) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return str(n)
+
+
+def _ago(ts: Any, now: float) -> str:
+    return "-" if ts is None else f"{datetime.fromtimestamp(ts):%Y-%m-%d %H:%M:%S} ({now - ts:.0f} s ago)"
+
+
+def _print_status(d: dict[str, Any], now: float) -> None:
+    t = Table(show_header=False, box=None)
+    sup = d["supervisor"]
+    t.add_row("node", d["node"])
+    t.add_row("supervisor", f"running (pid {sup['pid']})" if sup["alive"] else "not running")
+    stale = "" if sup["alive"] or d["state"] in (None, "STOPPED", "FATAL") else " (last recorded)"
+    t.add_row("state", f"{d['state'] or '-'}{stale} since {_ago(d['state_since'], now)}")
+    t.add_row("generation", f"{d['generation'] or '-'} ({d['mode'] or '-'})")
+    t.add_row("uptime", f"{d['uptime']:.0f} s (pid {d['pid']})" if d["uptime"] is not None else "-")
+    r = d["restarts_24h"]
+    causes = ", ".join(f"{k}: {v}" for k, v in r["by_cause"].items())
+    t.add_row("restarts 24h", f"{r['total']}" + (f" ({causes})" if causes else ""))
+    p = d["progress"]
+    if p:
+        stage = f" stage {p['stage']}" if p["stage"] is not None else ""
+        t.add_row("progress", f"round {p['round']}{stage} ({p['kind']}); {p['animal'] or ''} {p['peer_id'] or ''}")
+        t.add_row("last advance", _ago(p["last_advance"], now))
+    s = d["resources"]
+    if s:
+        gpus = "; ".join(f"GPU{g.get('index')} {g.get('utilization_percent')}% {g.get('temperature_celsius')}°C" for g in s["gpu"] or [])
+        t.add_row("resources", f"CPU {s['cpu_percent']}% RSS {_fmt_bytes(s['rss_bytes'])} | host CPU {s['host_cpu_percent']}% "
+                  f"RAM {s['host_mem_percent']}% {gpus}")
+    i = d["last_incident"]
+    if i:
+        t.add_row("last incident", f"{i['category']} ({i['severity']}) {_ago(i['ts'], now)}")
+        t.add_row("advice", i["advice"] or "-")
+    Console(highlight=False).print(t)
+
+
+def _print_record(rec: dict[str, Any], as_json: bool, out: Console) -> None:
+    if as_json:
+        typer.echo(json.dumps(rec, ensure_ascii=False))
+        return
+    ts = datetime.fromtimestamp(rec.get("ts_unix", 0.0)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    out.print(f"{ts} {rec.get('node')} {str(rec.get('level', '')).upper():8} [{rec.get('category')}] {rec.get('message')}",
+              markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``gswarm status`` and ``gswarm logs`` to ``app``."""
+
+    @app.command()
+    def status(node: Optional[str] = NodeOpt, state_dir: Optional[Path] = StateDir,
+               config_file: Optional[Path] = ConfigFile, json_out: bool = JsonOut) -> None:
+        """State, uptime, restarts (24 h) by cause, round/stage and last advance, CPU/RAM/GPU, last incident."""
+        from gswarm.logs.store import DB_NAME, StoreReader
+        from gswarm.monitor.status import status as build
+
+        settings = settings_from(state_dir=state_dir, config_file=config_file)
+        now = time.time()
+        sdir = state_dir_of(settings)
+        reader = StoreReader(sdir / DB_NAME)
+        try:
+            data = build(reader, sdir, node or settings.node_name, now)
+        finally:
+            reader.close()
+        if json_out:
+            typer.echo(json.dumps(data, indent=2))
+        else:
+            _print_status(data, now)
+
+    @app.command()
+    def logs(
+        level: Optional[str] = typer.Option(None, "--level", help="Minimum level: debug, info, warning, error, critical."),
+        category: Optional[str] = typer.Option(None, "--category", help="output, supervisor, progress, notice or a failure category."),
+        node: Optional[str] = typer.Option(None, "--node", help="Only this node."),
+        since: Optional[str] = typer.Option(None, "--since", help="Start: 2h, 30m, 7d or an ISO time."),
+        until: Optional[str] = typer.Option(None, "--until", help="End: 2h, 30m, 7d (ago) or an ISO time."),
+        grep: Optional[str] = typer.Option(None, "--grep", help="Regular expression searched in the message."),
+        follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new records."),
+        limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the last N matching records."),
+        json_out: bool = JsonOut, state_dir: Optional[Path] = StateDir, config_file: Optional[Path] = ConfigFile,
+    ) -> None:
+        """The JSON log (node output and GSwarm events), rotated and compressed files included, oldest first."""
+        from gswarm.logs._jsonread import LogFilter, compile_grep, iter_records, parse_time
+
+        settings = settings_from(state_dir=state_dir, config_file=config_file)
+        now = time.time()
+        flt = LogFilter(level, category, node, parse_time(since, now, "--since"), parse_time(until, now, "--until"),
+                        compile_grep(grep))
+        directory = state_dir_of(settings) / "logs"
+        out = Console(highlight=False, soft_wrap=True)
+        matched = (r for r in iter_records(directory) if flt.match(r))
+        for rec in (deque(matched, maxlen=limit) if limit else matched):
+            _print_record(rec, json_out, out)
+        if follow:
+            try:
+                for rec in follow_records(directory, flt):
+                    _print_record(rec, json_out, out)
+            except KeyboardInterrupt:
+                pass
+
+
+def follow_records(directory: Path, flt: Any, polls: int | None = None, interval: float = 0.5,
+                   sleep: Any = time.sleep) -> Any:
+    """Yield new matching records of ``directory/gswarm.jsonl`` (rotation handled) every ``interval`` s;
+    ``polls`` bounds the number of polls (None = until interrupted); ``sleep`` is injectable for tests."""
+    from gswarm.logs._jsonread import parse_records
+    from gswarm.logs.jsonlog import LOG_NAME
+    from gswarm.monitor.follow import FileFollower
+
+    follower = FileFollower(directory / LOG_NAME, from_end=True)
+    n = 0
+    try:
+        while polls is None or n < polls:
+            n += 1
+            yield from (r for r in parse_records(follower.read_lines()) if flt.match(r))
+            if polls is None or n < polls:
+                sleep(interval)
+    finally:
+        follower.close()

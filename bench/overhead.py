@@ -1,0 +1,130 @@
+"""Supervisor overhead: a child printing 1,000,000 lines, bare vs. under GSwarm's real code path.
+
+Usage::
+
+    python bench/overhead.py [--lines 1000000] [--repeat 3] [--quiet-seconds 60] [--json]
+
+* **bare**: the child's stdout is a plain pipe that this process drains with a
+  blocking ``os.read(fd, 1 MiB)`` loop and discards (the cheapest possible
+  reader; not /dev/null, so the child pays the same pipe costs in both runs).
+* **supervised**: :class:`gswarm.supervisor.process.NodeProcess` — the path
+  ``gswarm run`` uses — with the line splitter, the capture file (a real file in
+  a temp folder, rotation at the default 50 MB), one ``OutputLine`` event per
+  line on an :class:`~gswarm.events.EventBus` with a trivial subscriber (a
+  counter), no console.
+* Both in this one process run, alternating, ``--repeat`` times; the best wall
+  time of each is compared. The supervisor's CPU is ``getrusage(RUSAGE_SELF)``
+  (user + system) during the supervised runs, so the child's CPU is excluded.
+* **quiet**: a child printing one line every 5 s for ``--quiet-seconds``; the
+  supervisor's CPU time divided by the wall time = % of one core.
+
+The child writes realistic log lines (~80 bytes, like genrl's logger) with
+``sys.stdout.write`` in a loop (Python's 8 KiB block buffering to a pipe).
+Targets (issue #2): ratio ≤ 1.05, quiet CPU < 1 % of a core, peak RSS < 80 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from gswarm.events import EventBus, OutputLine
+from gswarm.supervisor.capture import CaptureFile
+from gswarm.supervisor.process import NodeProcess
+from gswarm.supervisor.spec import LaunchSpec
+
+CHILD = """import sys
+w = sys.stdout.write
+for i in range({n}):
+    w(f"[2025-11-07 12:00:00,123][genrl.logging_utils.global_defs][INFO] - Training round: {{i}} stage: 0\\n")
+"""
+QUIET = "import sys, time\nfor i in range(int({s} // 5) + 1):\n    print('quiet', i, flush=True); time.sleep(min(5, {s}))\n"
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def bare(code: str) -> float:
+    """Wall seconds for the child with a plain pipe drained and discarded."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    fd = p.stdout.fileno()  # type: ignore[union-attr]
+    while os.read(fd, 1 << 20):
+        pass
+    p.wait()
+    return time.perf_counter() - t0
+
+
+async def supervised(code: str, folder: Path) -> tuple[float, float, int]:
+    """(wall s, supervisor CPU s, lines seen on the bus) for the child under NodeProcess."""
+    bus = EventBus()
+    count = [0]
+
+    def sub(ev: object) -> None:
+        if type(ev) is OutputLine:
+            count[0] += 1
+
+    bus.subscribe(sub)
+    cap = CaptureFile(folder / "output.log")
+    spec = LaunchSpec(argv=(sys.executable, "-c", code), cwd=folder, env={}, mode="direct", generation="E6")
+    c0, t0 = _cpu(), time.perf_counter()
+    proc = NodeProcess(spec, "bench", bus, time.time, capture=cap)
+    await proc.start()
+    await proc.wait()
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    cap.close()
+    return wall, cpu, count[0]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quiet-seconds", type=float, default=60.0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    code = CHILD.format(n=args.lines)
+    bares, sups = [], []
+    with tempfile.TemporaryDirectory(prefix="gswarm-bench-") as tmp:
+        for i in range(args.repeat):
+            bares.append(bare(code))
+            folder = Path(tmp) / f"run{i}"
+            folder.mkdir()
+            sups.append(asyncio.run(supervised(code, folder)))
+            assert sups[-1][2] == args.lines, f"lost lines: {sups[-1][2]} != {args.lines}"
+        qc0, qt0 = _cpu(), time.perf_counter()
+        asyncio.run(supervised(QUIET.format(s=args.quiet_seconds), Path(tmp)))
+        quiet_pct = 100 * (_cpu() - qc0) / (time.perf_counter() - qt0)
+    best_bare, best_sup = min(bares), min(s[0] for s in sups)
+    cpu_per_m = min(s[1] for s in sups) * 1_000_000 / args.lines
+    result = {
+        "lines": args.lines, "bare_wall_s": round(best_bare, 3), "supervised_wall_s": round(best_sup, 3),
+        "ratio": round(best_sup / best_bare, 3), "supervisor_cpu_s_per_million_lines": round(cpu_per_m, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "quiet_seconds": args.quiet_seconds, "quiet_cpu_percent_of_core": round(quiet_pct, 3),
+        "all_bare_s": [round(b, 3) for b in bares], "all_supervised_s": [round(s[0], 3) for s in sups],
+        "cpus": os.cpu_count(),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"child: {args.lines:,} lines of ~95 bytes, {os.cpu_count()} CPUs, best of {args.repeat}")
+    print(f"bare (plain pipe drain)   {best_bare:8.3f} s")
+    print(f"supervised (NodeProcess)  {best_sup:8.3f} s   ratio {best_sup / best_bare:.3f}  (target ≤ 1.05)")
+    print(f"supervisor CPU            {cpu_per_m:8.3f} s per million lines")
+    print(f"peak RSS                  {result['peak_rss_mb']:8.1f} MB  (target < 80)")
+    print(f"quiet child {args.quiet_seconds:g} s         {quiet_pct:8.3f} % of one core  (target < 1)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""``create_app(source)``: the FastAPI app of the REST API and the dashboard.
+
+Built in a function (no import-time app). Routes live in ``routes_*`` modules,
+each with ``register(app, source, guard)``. CORS is off unless ``cors_origins``
+is given. OpenAPI at ``/openapi.json``, interactive docs at ``/docs``; the
+dashboard (``gswarm/web``: index.html, app.js, style.css) at ``/``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from gswarm import __version__
+from gswarm.api import errors, routes_config, routes_control, routes_history, routes_logs, routes_stream, routes_status
+from gswarm.api.auth import Guard, is_loopback, load_or_create_token
+from gswarm.api.source import DataSource
+
+DESCRIPTION = """REST API of GSwarm (third-party supervisor for Gensyn RL Swarm nodes).
+
+Reads need no token while GSwarm listens on a loopback address; control and configuration
+writes always need `Authorization: Bearer <token>` (token in `<state_dir>/api_token`), and every
+request does when GSwarm listens on another address. Times are Unix seconds. Errors are
+`{"error": "...", "detail": ...}`; invalid input answers 422 naming the field."""
+
+
+def web_dir() -> Path:
+    """Folder of the packaged dashboard files."""
+    return Path(str(resources.files("gswarm") / "web"))
+
+
+def create_app(source: DataSource, *, host: str | None = None, token: str | None = None,
+               cors_origins: Sequence[str] = (), poll: float = 2.0, heartbeat: float = 15.0) -> FastAPI:
+    """The app over ``source``.
+
+    ``host`` is the bind address (default ``settings.api_host``): non-loopback means
+    every API request needs the token. ``token`` defaults to ``settings.api_token``
+    or the token file (created 0600 on first use). ``poll``/``heartbeat`` (seconds)
+    tune the event stream. Raises OSError when the token file cannot be written.
+    """
+    settings = source.settings
+    host = settings.api_host if host is None else host
+    configured = settings.api_token.get_secret_value() if settings.api_token else None
+    token = token or load_or_create_token(source.state_dir, configured)
+    source.add_secret(token)
+    guard = Guard(token, reads_need_token=not is_loopback(host))
+    app = FastAPI(title="GSwarm API", version=__version__, description=DESCRIPTION,
+                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+    app.state.source, app.state.guard = source, guard
+    errors.install(app)
+    for module in (routes_status, routes_history, routes_logs, routes_config, routes_control):
+        module.register(app, source, guard)
+    routes_stream.register(app, source, guard, poll=poll, heartbeat=heartbeat)
+    _dashboard(app)
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST", "PUT", "PATCH"],
+                           allow_headers=["Authorization", "Content-Type"])
+    return app
+
+
+def _dashboard(app: FastAPI) -> None:
+    folder = web_dir()
+    app.mount("/static", StaticFiles(directory=folder), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(folder / "index.html", media_type="text/html", headers={"Cache-Control": "no-store"})

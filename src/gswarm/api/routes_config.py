@@ -1,0 +1,52 @@
+"""Configuration routes: ``GET /api/v1/config`` (secrets redacted), ``PUT``/``PATCH`` (token required).
+
+``PUT`` replaces the stored override with the body, ``PATCH`` merges the body into
+it; both validate against the Settings model (422 naming the field) and apply on
+the next start (see :mod:`gswarm.api.overrides`). Answers never carry a secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, FastAPI
+
+from gswarm.api import overrides
+from gswarm.api.auth import Guard
+from gswarm.api.schemas import ConfigOut, ErrorOut
+from gswarm.api.source import DataSource
+from gswarm.config import redacted_dict
+
+_APPLIES = "on the next start of `gswarm run` (above the config file, below GSWARM_* env and flags)"
+_ERR = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+_EXAMPLE = {"backoff_max": 600, "sample_interval": 5}
+
+
+def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
+    """Add the configuration routes to ``app``."""
+    api = APIRouter(prefix="/api/v1", tags=["config"], responses=_ERR)
+
+    def out() -> dict[str, Any]:
+        return {"effective": redacted_dict(source.settings),
+                "override": overrides.shown(overrides.read_override(source.state_dir)),
+                "override_file": str(overrides.override_path(source.state_dir)), "applies": _APPLIES}
+
+    @api.get("/config", response_model=ConfigOut, dependencies=[Depends(guard.read)])
+    async def get_config() -> dict[str, Any]:
+        """The effective configuration of this process and the stored override."""
+        return out()
+
+    @api.put("/config", response_model=ConfigOut, dependencies=[Depends(guard.control)])
+    async def put_config(body: dict[str, Any] = Body(..., examples=[_EXAMPLE])) -> dict[str, Any]:
+        """Replace the override with ``body`` (option → value); ``{}`` clears it."""
+        overrides.save(source.state_dir, overrides.validate(source.settings, body))
+        return out()
+
+    @api.patch("/config", response_model=ConfigOut, dependencies=[Depends(guard.control)])
+    async def patch_config(body: dict[str, Any] = Body(..., examples=[_EXAMPLE])) -> dict[str, Any]:
+        """Merge ``body`` into the stored override."""
+        merged = {**overrides.read_override(source.state_dir), **body}
+        overrides.save(source.state_dir, overrides.validate(source.settings, merged))
+        return out()
+
+    app.include_router(api)

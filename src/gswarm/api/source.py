@@ -1,0 +1,128 @@
+"""Where the API's data comes from: a live Runtime, or only a state directory.
+
+The app never touches processes: live control posts a ``Command`` on
+``runtime.commands`` and the supervisor acts. Store reads run in a worker thread
+(``asyncio.to_thread``) so a long history query never blocks the supervisor loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from gswarm.api.nodeview import StoreCache
+from gswarm.config import Settings
+
+T = TypeVar("T")
+DB_NAME = "gswarm.db"
+
+
+class NotLive(Exception):
+    """Raised by :meth:`DataSource.send` when no supervisor runs in this process."""
+
+
+class DataSource:
+    """The API's view of one GSwarm state directory.
+
+    ``runtime`` (a ``gswarm.runtime.Runtime``) makes the source live: snapshot,
+    bus and command queue come from it. Without it the source is read-only and
+    everything is read from ``<state_dir>/gswarm.db`` and ``<state_dir>/logs``.
+    ``clock`` needs ``time()`` (Unix seconds); ``reader`` defaults to a
+    ``gswarm.logs.store.StoreReader`` on the state dir's database;
+    ``command_type`` defaults to ``gswarm.runtime.Command``.
+    """
+
+    def __init__(self, state_dir: Path, settings: Settings, *, runtime: Any = None,
+                 clock: Any = None, reader: Any = None, stall_timeout: float = 1800.0,
+                 command_type: Callable[[str, str], Any] | None = None) -> None:
+        self.state_dir = Path(state_dir)
+        self.settings = settings
+        self.runtime = runtime
+        self.clock = clock or getattr(runtime, "clock", None) or _WallClock()
+        self._reader = reader
+        self.stall_timeout = settings.stall_timeout or stall_timeout
+        self.bound: dict[str, Any] = {}
+        self._command_type = command_type
+        self.cache = StoreCache()
+        self.closing = False
+        self._secrets: set[str] = set()
+        for secret in (settings.hf_token, settings.api_token):
+            if secret is not None:
+                self.add_secret(secret.get_secret_value())
+        for url in settings.notify_urls:
+            rest = url.split("://", 1)[-1]
+            self.add_secret(rest)
+            for part in re.split(r"[/:@?&=]", rest):
+                if len(part) >= 12:
+                    self.add_secret(part)
+
+    @property
+    def live(self) -> bool:
+        """True when a supervisor runs in this process (control endpoints work)."""
+        return self.runtime is not None
+
+    @property
+    def node(self) -> str:
+        """The supervised node's name (``settings.node_name``)."""
+        return getattr(self.runtime, "node", None) or self.settings.node_name
+
+    @property
+    def bus(self) -> Any:
+        """The live event bus, or None in read-only mode."""
+        return getattr(self.runtime, "bus", None)
+
+    @property
+    def reader(self) -> Any:
+        """The shared, thread-safe StoreReader (created on first use)."""
+        if self._reader is None:
+            from gswarm.logs.store import StoreReader
+
+            self._reader = StoreReader(self.state_dir / DB_NAME)
+        return self._reader
+
+    def now(self) -> float:
+        """Wall-clock Unix seconds from the injected clock."""
+        return float(self.clock.time())
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(reader, *args)`` in a worker thread; StoreError propagates."""
+        return await asyncio.to_thread(fn, self.reader, *args)
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """``runtime.snapshot()`` (keys per docs/architecture.md) or None when read-only."""
+        return dict(self.runtime.snapshot()) if self.runtime is not None else None
+
+    def send(self, kind: str, source: str = "api") -> None:
+        """Post ``Command(kind, source)`` on the runtime's queue; raises NotLive when read-only."""
+        if self.runtime is None:
+            raise NotLive("no supervisor running: `gswarm serve` is read-only; use `gswarm run`")
+        if self._command_type is None:
+            from gswarm.runtime import Command
+
+            self._command_type = Command
+        self.runtime.commands.put_nowait(self._command_type(kind, source))
+
+    def add_secret(self, value: str | None) -> None:
+        """Remember ``value`` (8+ characters) so :meth:`scrub` hides it."""
+        if value and len(value) >= 8:
+            self._secrets.add(value)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every known secret value replaced by ``***`` (longest first)."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    def close(self) -> None:
+        """Release the store connection."""
+        if self._reader is not None and hasattr(self._reader, "close"):
+            self._reader.close()
+
+
+class _WallClock:
+    def time(self) -> float:
+        return time.time()

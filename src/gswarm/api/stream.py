@@ -1,0 +1,155 @@
+"""Server-sent events for ``/api/v1/events/stream``.
+
+Live: every bus event, as ``event: <type>`` (log, state, start, exit, restart,
+incident, recovery, progress, sample, notice) with the event's fields as JSON
+data (enums as values). Read-only: new store rows polled every ``poll`` seconds
+(``type`` = event kind, or incident/progress/sample) and new lines of the JSON
+log (``log``). A comment line is sent every ``heartbeat`` seconds. Known secret
+values are replaced by ``***`` before anything is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import math
+from typing import Any, AsyncIterator, Callable
+
+from gswarm import events as ev
+from gswarm.api import logfile
+
+TYPES = {ev.OutputLine: "log", ev.StateChanged: "state", ev.ProcessStarted: "start", ev.ProcessExited: "exit",
+         ev.Incident: "incident", ev.RestartScheduled: "restart", ev.RecoveryAction: "recovery",
+         ev.ProgressUpdate: "progress", ev.ResourceSample: "sample", ev.Notice: "notice"}
+_TABLES = ("events", "incidents", "progress", "samples")
+
+
+def event_dict(event: ev.Event) -> dict[str, Any]:
+    """``{"type": ..., <fields>}`` for a bus event (OutputLine drops ``raw``)."""
+    data = {f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event) if f.name != "raw"}
+    return {"type": TYPES.get(type(event), type(event).__name__.lower()), **data}
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    return getattr(v, "value", v)
+
+
+def frame(seq: int, item: dict[str, Any], scrub: Callable[[str], str]) -> str:
+    """One SSE frame: ``id``, ``event`` and one ``data`` line of JSON (NaN/inf sent as null)."""
+    data = scrub(json.dumps(_finite(item), default=str))
+    return f"id: {seq}\nevent: {item.get('type', 'message')}\ndata: {data}\n\n"
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    return v
+
+
+class LiveFeed:
+    """Bus events as dicts. Subscribes at construction (so nothing published after it is
+    missed); ``close()`` unsubscribes. At most ``maxsize`` events wait; more are dropped."""
+
+    def __init__(self, bus: ev.EventBus, maxsize: int = 2000) -> None:
+        self.queue: asyncio.Queue[ev.Event] = asyncio.Queue(maxsize)
+        self.dropped = 0
+        self.close = bus.subscribe(self._put)
+
+    def _put(self, event: ev.Event) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def items(self, heartbeat: float, closing: Callable[[], bool]) -> AsyncIterator[dict[str, Any] | None]:
+        """Yield event dicts; None after ``heartbeat`` seconds of silence."""
+        while not closing():
+            try:
+                yield event_dict(await asyncio.wait_for(self.queue.get(), heartbeat))
+            except asyncio.TimeoutError:
+                yield None
+
+
+class StorePoller:
+    """New store rows and JSON-log lines as dicts (read-only mode).
+
+    ``await prime()`` records where the store and the log end now; ``items()`` then
+    checks every ``poll`` seconds and yields what is new (None as heartbeat).
+    """
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.last: dict[str, int] = {}
+        self.offset = 0
+
+    async def prime(self) -> None:
+        """Remember the newest row ids and the log file size."""
+        self.last = await self.source.db(_max_ids)
+        path = self.source.state_dir / "logs" / logfile.LOG_NAME
+        self.offset = path.stat().st_size if path.exists() else 0
+
+    async def items(self, poll: float, heartbeat: float, closing: Callable[[], bool]) -> AsyncIterator[dict[str, Any] | None]:
+        """Yield new rows and lines, oldest first; None after ``heartbeat`` seconds without any."""
+        quiet = 0.0
+        while not closing():
+            await asyncio.sleep(poll)
+            rows = await self.source.db(_new_rows, self.last)
+            lines, self.offset = await asyncio.to_thread(_new_lines, self.source.state_dir, self.offset)
+            for item in rows + lines:
+                yield item
+            quiet = 0.0 if rows or lines else quiet + poll
+            if quiet >= heartbeat:
+                quiet = 0.0
+                yield None
+
+
+def _max_ids(reader: Any) -> dict[str, int]:
+    out = {}
+    for t in _TABLES:
+        rows = reader.query(f"SELECT MAX(id) AS m FROM {t}")
+        out[t] = int(rows[0]["m"] or 0) if rows else 0
+    return out
+
+
+def _new_rows(reader: Any, last: dict[str, int]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for t in _TABLES:
+        for row in reader.query(f"SELECT * FROM {t} WHERE id > ? ORDER BY id LIMIT 500", (last[t],)):
+            last[t] = max(last[t], int(row["id"]))
+            kind = row["kind"] if t == "events" else {"incidents": "incident", "progress": "progress", "samples": "sample"}[t]
+            items.append({"type": kind, **row})
+    return sorted(items, key=lambda r: r.get("ts") or 0)
+
+
+def _new_lines(state_dir: Any, offset: int) -> tuple[list[dict[str, Any]], int]:
+    path = state_dir / "logs" / logfile.LOG_NAME
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return [], 0
+    if size < offset:
+        offset = 0
+    if size == offset:
+        return [], offset
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read(min(size - offset, 1 << 20))
+    end = data.rfind(b"\n") + 1
+    out = []
+    for raw in data[:end].splitlines():
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            out.append({"type": "log", **rec})
+    return out, offset + end

@@ -1,0 +1,55 @@
+"""The body of ``gswarm run`` (kept out of the Typer module so the command stays thin)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gswarm.config import load_settings
+from gswarm.errors import NodeFatal
+
+
+def run_main(flags: dict[str, Any], seconds: float | None = None, generation: str = "E6",
+             emu_faults: str | None = None, emu_pace: float | None = None) -> int:
+    """Load settings, print the plan, supervise; returns 0 or raises NodeFatal / LockError / ConfigError."""
+    from gswarm.cli._runview import RunView
+    from gswarm.runtime import Runtime
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings = load_settings(flags)
+    tmp = None
+    view = RunView()
+    if settings.emulated:
+        from gswarm.emulator.demo import default_demo
+
+        tmp = tempfile.TemporaryDirectory(prefix="gswarm-emulated-")
+        kwargs: dict[str, Any] = {}
+        if emu_faults is not None:
+            kwargs["faults"] = emu_faults
+        if emu_pace is not None:
+            kwargs["pace"] = emu_pace
+        checkout, env = default_demo(Path(tmp.name), generation, **kwargs)
+        settings = settings.model_copy(update={"rl_swarm_dir": checkout, "extra_env": {**settings.extra_env, **env}})
+        view.say(f"emulated {generation} checkout in {checkout} (faults: {env.get('GSWARM_EMU_FAULTS') or 'none'})")
+    try:
+        rt = Runtime(settings, console=view.lines)
+        rt.bus.subscribe(view.event)
+        view.plan(rt.build_spec())
+        code = asyncio.run(_supervise(rt, seconds))
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    if code == NodeFatal.exit_code:
+        snap = rt.snapshot()
+        raise NodeFatal(f"node {rt.node} gave up ({snap['state']}): {snap['fatal_reason'] or 'see the output above'}; "
+                        f"fix the cause shown above, then start gswarm run again")
+    return code
+
+
+async def _supervise(rt: Any, seconds: float | None) -> int:
+    if seconds is not None:
+        asyncio.get_running_loop().call_later(seconds, rt.request, "stop", "duration", True)
+    return await rt.run()

@@ -1,0 +1,86 @@
+"""What ``gswarm run`` shows: the node's output as it comes, GSwarm's own events in Rich style.
+
+Node lines are written as they are (colours kept on a terminal, stripped
+otherwise; ``\\r`` redraws drawn in place on a terminal). Events are one line
+each, prefixed ``gswarm``. Secrets never reach this view: the plan shows the
+masked env only, and answers to secret prompts are masked by script mode.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+
+from gswarm.events import (Event, Incident, Notice, ProcessExited, ProcessStarted, RecoveryAction, RestartScheduled,
+                           Severity, StateChanged)
+from gswarm.supervisor.stream import REDRAW, Batch
+
+_SEV_STYLE = {Severity.DEBUG: "dim", Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.ERROR: "red",
+              Severity.CRITICAL: "bold red"}
+
+
+class RunView:
+    """Console for one ``gswarm run``: ``lines(batch, ts)`` for node output, ``event(ev)`` for the bus."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.tty = self.out.isatty()
+        self.console = Console(file=self.out, highlight=False, soft_wrap=True)
+        self._in_redraw = False
+
+    def lines(self, batch: Batch, ts: float) -> None:
+        rows = batch.raws if self.tty else batch.texts
+        flags = batch.flags
+        if not self.tty or not flags:
+            text = "\n".join(rows) + "\n"
+            if self._in_redraw:
+                text, self._in_redraw = "\n" + text, False
+            self.out.write(text)
+        else:
+            for row, flag in zip(rows, flags):
+                if flag & REDRAW:
+                    self.out.write(f"\r{row}\x1b[K")
+                    self._in_redraw = True
+                else:
+                    self.out.write(("\n" if self._in_redraw else "") + row + "\n")
+                    self._in_redraw = False
+        self.out.flush()
+
+    def say(self, text: str, style: str = "bold cyan") -> None:
+        if self._in_redraw:
+            self.out.write("\n")
+            self._in_redraw = False
+        self.console.print(f"[{style}]gswarm[/] {text}")
+
+    def plan(self, spec: Any) -> None:
+        """The generation, the mode, the argv and the notes (no secrets: argv carries none)."""
+        self.say(f"generation [bold]{spec.generation}[/] ({escape(', '.join(spec.evidence[:3]))})")
+        self.say(f"mode {spec.mode}: {escape(' '.join(spec.argv))}  (cwd {escape(str(spec.cwd))})")
+        for note in spec.notes:
+            self.say(f"note: {escape(note)}", "yellow")
+
+    def event(self, ev: Event) -> None:  # noqa: C901 - a flat dispatch table
+        if isinstance(ev, ProcessStarted):
+            self.say(f"started node pid {ev.pid} (run {ev.run_id}, {ev.generation}, {ev.mode} mode)", "bold green")
+        elif isinstance(ev, ProcessExited):
+            how = f"signal {ev.signal}" if ev.signal else f"exit code {ev.exit_code}"
+            self.say(f"node pid {ev.pid} ended with {how} after {ev.uptime:.1f}s", "bold yellow")
+        elif isinstance(ev, Incident):
+            self.say(f"cause: [bold]{ev.category.value}[/] (rule {escape(ev.rule_id)}, {ev.severity.value}) "
+                     f"→ {ev.recovery.value}", _SEV_STYLE.get(ev.severity, "red"))
+            for line in ev.evidence[-3:]:
+                self.say(f"  evidence: {escape(line[:300])}", "dim")
+            if ev.advice:
+                self.say(f"  advice: {escape(ev.advice)}", "italic")
+        elif isinstance(ev, RestartScheduled):
+            self.say(f"restart #{ev.attempt} in [bold]{ev.delay:.1f}s[/] (backoff; cause {ev.cause.value}"
+                     f"{', ' + escape(ev.detail) if ev.detail else ''})", "bold magenta")
+        elif isinstance(ev, StateChanged):
+            self.say(f"state {ev.old.value} → {ev.new.value}" + (f" ({escape(ev.reason)})" if ev.reason else ""), "dim")
+        elif isinstance(ev, Notice):
+            self.say(f"{escape(ev.title)}" + (f": {escape(ev.body)}" if ev.body else ""), _SEV_STYLE.get(ev.severity, "cyan"))
+        elif isinstance(ev, RecoveryAction):
+            self.say(f"recovery {ev.recovery.value}: {escape(ev.detail)}", "cyan")

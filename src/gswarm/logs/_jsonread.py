@@ -1,0 +1,110 @@
+"""Reading the JSON log (rotated, gzipped and current files, oldest first), filters and time parsing."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from gswarm.errors import ConfigError
+from gswarm.logs.jsonlog import LOG_NAME, rotated_files
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(value: str | None, now: float, option: str = "--since") -> float | None:
+    """``2h``/``30m``/``7d``/``90s``/``1w`` before ``now``, or an ISO-8601 time (naive = local), → Unix s.
+
+    Raises ConfigError naming ``option`` for anything else.
+    """
+    if value is None or value == "":
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", value)
+    if m:
+        return now - float(m[1]) * _UNITS[m[2]]
+    try:
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{option} {value!r}: use a duration like 30m, 2h, 7d or an ISO time like 2025-07-27T16:00:00") from None
+    if dt.tzinfo is None:
+        dt = dt.astimezone()
+    return dt.timestamp()
+
+
+def compile_grep(pattern: str | None, option: str = "--grep") -> re.Pattern[str] | None:
+    """Compile the ``--grep`` regex; ConfigError naming the option when invalid."""
+    if not pattern:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"{option} {pattern!r} is not a valid regular expression: {exc}") from None
+
+
+def log_files(directory: Path) -> list[Path]:
+    """Rotated files (oldest first) then the current ``gswarm.jsonl`` (if present)."""
+    out = rotated_files(directory)
+    cur = Path(directory) / LOG_NAME
+    return out + ([cur] if cur.exists() else [])
+
+
+def read_lines(path: Path) -> Iterator[str]:
+    """Text lines of a plain or gzipped log file (a truncated ``.gz`` ends quietly)."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:  # type: ignore[operator]
+            yield from fh
+    except (EOFError, OSError):
+        return
+
+
+def parse_records(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """JSON objects of ``lines``; malformed lines are skipped."""
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            yield rec
+
+
+def iter_records(directory: Path) -> Iterator[dict[str, Any]]:
+    """Every record of every file, oldest file first."""
+    for path in log_files(directory):
+        yield from parse_records(read_lines(path))
+
+
+@dataclass
+class LogFilter:
+    """``gswarm logs`` filters: minimum ``level``, exact ``category``/``node``, time range (Unix s), regex on message."""
+
+    level: str | None = None
+    category: str | None = None
+    node: str | None = None
+    since: float | None = None
+    until: float | None = None
+    grep: re.Pattern[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.level is not None and self.level.lower() not in LEVELS:
+            raise ConfigError(f"--level {self.level!r}: use one of {', '.join(LEVELS)}")
+
+    def match(self, rec: dict[str, Any]) -> bool:
+        """True when ``rec`` passes every filter."""
+        lvl = rec.get("level", "info")
+        if self.level and (LEVELS.index(lvl) if lvl in LEVELS else 1) < LEVELS.index(self.level.lower()):
+            return False
+        if self.category and rec.get("category") != self.category:
+            return False
+        if self.node and rec.get("node") != self.node:
+            return False
+        ts = rec.get("ts_unix") or 0.0
+        if (self.since is not None and ts < self.since) or (self.until is not None and ts > self.until):
+            return False
+        return not self.grep or bool(self.grep.search(str(rec.get("message", ""))))

@@ -1,0 +1,149 @@
+"""The store writer task: consumes the bus through one queue and writes batches.
+
+Batching: the task waits for one event, then drains everything already queued
+(up to ``max_batch``) and commits it in one transaction, so a burst costs one
+commit. Output lines are not stored here (they go to the JSON log). Pruning runs
+every ``prune_interval`` seconds of the injected clock. On cancel the queue is
+drained and written before the connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from gswarm import events as ev
+from gswarm.logs.store import DB_NAME, STORED_TYPES, Store
+
+log = logging.getLogger(__name__)
+
+
+class _Paused(Exception):
+    """The store could not be opened recently; not retried yet."""
+
+
+class StoreService:
+    """Service ``store``: ``StoreService(bus, clock, path, retention_days=30.0, node="default")``.
+
+    ``retention_days`` (days) bounds the database; ``prune_interval`` (seconds)
+    is how often old rows are deleted. Publishes a ``Notice(kind="store_set_aside")``
+    when a foreign/corrupted database was renamed on open.
+    """
+
+    name = "store"
+
+    def __init__(self, bus: ev.EventBus, clock: Any, path: Path, retention_days: float = 30.0,
+                 node: str = "default", prune_interval: float = 3600.0, max_batch: int = 1000,
+                 queue_size: int = 20_000) -> None:
+        self.bus, self.clock, self.path, self.node = bus, clock, Path(path), node
+        self.retention_s = retention_days * 86400.0
+        self.prune_interval = prune_interval
+        self.max_batch = max_batch
+        self.queue = bus.queue(queue_size, STORED_TYPES)
+        self.store: Store | None = None
+        self.written = 0
+        self.dropped = 0
+        self._retry_at = float("-inf")
+
+    def open(self) -> Store:
+        """Open (or reopen) the writer; publishes a Notice if a bad file was set aside.
+
+        After a failed open (StoreError: permissions, disk full…) batches are dropped and
+        counted in ``dropped`` until ``retry_after`` (60 s) of the clock have passed.
+        """
+        if self.store is None:
+            if self.clock.monotonic() < self._retry_at:
+                raise _Paused()
+            try:
+                self.store = Store(self.path, now=self.clock.time(), node=self.node)
+            except Exception:
+                self._retry_at = self.clock.monotonic() + 60.0
+                raise
+            if self.store.opened.set_aside is not None:
+                moved = self.store.opened.set_aside
+                self.bus.publish(ev.Notice(
+                    self.node, self.clock.time(), "store_set_aside", ev.Severity.WARNING,
+                    "History database was unusable and was set aside",
+                    f"{self.path} {self.store.opened.reason}; it was renamed to {moved.name} and a new store was started.",
+                ))
+            self.store.prune(self.clock.time(), self.retention_s)
+        return self.store
+
+    def flush(self, first: ev.Event | None = None) -> int:
+        """Write ``first`` and everything queued now in one transaction; returns the number written."""
+        batch = [first] if first is not None else []
+        while not self.queue.empty() and len(batch) < self.max_batch:
+            batch.append(self.queue.get_nowait())
+        if not batch:
+            return 0
+        try:
+            store = self.open()
+        except _Paused:
+            self.dropped += len(batch)
+            return 0
+        n = store.write(batch)
+        self.written += n
+        return n
+
+    async def run(self) -> None:
+        """Write batches until cancelled; never raises out (errors are logged and the batch dropped)."""
+        prune_task = asyncio.ensure_future(self._prune_loop())
+        try:
+            self._safe(self.open)
+            while True:
+                first = await self.queue.get()
+                self._safe(lambda: self.flush(first))
+                await asyncio.sleep(0)
+        finally:
+            prune_task.cancel()
+            with contextlib.suppress(BaseException):
+                await prune_task
+            self._safe(self.flush)
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+
+    async def _prune_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.prune_interval)
+            self._safe(lambda: self.open().prune(self.clock.time(), self.retention_s))
+
+    def _safe(self, fn: Any) -> Any:
+        try:
+            return fn()
+        except _Paused:
+            return 0
+        except Exception:
+            log.exception("store writer: %s failed", getattr(fn, "__name__", "step"))
+            return 0
+
+
+class _Together:
+    """Runs the store writer and the JSON log writer as one service (until the runtime lists
+    ``gswarm.logs.jsonlog:create_service`` itself)."""
+
+    name = "store"
+
+    def __init__(self, *services: Any) -> None:
+        self.services = services
+        self.store = services[0]
+
+    async def run(self) -> None:
+        await asyncio.gather(*(s.run() for s in self.services))
+
+
+def create_service(rt: Any) -> Any:
+    """Factory for the runtime: the store at ``rt.state_dir / "gswarm.db"`` with ``settings.retention_days``.
+
+    Also runs the JSON log service when the runtime does not list its factory itself.
+    """
+    store = StoreService(rt.bus, rt.clock, Path(rt.state_dir) / DB_NAME,
+                         retention_days=rt.settings.retention_days, node=rt.node)
+    if "gswarm.logs.jsonlog:create_service" in tuple(getattr(rt, "service_paths", ()) or ()):
+        return store
+    from gswarm.logs import jsonlog
+
+    return _Together(store, jsonlog.create_service(rt))

@@ -1,0 +1,177 @@
+"""Classify RL Swarm node output into a failure category with evidence, recovery and advice.
+
+The rules are data (``rules.toml`` next to this module; fields documented at its top), built from
+the real failure corpus ``shared/failures/`` (INDEX.md markers, case numbers in the advice) and
+``generations.md`` §2.6/§10/§12/§14. Lines first pass a cheap prefilter (a few dozen gate words, see
+``_gate.py``); only those lines are matched against the rules, with multi-line context (``near``
+windows, ``all`` patterns, repeat/round-gap detectors). The last decisive failure wins; generic wrappers
+(bare traceback, hydra's "Error executing job", the script's ">> An error was detected" banner) only
+decide when nothing specific matched, and benign lines never make a failure.
+
+``Classifier.classify_lines`` is the batch path (``gswarm diagnose``, tests); ``StreamClassifier`` is
+the live path fed line by line by the supervisor: ``on_line`` is O(1) for ordinary lines and returns a
+Classification only for live incidents; ``result()`` classifies the recent output at exit time.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+from gswarm.logs._engine import Hit, evaluate, evidence, match_patterns
+from gswarm.logs._gate import build_gate
+from gswarm.logs._rules import Pat, Rule, RuleSet, load_rules
+from gswarm.supervisor.policy import Classification, ExitInfo, effective
+
+RULES_FILE = Path(__file__).with_name("rules.toml")
+_GATED = ("any", "all", "live_anchor", "reset", "gap_from")  # `near` is read around anchors
+
+
+class Classifier:
+    """Compiled rule table. Build with :meth:`from_package` or :meth:`from_file` (ConfigError on bad rules)."""
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.rules: tuple[Rule, ...] = ruleset.rules
+        self._all = _Compiled(ruleset, lambda r: True)
+        self._stream = _Compiled(ruleset, lambda r: r.stream)
+
+    @classmethod
+    def from_package(cls) -> "Classifier":
+        """The rule table shipped in the package (parsed once per process)."""
+        return _package_classifier()
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> "Classifier":
+        """Rules from ``path``. Raises ConfigError naming the file, the rule id and the field."""
+        return cls(load_rules(Path(path)))
+
+    def classify_lines(self, lines: Sequence[str], generation: str | None = None, *,
+                       exit_code: int | None = None, signal: int | None = None) -> Classification:
+        """Classify a whole log (a sequence of lines, newlines optional); ``generation`` E0..E6 or None.
+
+        Returns ``Classification()`` (category ``none``) when nothing matched. With ``exit_code``/``signal``
+        of the run (the watcher passes them) the result accounts for the exit: SIGKILL without decisive
+        output → ``system_oom_killed``, status 0 with nothing found → ``clean_exit`` (``policy.effective``).
+        """
+        comp = self._all
+        trig = [(i, s) for i, s in enumerate(lines) if comp.passes(s)]
+        text_of = (lambda i: lines[i] if 0 <= i < len(lines) else None)
+        cls = comp.classify(trig, generation, text_of)
+        if exit_code is None and signal is None:
+            return cls
+        return effective(ExitInfo(exit_code, signal, 0.0), cls)
+
+    def stream(self, generation: str | None = None, **kwargs: int) -> "StreamClassifier":
+        """A new :class:`StreamClassifier` sharing this compiled table."""
+        return StreamClassifier(self, generation, **kwargs)
+
+
+class _Compiled:
+    """Gate + per-word pattern index for the rules selected by ``keep``."""
+
+    def __init__(self, ruleset: RuleSet, keep) -> None:
+        self.rules = tuple(r for r in ruleset.rules if keep(r))
+        pats: dict[str, Pat] = {p.source: p for r in self.rules for f in _GATED for p in getattr(r, f)}
+        words = sorted({w for p in pats.values() for w in p.gates})
+        self.words = tuple(words)
+        self.by_word = {w: tuple(p for p in pats.values() if w in p.gates) for w in words}
+        self.anchored = tuple(p for p in pats.values() if p.anchored)
+        gate = build_gate(set(words))
+        self.gate = gate.search if gate else (lambda s: None)
+        start = re.compile("|".join(f"(?:{p.rx.pattern})" for p in self.anchored)) if self.anchored else None
+        self.start = start.match if start else (lambda s: None)
+
+    def passes(self, text: str) -> bool:
+        return self.gate(text) is not None or self.start(text) is not None
+
+    def classify(self, trig, generation: str | None, text_of) -> Classification:
+        found = match_patterns(trig, self.words, self.by_word, self.anchored)
+        hit = evaluate((r for r in self.rules if r.applies(generation)), found, text_of)
+        return to_classification(hit, text_of) if hit else Classification()
+
+
+def to_classification(hit: Hit, text_of) -> Classification:
+    """The public :class:`Classification` of an engine hit."""
+    r = hit.rule
+    return Classification(r.category, r.recovery, r.severity, r.id, evidence(hit, text_of), r.advice)
+
+
+@lru_cache(maxsize=1)
+def _package_classifier() -> Classifier:
+    return Classifier(load_rules(RULES_FILE))
+
+
+class StreamClassifier:
+    """Incremental classifier for one run of the node (create a new one per start).
+
+    ``ring`` recent lines are kept for evidence context, at most ``keep`` gate-passing lines for
+    classification, and ``result()`` looks at the last ``tail`` lines only (so an old, survived
+    incident does not explain a later exit). Live incidents: rules with ``live = N`` fire after N
+    hits (within ``live_window`` seconds of ``now`` when given; ``now`` defaults to time.monotonic()).
+    """
+
+    def __init__(self, classifier: Classifier | None = None, generation: str | None = None,
+                 ring: int = 64, keep: int = 4000, tail: int = 2000) -> None:
+        self.classifier = classifier or Classifier.from_package()
+        self.generation = generation
+        self._c = self.classifier._stream
+        self._gate, self._start = self._c.gate, self._c.start
+        self._ring: deque[str] = deque(maxlen=ring)
+        self._trig: deque[tuple[int, str]] = deque(maxlen=keep)
+        self._tail = tail
+        self._n = 0
+        self._live = [r for r in self._c.rules if r.live and r.applies(generation)]
+        self._live_hits: dict[str, deque[tuple[float, int]]] = {r.id: deque() for r in self._live}
+
+    @property
+    def lines_seen(self) -> int:
+        """Number of lines fed so far."""
+        return self._n
+
+    def on_line(self, text: str, now: float | None = None) -> Classification | None:
+        """Feed one output line (ANSI-stripped). Returns a Classification for a live incident, else None."""
+        self._n += 1
+        self._ring.append(text)
+        if self._gate(text) is None and self._start(text) is None:
+            return None
+        self._trig.append((self._n, text))
+        return self._check_live(text, now) if self._live else None
+
+    def _check_live(self, text: str, now: float | None) -> Classification | None:
+        for rule in self._live:
+            pats = rule.live_anchor or rule.any
+            if not any(p.rx.search(text) for p in pats) or any(u.rx.search(text) for u in rule.unless):
+                continue
+            hits = self._live_hits[rule.id]
+            if hits and self._n - hits[-1][1] <= rule.live_gap:
+                continue  # same incident (e.g. the wrapper line and the HTTP error line of one submission)
+            ts = time.monotonic() if now is None else now
+            hits.append((ts, self._n))
+            while rule.live_window and hits and ts - hits[0][0] > rule.live_window:
+                hits.popleft()
+            if len(hits) >= rule.live:
+                lines = tuple(i for _, i in list(hits)[-3:])
+                hits.clear()
+                return to_classification(Hit(rule, self._n, lines), self._text_of)
+        return None
+
+    def _text_of(self, i: int) -> str | None:
+        back = self._n - i
+        if 0 <= back < len(self._ring):
+            return self._ring[len(self._ring) - 1 - back]
+        for j, text in reversed(self._trig):
+            if j == i:
+                return text
+            if j < i:
+                break
+        return None
+
+    def result(self) -> Classification:
+        """Classification of the recent output (call at exit); category ``none`` if nothing matched."""
+        first = self._n - self._tail
+        trig = [(i, s) for i, s in self._trig if i > first]
+        return self._c.classify(trig, self.generation, self._text_of)

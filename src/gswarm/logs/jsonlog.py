@@ -1,0 +1,232 @@
+"""Structured JSON-lines log ``<state_dir>/logs/gswarm.jsonl``: node output + GSwarm's own events.
+
+One object per line: ``ts`` (ISO-8601 UTC with microseconds), ``ts_unix`` (s), ``node``, ``level``
+(debug/info/warning/error/critical), ``category``, ``message``, ``pid``, ``kind``; plus ``stream``
+for output and ``data`` for events. ``category`` is the failure category for incidents, else the
+source: ``output``, ``supervisor``, ``progress``, ``notice``. Output levels come from the node's
+own markers (generations.md §12 "Timestamp prefixes": ``LEVEL:logger:``, `` - LEVEL - ``,
+``[LEVEL]``, `` LEVEL: ``), else ``info``.
+
+Rotation by size (``max_bytes``) and by UTC day into ``gswarm.jsonl.<YYYYmmddTHHMMSSZ>``, then
+gzip (``.gz``); at most ``backups`` rotated files are kept, none older than ``retention_days``.
+Written by :class:`JsonLogService` (buffered; flushed every ``flush_interval`` s and at shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gswarm import events as ev
+
+log = logging.getLogger(__name__)
+LOG_NAME = "gswarm.jsonl"
+_LEVEL = re.compile(r"^(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL):|\[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\]"
+                    r"| - (DEBUG|INFO|WARNING|ERROR|CRITICAL) - |^\[[a-z_]+\] [\d\- :,]+ (DEBUG|INFO|WARNING|ERROR|CRITICAL): ")
+_STAMP = re.compile(r"\.(\d{8}T\d{6}Z)(?:-\d+)?(?:\.gz)?$")
+
+
+def iso(ts: float) -> str:
+    """``ts`` (Unix s) as ISO-8601 UTC with microseconds, e.g. ``2023-11-14T22:13:20.000000+00:00``."""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="microseconds")
+
+
+def line_level(text: str) -> str:
+    """The node's own level marker in ``text`` (lower case), or ``info``."""
+    m = _LEVEL.search(text)
+    if not m:
+        return "info"
+    lvl = next(g for g in m.groups() if g).lower()
+    return "warning" if lvl == "warn" else lvl
+
+
+def record_of(e: ev.Event) -> dict[str, Any] | None:
+    """The JSON record for an event, or None for events not logged (resource samples)."""
+    base: dict[str, Any] = {"ts": iso(e.ts), "ts_unix": round(e.ts, 6), "node": e.node}
+    if isinstance(e, ev.OutputLine):
+        return base | {"level": line_level(e.text), "category": "output", "message": e.text, "pid": e.pid,
+                       "kind": "output", "stream": e.stream}
+    if isinstance(e, ev.ResourceSample):
+        return None
+    if isinstance(e, ev.Incident):
+        return base | {"level": e.severity.value, "category": e.category.value, "message": e.advice or e.rule_id,
+                       "pid": None, "kind": "incident",
+                       "data": {"rule_id": e.rule_id, "recovery": e.recovery.value, "evidence": list(e.evidence)}}
+    kind, level, category, message, data = _describe(e)
+    return base | {"level": level, "category": category, "message": message, "pid": getattr(e, "pid", None),
+                   "kind": kind, "data": data}
+
+
+def _describe(e: ev.Event) -> tuple[str, str, str, str, dict[str, Any]]:
+    if isinstance(e, ev.StateChanged):
+        return "state", "info", "supervisor", f"{e.old.value} -> {e.new.value} {e.reason}".strip(), {"old": e.old.value, "new": e.new.value}
+    if isinstance(e, ev.ProcessStarted):
+        return "start", "info", "supervisor", f"started pid {e.pid} ({e.generation}, {e.mode})", {"argv": list(e.argv), "generation": e.generation}
+    if isinstance(e, ev.ProcessExited):
+        lvl = "info" if e.exit_code == 0 else "warning"
+        return "exit", lvl, "supervisor", f"pid {e.pid} exited code={e.exit_code} signal={e.signal}", {"exit_code": e.exit_code, "signal": e.signal, "uptime": e.uptime}
+    if isinstance(e, ev.RestartScheduled):
+        return "restart", "warning", "supervisor", e.detail or f"restart in {e.delay:.1f} s", {"delay": e.delay, "cause": e.cause.value, "recovery": e.recovery.value, "attempt": e.attempt}
+    if isinstance(e, ev.RecoveryAction):
+        return "recovery", "warning", "supervisor", e.detail, {"recovery": e.recovery.value, **dict(e.data)}
+    if isinstance(e, ev.Notice):
+        return "notice", e.severity.value, "notice", e.title, {"kind": e.kind, "body": e.body}
+    if isinstance(e, ev.ProgressUpdate):
+        msg = f"{e.kind} round={e.round} stage={e.stage}" + (f" {e.detail}" if e.detail else "")
+        return "progress", "info", "progress", msg, {"round": e.round, "stage": e.stage, "advanced": e.advanced}
+    return type(e).__name__.lower(), "info", "supervisor", "", {}
+
+
+class JsonLog:
+    """The file writer: ``write(records)`` appends and rotates; ``compress()`` gzips rotated files;
+    ``prune(now)`` applies ``backups`` and ``retention_days``. Sizes in bytes."""
+
+    def __init__(self, directory: Path, max_bytes: int = 50 << 20, backups: int = 10, retention_days: float = 30.0) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / LOG_NAME
+        self.max_bytes, self.backups, self.retention_s = max_bytes, backups, retention_days * 86400.0
+        self._day: str | None = None
+        if self.path.exists() and self.path.stat().st_size:
+            self._day = time.strftime("%Y%m%d", time.gmtime(self.path.stat().st_mtime))
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        """Append ``records`` (rotating before a record that would pass ``max_bytes`` or starts a new UTC day)."""
+        fh = open(self.path, "ab")
+        try:
+            size = fh.tell()
+            for rec in records:
+                line = (json.dumps(rec, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+                day = rec["ts"][:10].replace("-", "")
+                if size and (size + len(line) > self.max_bytes or (self._day and day != self._day)):
+                    fh.close()
+                    self.rotate(rec["ts_unix"])
+                    fh, size = open(self.path, "ab"), 0
+                self._day = day if size == 0 or self._day is None else self._day
+                fh.write(line)
+                size += len(line)
+        finally:
+            fh.close()
+
+    def rotate(self, now: float) -> Path:
+        """Rename the current file to ``gswarm.jsonl.<stamp>``; returns the new name."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        existing = self.rotated()
+        if existing and _order(existing[-1])[0] > stamp:  # keep names in write order if clocks/ts go backwards
+            stamp = _order(existing[-1])[0]
+        target, n = self.dir / f"{LOG_NAME}.{stamp}", 1
+        while target.exists() or target.with_name(target.name + ".gz").exists():
+            target, n = self.dir / f"{LOG_NAME}.{stamp}-{n}", n + 1
+        os.replace(self.path, target)
+        self._day = None
+        return target
+
+    def rotated(self) -> list[Path]:
+        """Rotated files (plain or ``.gz``), oldest first."""
+        return rotated_files(self.dir)
+
+    def compress(self) -> int:
+        """Gzip rotated plain files (atomic: temp file + rename); returns how many."""
+        n = 0
+        for p in self.rotated():
+            if p.suffix != ".gz":
+                tmp = p.with_name(p.name + ".gz.tmp")
+                with open(p, "rb") as src, gzip.open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                os.replace(tmp, p.with_name(p.name + ".gz"))
+                p.unlink()
+                n += 1
+        return n
+
+    def prune(self, now: float) -> list[Path]:
+        """Delete rotated files beyond ``backups`` or rotated before ``now - retention_days``."""
+        files = self.rotated()
+        cutoff = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now - self.retention_s))
+        doomed = files[: max(0, len(files) - self.backups)] + [p for p in files if _STAMP.search(p.name)[1] < cutoff]
+        for p in dict.fromkeys(doomed):
+            p.unlink(missing_ok=True)
+        return list(dict.fromkeys(doomed))
+
+
+def rotated_files(directory: Path) -> list[Path]:
+    """Rotated JSON log files in ``directory`` (plain or ``.gz``), oldest first."""
+    return sorted((p for p in Path(directory).glob(f"{LOG_NAME}.*") if _STAMP.search(p.name)), key=_order)
+
+
+def _order(p: Path) -> tuple[str, int]:
+    m = re.search(r"\.(\d{8}T\d{6}Z)(?:-(\d+))?", p.name)
+    return (m[1], int(m[2] or 0)) if m else ("", 0)
+
+
+class JsonLogService:
+    """Service ``jsonlog``: buffers events (inline subscriber, no drops up to ``max_buffer``) and writes
+    them every ``flush_interval`` seconds and at shutdown; compresses and prunes after rotations."""
+
+    name = "jsonlog"
+
+    def __init__(self, bus: ev.EventBus, clock: Any, writer: JsonLog, flush_interval: float = 1.0, max_buffer: int = 100_000) -> None:
+        self.bus, self.clock, self.writer = bus, clock, writer
+        self.flush_interval, self.max_buffer = flush_interval, max_buffer
+        self._buf: list[ev.Event] = []
+        self.dropped = 0
+        self.rotations = 0
+        self._unsubscribe = bus.subscribe(self._on_event)
+
+    def _on_event(self, e: ev.Event) -> None:
+        if len(self._buf) < self.max_buffer:
+            self._buf.append(e)
+        else:
+            self.dropped += 1
+
+    def flush(self) -> int:
+        """Write the buffered events now; returns the number of records written."""
+        batch, self._buf = self._buf, []
+        records = [r for r in map(record_of, batch) if r is not None]
+        if records:
+            before = len(self.writer.rotated())
+            self.writer.write(records)
+            self.rotations += len(self.writer.rotated()) != before
+        return len(records)
+
+    def tidy(self) -> None:
+        """Compress rotated files and apply retention (after a rotation)."""
+        self.writer.compress()
+        self.writer.prune(self.clock.time())
+
+    async def run(self) -> None:
+        """Flush periodically until cancelled; flush once more on the way out."""
+        try:
+            self.writer.prune(self.clock.time())
+            while True:
+                await self.clock.sleep(self.flush_interval)
+                try:
+                    seen = self.rotations
+                    self.flush()
+                    if self.rotations != seen:
+                        await asyncio.to_thread(self.tidy)  # gzip of a big file off the loop
+                except Exception:
+                    log.exception("writing the JSON log failed")
+        finally:
+            self._unsubscribe()
+            try:
+                seen = self.rotations
+                self.flush()
+                if self.rotations != seen:
+                    self.tidy()
+            except Exception:
+                log.exception("final flush of the JSON log failed")
+
+
+def create_service(rt: Any) -> JsonLogService:
+    """Factory: ``<state_dir>/logs/gswarm.jsonl`` with ``log_max_bytes``, ``log_backups``, ``retention_days``."""
+    s = rt.settings
+    return JsonLogService(rt.bus, rt.clock, JsonLog(Path(rt.state_dir) / "logs", s.log_max_bytes, s.log_backups, s.retention_days))

@@ -1,0 +1,95 @@
+"""Progress markers of RL Swarm output, per generation family, as regexes on ANSI-stripped text.
+
+Sources (generations.md): §12 "Suggested progress regexes"; E0 §3.6 ("Joining round: r starting at
+stage: s", "Training round: r stage: s", "Starting new round: r", "Already finished round: r.
+Skipping."); E1/E2 §4.6/§5.6 (Hello with animal + peer id, "Submitting winners for round r",
+"Finished training round", "Registering self with peer ID", "Peer ID [p] is already registered",
+TRL metric dicts with ``'reward'``, E2 ``swarm.log`` "[PRINT] " mirror); E3–E6 §6.6–§9.6
+("Starting round: r/1000000.", "🐝 Joining round: r", "Already finished round: r. Next check in Ns.");
+E5 §8.6 (bets, claims); E6 §9.6 ("Joining CodeZero Swarm").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_PEER = r"(Qm\w{44}|12D3Koo\w+)"
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One parsed progress fact. ``kind``: hello, peer, join, round, stage, stage_done, waiting,
+    winners, reward, bet, claim, swarm. ``round``/``stage``/``round_total`` are ints or None."""
+
+    kind: str
+    round: int | None = None
+    stage: int | None = None
+    round_total: int | None = None
+    animal: str | None = None
+    peer_id: str | None = None
+    detail: str = ""
+
+
+def _hello(m: re.Match) -> Fact:
+    return Fact("hello", animal=m[1], peer_id=m[2])
+
+
+def _join(m: re.Match) -> Fact:
+    return Fact("join", int(m[1]), int(m[2]) if m[2] is not None else None)
+
+
+def _waiting(m: re.Match) -> Fact:
+    detail = f"next check in {m[2]}s" if m[2] else "skipping"
+    return Fact("waiting", int(m[1]), detail=detail)
+
+
+def _bet(m: re.Match) -> Fact:
+    return Fact("bet", peer_id=m[3], detail=f"game {m[1]} round {m[2]}: {m[4]} tokens on choice - {m[5].strip()}")
+
+
+_COMMON = [
+    ("Hello", re.compile(r"Hello .*?\[([a-z]+ [a-z]+ [a-z]+)\].*?\[" + _PEER + r"\]"), _hello),
+    ("Joining round", re.compile(r"Joining round:\s*(\d+)(?: starting at stage:\s*(\d+))?"), _join),
+    ("Already finished", re.compile(r"Already finished round:\s*(\d+)\.\s*(?:Next check in ([\d.]+)s|Skipping)"), _waiting),
+]
+_HIVEMIND = [  # E0-E2
+    ("raining round", re.compile(r"(Finished )?[Tt]raining round:\s*(\d+) stage:\s*(\d+)"),
+     lambda m: Fact("stage_done" if m[1] else "stage", int(m[2]), int(m[3]))),
+    ("Starting new round", re.compile(r"Starting new round:\s*(\d+)"), lambda m: Fact("round", int(m[1]))),
+    ("Submitting winners", re.compile(r"Submitting winners for round (\d+):?\s*(.*)"),
+     lambda m: Fact("winners", int(m[1]), detail=f"winners: {m[2].strip() or '[]'}")),
+    ("peer ID", re.compile(r"(?:Registering self with peer ID: |Peer ID \[)" + _PEER), lambda m: Fact("peer", peer_id=m[1])),
+    ("'reward'", re.compile(r"'reward': (-?[\d.]+(?:e-?\d+)?)"), lambda m: Fact("reward", detail=f"reward={float(m[1]):.6g}")),
+]
+_GENRL = [  # E3-E6
+    ("Starting round", re.compile(r"Starting round:\s*(\d+)/(\d+)\."), lambda m: Fact("round", int(m[1]), round_total=int(m[2]))),
+    ("placed bet", re.compile(r"Game (\d+) Round (\d+): Peer (\S+) placed bet of ([\d.]+) tokens on choice - (.*)"), _bet),
+    ("claimed reward", re.compile(r"successfully claimed reward for previous game (\d+)"),
+     lambda m: Fact("claim", detail=f"claimed reward for game {m[1]}")),
+    ("Joining CodeZero", re.compile(r"Joining CodeZero Swarm"), lambda m: Fact("swarm", detail="joining CodeZero swarm")),
+    ("peer ID", re.compile(r"Peer ID \[" + _PEER), lambda m: Fact("peer", peer_id=m[1])),
+]
+FAMILIES = {"hivemind": _COMMON + _HIVEMIND, "genrl": _COMMON + _GENRL, "all": _COMMON + _HIVEMIND + _GENRL}
+_PREFILTER = re.compile("|".join(sorted({re.escape(k) for k, _, _ in FAMILIES["all"]})))
+
+
+def family_of(generation: str | None) -> str:
+    """``hivemind`` for E0-E2, ``genrl`` for E3-E6, ``all`` otherwise (unknown generation)."""
+    if generation in ("E0", "E1", "E2"):
+        return "hivemind"
+    if generation in ("E3", "E4", "E5", "E6"):
+        return "genrl"
+    return "all"
+
+
+def parse_line(text: str, family: str = "all") -> Fact | None:
+    """The progress fact in one ANSI-stripped line, or None (most lines: one prefilter search)."""
+    if not _PREFILTER.search(text):
+        return None
+    for key, rx, make in FAMILIES[family]:
+        if key in text:
+            m = rx.search(text)
+            if m:
+                return make(m)
+    return None

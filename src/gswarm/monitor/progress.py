@@ -1,0 +1,178 @@
+"""Training progress from the node's output and its log files → ``ProgressUpdate`` events.
+
+Two sources feed one :class:`ProgressTracker`: ``OutputLine`` events (inline bus
+subscriber; a single prefilter regex rejects most lines) and the files the node
+writes, followed with rotation/truncation handled (E2 ``logs/swarm.log``, E3–E6
+``logs/swarm_launcher.log``, E3/E4 ``logs/training_<animal>.log``; generations.md
+§5.6–§9.6 and §13.7). The same fact seen on stdout and in a file is recorded once
+(dedupe key: kind, round, stage, identity, detail). ``advanced`` is True when the
+position (round, stage, finished?) moves forward — a jump of several rounds is an
+advance (failure corpus 056: slower nodes skip rounds). "Already finished round"
+(waiting) is never an advance and is re-published at most every ``repeat_after`` s.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from gswarm import events as ev
+from gswarm.monitor._progress_rules import Fact, family_of, parse_line
+from gswarm.monitor.follow import FileFollower, GlobFollower
+
+log = logging.getLogger(__name__)
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+_POSITIONAL = ("join", "round", "stage", "stage_done")
+_CONTEXT = ("reward", "bet", "claim", "winners", "waiting", "peer", "hello", "swarm")
+
+
+class ProgressTracker:
+    """State of one node's training: ``round``, ``stage``, ``round_total``, ``animal``, ``peer_id``.
+
+    ``feed(text, ts)`` → a ``ProgressUpdate`` or None (not a marker, or a duplicate).
+    ``new_run(generation)`` at every process start: picks the parser family and lets
+    the first position of the new run count as an advance (it becomes the baseline
+    when the swarm's round went backwards).
+    """
+
+    def __init__(self, node: str, generation: str | None = None, repeat_after: float = 600.0) -> None:
+        self.node = node
+        self.family = family_of(generation)
+        self.repeat_after = repeat_after
+        self.round: int | None = None
+        self.stage: int | None = None
+        self.round_total: int | None = None
+        self.animal: str | None = None
+        self.peer_id: str | None = None
+        self.best: tuple[int, int, int] | None = None
+        self._new_run = True
+        self._seen: OrderedDict[tuple, float] = OrderedDict()
+
+    def new_run(self, generation: str | None) -> None:
+        """A new process started: reset the dedupe memory, keep the best position."""
+        self.family = family_of(generation)
+        self._new_run = True
+        self._seen.clear()
+
+    def feed(self, text: str, ts: float) -> ev.ProgressUpdate | None:
+        """Parse one ANSI-stripped line received at ``ts`` (Unix seconds)."""
+        fact = parse_line(text, self.family)
+        return self.apply(fact, ts) if fact is not None else None
+
+    def apply(self, fact: Fact, ts: float) -> ev.ProgressUpdate | None:
+        """Record ``fact``; None when it repeats a fact already recorded in this run."""
+        key = (fact.kind, fact.round, fact.stage, fact.animal, fact.peer_id,
+               None if fact.kind == "waiting" else fact.detail, self.round if fact.kind == "reward" else None)
+        last = self._seen.get(key)
+        if last is not None and (fact.kind != "waiting" or ts - last < self.repeat_after):
+            return None
+        self._seen[key] = ts
+        self._seen.move_to_end(key)
+        while len(self._seen) > 512:
+            self._seen.popitem(last=False)
+        advanced = self._advance(fact)
+        self._absorb(fact)
+        rnd = fact.round if fact.round is not None else self.round
+        stage = fact.stage if fact.round is not None or fact.kind in _POSITIONAL else self.stage
+        return ev.ProgressUpdate(self.node, ts, fact.kind, rnd, stage, self.round_total,
+                                 self.animal, self.peer_id, advanced, fact.detail)
+
+    def _advance(self, fact: Fact) -> bool:
+        if fact.kind not in _POSITIONAL or fact.round is None:
+            return False
+        pos = (fact.round, fact.stage or 0, 1 if fact.kind == "stage_done" else 0)
+        if self._new_run or self.best is None or pos > self.best:
+            self._new_run = False
+            self.best = pos if self.best is None or pos > self.best or fact.round < self.best[0] else self.best
+            return True
+        return False
+
+    def _absorb(self, fact: Fact) -> None:
+        if fact.kind in _POSITIONAL and fact.round is not None:
+            if self.round != fact.round:
+                self.stage = None
+            self.round = fact.round
+            if fact.stage is not None:
+                self.stage = fact.stage
+        elif fact.kind == "waiting" and self.round is None:
+            self.round = fact.round
+        if fact.round_total is not None:
+            self.round_total = fact.round_total
+        self.animal = fact.animal or self.animal
+        self.peer_id = fact.peer_id or self.peer_id
+
+
+def log_files(checkout: Path, generation: str | None) -> list[Any]:
+    """Followers for the node's own log files of ``generation`` (all candidates when unknown)."""
+    logs = Path(checkout) / "logs"
+    main = {"E2": ["swarm.log"], "E3": ["swarm_launcher.log"], "E4": ["swarm_launcher.log"],
+            "E5": ["swarm_launcher.log"], "E6": ["swarm_launcher.log"]}.get(generation or "", ["swarm.log", "swarm_launcher.log"])
+    out: list[Any] = [FileFollower(logs / name) for name in main]
+    if generation in ("E3", "E4", None, "unknown", ""):
+        out.append(GlobFollower(str(logs / "training_*.log")))
+    return out
+
+
+class ProgressService:
+    """Service ``progress``: parses output lines inline and polls log files every ``poll_interval`` s."""
+
+    name = "progress"
+
+    def __init__(self, bus: ev.EventBus, clock: Any, node: str, checkout: Path | None,
+                 generation: str | None = None, poll_interval: float = 1.0) -> None:
+        self.bus, self.clock, self.node, self.checkout = bus, clock, node, checkout
+        self.poll_interval = poll_interval
+        self.tracker = ProgressTracker(node, generation)
+        self.followers = log_files(checkout, generation) if checkout else []
+        self._files_for = generation
+        self._unsubscribe = bus.subscribe(self._on_event)
+
+    def _on_event(self, e: ev.Event) -> None:
+        if e.node != self.node:
+            return
+        if isinstance(e, ev.OutputLine):
+            upd = self.tracker.feed(e.text, e.ts)
+            if upd is not None:
+                self.bus.publish(upd)
+        elif isinstance(e, ev.ProcessStarted):
+            self.tracker.new_run(e.generation)
+            if self.checkout and e.generation not in (self._files_for, None, "", "unknown"):
+                for f in self.followers:
+                    f.close()
+                self.followers = log_files(self.checkout, e.generation)
+                self._files_for = e.generation
+
+    def poll(self) -> int:
+        """Read new lines of the log files now; returns the number of updates published."""
+        n = 0
+        for follower in self.followers:
+            for line in follower.read_lines():
+                upd = self.tracker.feed(_ANSI.sub("", line), self.clock.time())
+                if upd is not None:
+                    self.bus.publish(upd)
+                    n += 1
+        return n
+
+    async def run(self) -> None:
+        """Poll the files until cancelled; never raises out."""
+        try:
+            while True:
+                try:
+                    self.poll()
+                except Exception:
+                    log.exception("progress: reading the node's log files failed")
+                await self.clock.sleep(self.poll_interval)
+        finally:
+            self._unsubscribe()
+            for f in self.followers:
+                f.close()
+
+
+def create_service(rt: Any) -> ProgressService:
+    """Factory for the runtime: checkout from ``rt.spec.cwd`` (else ``rt.checkout`` / ``settings.rl_swarm_dir``)."""
+    spec = getattr(rt, "spec", None)
+    checkout = Path(spec.cwd) if spec is not None else Path(getattr(rt, "checkout", None) or rt.settings.rl_swarm_dir)
+    return ProgressService(rt.bus, rt.clock, rt.node, checkout, spec.generation if spec is not None else None)

@@ -1,0 +1,190 @@
+"""Service ``notify``: bus events → rules → noise control → per-channel delivery; scheduled digests.
+
+The service reads a bounded bus queue (the bus drops events when it is full, so
+a slow notifier can never block ``publish``), translates events with
+:class:`~gswarm.notify.rules.Rules`, filters them with
+:class:`~gswarm.notify.noise.NoiseFilter` and hands them to the
+:class:`~gswarm.notify.dispatch.Dispatcher` (its own workers, threads and
+deadlines). A ticker on the injected clock releases messages deferred by quiet
+hours and sends the digest when due. ``run`` never raises out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any, Sequence
+
+from gswarm import events as ev
+from gswarm import maintenance
+from gswarm.clock import Clock
+from gswarm.notify import schedule
+from gswarm.notify.channels import Channel, load_channels
+from gswarm.notify.dispatch import Dispatcher
+from gswarm.notify.noise import NoiseFilter
+from gswarm.notify.rules import Message, Rules
+
+log = logging.getLogger(__name__)
+WATCHED = (ev.Incident, ev.ProcessExited, ev.StateChanged, ev.RestartScheduled, ev.ProgressUpdate,
+           ev.ResourceSample, ev.Notice)
+
+
+class NotifyService:
+    """``NotifyService(bus, clock, state_dir, node, channels, …)``; see :func:`create_service`.
+
+    ``digest``: schedule (``"daily 08:00"``, ``"weekly mon 08:00"``, ``"off"``; local time of ``tz``).
+    ``db_path``: the store read for digests (default ``state_dir/gswarm.db``). ``tick``: seconds
+    between ticker runs. ``noise``/``rules``/``dispatcher`` may be passed in (tests, settings).
+    """
+
+    name = "notify"
+
+    def __init__(self, bus: ev.EventBus, clock: Clock, state_dir: Path, node: str, channels: Sequence[Channel],
+                 *, noise: NoiseFilter | None = None, rules: Rules | None = None,
+                 dispatcher: Dispatcher | None = None, digest: str | None = "daily 08:00",
+                 tz: tzinfo | None = None, tick: float = 5.0, queue_size: int = 1000,
+                 db_path: Path | None = None, stop_grace: float = 2.0) -> None:
+        self.bus, self.clock, self.node, self.tz, self.tick = bus, clock, node, tz, tick
+        self.state_dir = Path(state_dir)
+        self.noise = noise or NoiseFilter(maintenance_until=self._maintenance, tz=tz)
+        self.rules = rules or Rules()
+        self.dispatcher = dispatcher or Dispatcher(channels, clock)
+        self.digest_spec = digest
+        self.next_digest_at = schedule.next_due(digest, clock.time(), tz)
+        self.db_path = Path(db_path) if db_path else self.state_dir / "gswarm.db"
+        self.stop_grace = stop_grace
+        self.queue = bus.queue(queue_size, WATCHED)
+        self.handled = 0
+        self.last_digest: Any = None
+
+    def _maintenance(self, now: float) -> float | None:
+        return maintenance.active_until(self.state_dir, now)
+
+    def handle(self, event: ev.Event) -> int:
+        """Translate, filter and queue one event; returns the number of deliveries queued. Never raises."""
+        try:
+            self.handled += 1
+            return sum(self.offer(m) for m in self.rules.translate(event))
+        except Exception:
+            log.exception("notify: could not handle %s", type(event).__name__)
+            return 0
+
+    def offer(self, msg: Message) -> int:
+        """Pass ``msg`` through noise control and queue what survives; returns deliveries queued."""
+        admitted = self.noise.admit(msg, self.clock.time(), self._wanted)
+        return sum(self.dispatcher.submit(m) for m in admitted)
+
+    def _wanted(self, msg: Message) -> bool:
+        return any(c.wants(msg.kind, msg.severity, force=msg.force) for c in self.dispatcher.channels)
+
+    async def tick_once(self) -> None:
+        """Release deferred messages; build and queue the digest when due."""
+        now = self.clock.time()
+        for msg in self.noise.release(now):
+            self.dispatcher.submit(msg)
+        if self.next_digest_at is not None and now >= self.next_digest_at:
+            self.next_digest_at = schedule.next_due(self.digest_spec, now, self.tz)
+            await self.send_digest(now - schedule.period_seconds(self.digest_spec), now)
+
+    async def send_digest(self, since: float, until: float) -> int:
+        """Build the digest of ``[since, until]`` off the loop and queue it; returns deliveries queued."""
+        try:
+            self.last_digest = await asyncio.to_thread(self._build_digest, since, until)
+        except Exception:
+            log.exception("notify: building the digest failed")
+            return 0
+        return self.dispatcher.submit(self.last_digest.message())
+
+    def _build_digest(self, since: float, until: float) -> Any:
+        from gswarm.logs.store import StoreReader
+        from gswarm.notify.digest import build_digest
+
+        folder = self.state_dir / "digests"
+        png = folder / f"digest-{self.node}-{int(until)}.png"
+        reader = StoreReader(self.db_path)
+        try:
+            digest = build_digest(reader, self.node, since, until, png, self.tz)
+        finally:
+            reader.close()
+        for old in sorted(folder.glob(f"digest-{self.node}-*.png"))[:-14]:
+            old.unlink(missing_ok=True)
+        return digest
+
+    async def run(self) -> None:
+        """Consume events and tick until cancelled; says "started"/"stopped" (info). Never raises out."""
+        self.dispatcher.start()
+        self.offer(self.rules.lifecycle(self.node, self.clock.time(), started=True))
+        ticker = asyncio.ensure_future(self._ticker())
+        try:
+            while True:
+                self.handle(await self.queue.get())
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(BaseException):
+                await self._say_stopped()
+            await self.dispatcher.aclose()
+
+    async def _ticker(self) -> None:
+        while True:
+            await self.clock.sleep(self.tick)
+            try:
+                await self.tick_once()
+            except Exception:
+                log.exception("notify: tick failed")
+
+    async def _say_stopped(self) -> None:
+        msg = self.rules.lifecycle(self.node, self.clock.time(), started=False)
+        for m in self.noise.admit(msg, self.clock.time(), self._wanted):
+            await asyncio.wait_for(self.dispatcher.send_now(m), self.stop_grace)
+
+    def status(self) -> dict[str, Any]:
+        """``{"channels": {name: {...}}, "deferred": int, "suppressed": {reason: n}, "events_handled": int,
+        "next_digest_at": float|None, "maintenance_until": float|None}`` — URLs redacted."""
+        return {
+            "channels": self.dispatcher.status(),
+            "deferred": len(self.noise.deferred),
+            "suppressed": dict(self.noise.stats),
+            "events_handled": self.handled,
+            "next_digest_at": self.next_digest_at,
+            "maintenance_until": self._maintenance(self.clock.time()),
+        }
+
+
+def _opt(settings: Any, name: str, default: Any) -> Any:
+    value = getattr(settings, name, None)
+    return default if value is None else value
+
+
+def create_service(rt: Any) -> NotifyService | None:
+    """The notify service for runtime ``rt``, or None when no channel is configured.
+
+    Options read from ``rt.settings`` (those not yet in Settings fall back to the defaults shown):
+    notify_urls, notify_channels ([]), notify_min_severity, quiet_hours, notify_dedup_window (1800 s),
+    notify_flap_count (5), notify_flap_window (600 s), notify_timeout (10 s), notify_retries (2),
+    notify_digest ("daily 08:00"), notify_disk_low_gb (5.0), notify_gpu_hot_c (85.0).
+    A channel URL Apprise does not understand is skipped: logged and announced as a
+    ``Notice(kind="notify_config")`` through the remaining channels. Raises ConfigError for bad
+    quiet hours or digest schedule.
+    """
+    s = rt.settings
+    problems: list[str] = []
+    channels = load_channels(s.notify_urls, _opt(s, "notify_channels", []), s.notify_min_severity, problems)
+    for p in problems:
+        log.error("notifications: %s", p)
+    if not channels:
+        return None
+    state_dir = Path(rt.state_dir)
+    noise = NoiseFilter(_opt(s, "notify_dedup_window", 1800.0), _opt(s, "notify_flap_count", 5),
+                        _opt(s, "notify_flap_window", 600.0), s.quiet_hours,
+                        maintenance_until=lambda now: maintenance.active_until(state_dir, now))
+    rules = Rules(int(_opt(s, "notify_disk_low_gb", 5.0) * 1024**3), _opt(s, "notify_gpu_hot_c", 85.0))
+    dispatcher = Dispatcher(channels, rt.clock, _opt(s, "notify_timeout", 10.0), _opt(s, "notify_retries", 2))
+    svc = NotifyService(rt.bus, rt.clock, state_dir, rt.node, channels, noise=noise, rules=rules,
+                        dispatcher=dispatcher, digest=_opt(s, "notify_digest", "daily 08:00"))
+    for p in problems:  # after the service subscribed, so the remaining channels carry it
+        rt.bus.publish(ev.Notice(rt.node, rt.clock.time(), "notify_config", ev.Severity.WARNING,
+                                 "a notification channel is misconfigured and was skipped", p))
+    return svc

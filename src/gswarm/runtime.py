@@ -1,0 +1,232 @@
+"""The composition root: one Runtime per ``gswarm run`` (see docs/architecture.md "Runtime").
+
+Builds the bus, the checkout lock, the node watcher and the optional services
+(lazy factories ``module:create_service``; a missing module or attribute is
+skipped and logged at debug), runs them as tasks of one loop and shuts down in
+order: node first, then services in reverse order of creation. Signal handlers
+only enqueue commands: SIGINT/SIGTERM → graceful stop and exit; a second SIGINT
+while stopping → kill now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import random
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from gswarm.clock import Clock, SystemClock
+from gswarm.events import EventBus, RecoveryAction, Recovery, Notice, Severity
+from gswarm.paths import state_dir as resolve_state_dir
+from gswarm.supervisor.spec import LaunchSpec
+
+log = logging.getLogger(__name__)
+
+SERVICE_FACTORIES = (
+    "gswarm.logs.store:create_service",
+    "gswarm.monitor.sampler:create_service",
+    "gswarm.monitor.progress:create_service",
+    "gswarm.monitor.health:create_service",
+    "gswarm.notify.service:create_service",
+    "gswarm.api.server:create_service",
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A request to the node watcher. ``kind``: "start" | "stop" | "restart" | "kill"
+    (also "stalled", "degraded", "healthy" from the health monitor); ``source``: who
+    asked ("signal", "api", "cli", "duration", …); ``shutdown``: also end ``gswarm run``
+    once the node stopped."""
+
+    kind: str
+    source: str = "api"
+    shutdown: bool = False
+
+
+class Runtime:
+    """Everything one ``gswarm run`` owns. See the module docstring.
+
+    ``spec_factory`` builds the LaunchSpec before each start (default:
+    ``gswarm.rlswarm.launch.build_launch_spec(settings, checkout)``); ``checkout``
+    defaults to ``settings.rl_swarm_dir``. ``services`` lists factory paths
+    (default :data:`SERVICE_FACTORIES`; pass ``()`` for none).
+    """
+
+    def __init__(self, settings: Any, clock: Clock | None = None, bus: EventBus | None = None, *,
+                 checkout: Path | None = None, spec_factory: Callable[[], LaunchSpec] | None = None,
+                 rng: random.Random | None = None, console: Any = None, reinstall: Callable[[], Any] | None = None,
+                 services: tuple[str, ...] | None = None, install_signals: bool = True,
+                 prestart: Callable[[], Any] | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.bus = bus or EventBus()
+        self.state_dir: Path = resolve_state_dir(settings.state_dir)
+        self.node: str = settings.node_name
+        self.checkout = Path(checkout or settings.rl_swarm_dir).expanduser().resolve()
+        self.commands: asyncio.Queue = asyncio.Queue()
+        self.spec: LaunchSpec | None = None
+        self._spec_factory = spec_factory or self._default_spec
+        self.rng, self.console, self.reinstall = rng, console, reinstall
+        self.prestart = prestart or self._keep_login_files
+        self.service_paths = SERVICE_FACTORIES if services is None else services
+        self.install_signals = install_signals
+        self.watcher: Any = None
+        self.services: list[Any] = []
+        self._sigint_seen = 0
+
+    def _default_spec(self) -> LaunchSpec:
+        from gswarm.rlswarm.launch import build_launch_spec
+
+        return build_launch_spec(self.settings, self.checkout)
+
+    def _keep_login_files(self) -> None:
+        """Before each start: back up a valid login, restore files the script deleted (§2.2).
+
+        Uses ``gswarm.rlswarm.identity`` when present; any problem is logged, never fatal
+        (a checkout without login, e.g. E0, simply has nothing to keep).
+        """
+        try:
+            from gswarm.rlswarm import identity
+        except ImportError:
+            return
+        restored = []
+        try:
+            restored = identity.restore_login_files(self.checkout, self.state_dir)
+            identity.backup_login_files(self.checkout, self.state_dir)
+        except Exception as exc:  # LoginError (not logged in yet), OSError
+            log.debug("login files not backed up: %s", exc)
+        if restored:
+            self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.NONE,
+                                            f"restored {', '.join(restored)} from the backup before the start"))
+
+    def build_spec(self) -> LaunchSpec:
+        """Build (and remember) the LaunchSpec for the next start (raises CheckoutError/ConfigError)."""
+        self.spec = self._spec_factory()
+        return self.spec
+
+    # ----------------------------------------------------------------- running
+    async def run(self) -> int:
+        """Lock the checkout, adopt leftovers, supervise, shut down. Returns the exit code.
+
+        Raises LockError when another gswarm run supervises the same checkout.
+        """
+        from gswarm.supervisor.lock import CheckoutLock
+        from gswarm.supervisor.watcher import Watcher
+
+        lock = CheckoutLock(self.state_dir, self.checkout)
+        lock.acquire()
+        try:
+            await self._adopt_leftover(lock)
+            self.watcher = Watcher(self.node, self.settings, self.bus, self.clock, self.state_dir, self.build_spec,
+                                   self.commands, rng=self.rng, lock=lock, console=self.console, reinstall=self.reinstall,
+                                   prestart=self.prestart)
+            self._install_signals()
+            tasks = self._start_services()
+            try:
+                return await self.watcher.run()
+            finally:
+                self._remove_signals()
+                await self._stop_services(tasks)
+        finally:
+            lock.release()
+
+    async def _adopt_leftover(self, lock: Any) -> None:
+        """Stop the node group a SIGKILLed gswarm left behind (pid + start time verified)."""
+        from gswarm.supervisor.lock import stop_orphan_group
+
+        rec = lock.read_record()
+        if rec is None:
+            return
+        stopped = await asyncio.to_thread(stop_orphan_group, rec, self.settings.stop_timeout)
+        lock.clear_record()
+        if stopped:
+            detail = f"stopped node group {rec.pgid} (pid {rec.node_pid}) left behind by gswarm pid {rec.gswarm_pid}"
+            log.warning(detail)
+            self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.CLEANUP_THEN_RESTART, detail,
+                                            {"pgid": rec.pgid, "pid": rec.node_pid, "gswarm_pid": rec.gswarm_pid}))
+            self.bus.publish(Notice(self.node, self.clock.time(), "orphan", Severity.WARNING,
+                                    "stopped a node left behind by a killed gswarm", detail))
+
+    def _start_services(self) -> list[asyncio.Task]:
+        tasks = []
+        for path in self.service_paths:
+            mod_name, _, attr = path.partition(":")
+            try:
+                factory = getattr(importlib.import_module(mod_name), attr)
+            except (ImportError, AttributeError) as exc:
+                log.debug("service %s not available: %s", path, exc)
+                continue
+            try:
+                svc = factory(self)
+            except Exception:
+                log.exception("service factory %s failed; continuing without it", path)
+                continue
+            if svc is not None:
+                self.services.append(svc)
+                tasks.append(asyncio.ensure_future(svc.run()))
+        return tasks
+
+    async def _stop_services(self, tasks: list[asyncio.Task]) -> None:
+        for task in reversed(tasks):
+            task.cancel()
+            try:
+                await asyncio.wait_for(task, 10)
+            except (asyncio.CancelledError, asyncio.TimeoutError):
+                pass
+            except Exception:
+                log.exception("service failed while stopping")
+
+    # ----------------------------------------------------------------- signals
+    def _install_signals(self) -> None:
+        if not self.install_signals:
+            return
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, self._on_signal, signal.SIGINT)
+        loop.add_signal_handler(signal.SIGTERM, self._on_signal, signal.SIGTERM)
+
+    def _remove_signals(self) -> None:
+        if self.install_signals:
+            loop = asyncio.get_running_loop()
+            loop.remove_signal_handler(signal.SIGINT)
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    def _on_signal(self, sig: int) -> None:
+        """Only enqueue: first signal → graceful stop + exit; a second SIGINT → kill now."""
+        if sig == signal.SIGINT:
+            self._sigint_seen += 1
+        kind = "kill" if sig == signal.SIGINT and self._sigint_seen > 1 else "stop"
+        self.commands.put_nowait(Command(kind, "signal", shutdown=True))
+
+    def request(self, kind: str, source: str = "api", shutdown: bool = False) -> None:
+        """Enqueue a command (thread-unsafe; call from the loop)."""
+        self.commands.put_nowait(Command(kind, source, shutdown))
+
+    # ----------------------------------------------------------------- snapshot
+    def snapshot(self) -> dict[str, Any]:
+        """The node's state for the API/CLI (shape in docs/architecture.md; times Unix seconds)."""
+        w = self.watcher
+        spec = self.spec
+        state = w.sm.state.value if w else "STOPPED"
+        info = w.info if w else None
+        live = state in ("STARTING", "RUNNING", "DEGRADED", "STALLED", "STOPPING")
+        started = info.started_at if info and live else None
+        return {
+            "node": self.node,
+            "state": state,
+            "pid": info.pid if info and live else None,
+            "pgid": info.pgid if info and live else None,
+            "generation": spec.generation if spec else None,
+            "mode": spec.mode if spec else None,
+            "started_at": started,
+            "uptime": (self.clock.time() - started) if started else None,
+            "restarts": info.restarts if info else 0,
+            "last_exit": dict(info.last_exit) if info and info.last_exit else None,
+            "next_restart_at": info.next_restart_at if info else None,
+            "fatal_reason": info.fatal_reason if info else None,
+            "degraded": bool(info.degraded) if info else False,
+        }

@@ -1,0 +1,120 @@
+"""The capture file: every line of the node's output with a timestamp and the pid.
+
+Path: ``<state_dir>/logs/<node>/output.log``, rotated by size (``output.log.1`` …
+``output.log.<backups>``, oldest dropped). One record per line, UTF-8::
+
+    2026-11-29T15:33:17.123456Z 12345 > text of the line
+
+``ts`` is UTC with microseconds (the time the chunk holding the line was read; all
+lines of one read share it), then the node pid, then a mark: ``>`` a complete
+line, ``~`` a ``\\r`` redraw, ``?`` a partial line flushed after idle (a prompt),
+``+`` a piece of a line longer than the splitter's cap (the rest follows), ``#``
+a note written by GSwarm itself. ANSI escapes are removed (the text is for humans
+and grep). The file is opened unbuffered: each batch is one ``write`` syscall, so
+nothing is lost when GSwarm is killed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from gswarm.supervisor.stream import CONTINUED, PARTIAL, REDRAW, Batch
+
+_MARKS = {0: ">", REDRAW: "~", PARTIAL: "?", CONTINUED: "+"}
+
+
+def capture_path(state_dir: Path, node: str) -> Path:
+    """``<state_dir>/logs/<node>/output.log`` (folders created, mode 0700)."""
+    folder = Path(state_dir) / "logs" / node
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder / "output.log"
+
+
+class _TsCache:
+    """UTC ISO timestamp with microseconds; the second part is formatted once per second."""
+
+    __slots__ = ("_sec", "_prefix")
+
+    def __init__(self) -> None:
+        self._sec = -1
+        self._prefix = ""
+
+    def format(self, ts: float) -> str:
+        sec = int(ts)
+        if sec != self._sec:
+            self._sec = sec
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        return f"{self._prefix}.{int((ts - sec) * 1_000_000):06d}Z"
+
+
+class CaptureFile:
+    """Append-only, size-rotated capture of one node's output.
+
+    ``max_bytes``: rotate when the file reaches this size (bytes, checked per
+    batch, so a file may exceed it by one batch); ``backups``: rotated files kept
+    (0 = truncate instead). Raises OSError when the folder is not writable.
+    """
+
+    def __init__(self, path: Path, max_bytes: int = 50 * 1024 * 1024, backups: int = 10) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._ts = _TsCache()
+        self._fd = -1
+        self._size = 0
+        self._open()
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._size = os.fstat(self._fd).st_size
+
+    def write_batch(self, batch: Batch, ts: float, pid: int) -> None:
+        """Append every line of ``batch`` read at ``ts`` (Unix seconds) from ``pid``."""
+        texts = batch.texts
+        if not texts:
+            return
+        head = f"{self._ts.format(ts)} {pid} "
+        flags = batch.flags
+        if flags is None or not any(flags):
+            sep = "\n" + head + "> "
+            data = (head + "> " + sep.join(texts) + "\n").encode("utf-8", "replace")
+        else:
+            data = "".join(f"{head}{_MARKS.get(f, '>')} {t}\n" for t, f in zip(texts, flags)).encode("utf-8", "replace")
+        self._write(data)
+
+    def note(self, text: str, ts: float, pid: int = 0) -> None:
+        """Write a line of GSwarm's own (start, exit, restart) marked ``#``."""
+        self._write(f"{self._ts.format(ts)} {pid} # {text}\n".encode("utf-8", "replace"))
+
+    def _write(self, data: bytes) -> None:
+        if self._fd < 0:
+            self._open()
+        if self._size and self._size + len(data) > self.max_bytes:
+            self.rotate()
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+        self._size += len(data)
+
+    def rotate(self) -> None:
+        """``output.log`` → ``.1`` → ``.2`` … (the oldest beyond ``backups`` removed)."""
+        os.close(self._fd)
+        self._fd = -1
+        if self.backups <= 0:
+            os.truncate(self.path, 0)
+        else:
+            for i in range(self.backups, 0, -1):
+                src = self.path.with_name(f"{self.path.name}.{i - 1}") if i > 1 else self.path
+                if src.exists():
+                    os.replace(src, self.path.with_name(f"{self.path.name}.{i}"))
+        self._open()
+
+    def close(self) -> None:
+        """Close the file (idempotent); a later write reopens it."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

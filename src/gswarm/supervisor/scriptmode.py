@@ -1,0 +1,190 @@
+"""Script mode: ``run_rl_swarm.sh`` under a pty, prompts answered, the Python child watched.
+
+Facts (``shared/rlswarm/generations.md``): every prompt is bash ``read -p``, whose
+text appears only when stdin is a terminal (§2.3) — hence the pty; every prompt
+needs a line (EOF aborts under errexit, v0.3.1+). The script's exit code means
+nothing (EXIT trap kills its own group → 143, or 0) and when Python exits 0 it
+hangs in ``wait`` forever (§2.2) — hence the node's outcome is the *Python
+child's* exit, found among the script's descendants of OUR group by
+``spec.watch_pattern``.
+
+The Python child is not our child, so its status cannot be ``wait()``-ed. In
+order: (1) the zombie's status from ``/proc/<pid>/stat`` if we win the race with
+bash; (2) bash's job message for that pid ("line N: PID Killed …" →
+SIGKILL, "Terminated", "Segmentation fault", "Aborted"); (3) the script's
+reaction within ``infer_grace`` s: it stays alive (the ``wait`` trap-door) → exit
+0; it ends → a failure (exit code 1, or the script's own code for E0, which has
+no trap and ends with Python's status, §3). Then the script's group is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from typing import Any
+
+import psutil
+
+from gswarm.supervisor._procgroup import proc_info, zombie_exit_status
+from gswarm.supervisor.process import ExitStatus, NodeProcess
+from gswarm.supervisor.spec import MASK, LaunchSpec
+from gswarm.supervisor.stream import Batch
+
+log = logging.getLogger(__name__)
+BASH_JOB_RE = re.compile(r"line \d+:\s+(\d+)\s+(Killed|Terminated|Segmentation fault|Aborted|Bus error|Hangup|Quit)")
+_JOB_SIGNALS = {"Killed": 9, "Terminated": 15, "Segmentation fault": 11, "Aborted": 6, "Bus error": 7, "Hangup": 1, "Quit": 3}
+
+
+class ScriptRun:
+    """Same interface as :class:`NodeProcess` (start, wait, stop, kill, pid, pgid …).
+
+    ``poll`` seconds between scans for the Python child; ``stop_timeout`` grace
+    (s) when ending the script's group after Python exited; ``infer_grace`` (s)
+    to watch the script's reaction; ``read_zombie(pid)`` reads a zombie's raw
+    wait status (injectable so tests can take the inference path).
+    """
+
+    def __init__(self, spec: LaunchSpec, node: str, bus: Any, time_fn: Any, *, capture: Any = None,
+                 on_batch: Any = None, extra_env: Any = None, prompt_idle: float = 0.3,
+                 stop_timeout: float = 10.0, poll: float = 0.25, infer_grace: float = 2.0,
+                 read_zombie: Any = zombie_exit_status) -> None:
+        pty_spec = spec if spec.use_pty else LaunchSpec(**{**spec.__dict__, "use_pty": True})
+        self.spec, self.capture, self._outer = spec, capture, on_batch
+        self.proc = NodeProcess(pty_spec, node, bus, time_fn, capture=capture, on_batch=self._on_batch,
+                                extra_env=extra_env, prompt_idle=prompt_idle)
+        self._time = time_fn
+        self.prompts = [(re.compile(p.pattern), p) for p in spec.prompts]
+        self.watch_re = re.compile(spec.watch_pattern) if spec.watch_pattern else None
+        self.stop_timeout, self.poll, self.infer_grace = stop_timeout, poll, infer_grace
+        self.py_pid: int | None = None
+        self._read_zombie = read_zombie
+        self.answered: list[str] = []
+        self._job_msgs: dict[int, int] = {}
+        self._status: ExitStatus | None = None
+        self._done = asyncio.Event()
+
+    pid = property(lambda self: self.proc.pid)
+    pgid = property(lambda self: self.proc.pgid)
+    started_at = property(lambda self: self.proc.started_at)
+    requested = property(lambda self: self.proc.requested)
+
+    async def start(self) -> None:
+        await self.proc.start()
+        self._task = asyncio.ensure_future(self._watch())
+
+    # ------------------------------------------------------------- output side
+    def _on_batch(self, batch: Batch, ts: float) -> None:
+        for text in batch.texts:
+            if self.py_pid is None:
+                for rx, prompt in self.prompts:
+                    if rx.search(text):
+                        self._answer(prompt, ts)
+                        break
+            if "line " in text:
+                m = BASH_JOB_RE.search(text)
+                if m:
+                    self._job_msgs[int(m.group(1))] = _JOB_SIGNALS[m.group(2)]
+        if self._outer is not None:
+            self._outer(batch, ts)
+
+    def _answer(self, prompt: Any, ts: float) -> None:
+        self.proc.write_stdin(prompt.answer.encode() + b"\n")
+        shown = MASK if prompt.secret else repr(prompt.answer)
+        self.answered.append(prompt.name)
+        log.info("answered prompt %s with %s", prompt.name, shown)
+        if self.capture is not None:
+            self.capture.note(f"gswarm: answered prompt {prompt.name} with {shown}", ts, self.proc.pid)
+
+    # ------------------------------------------------------------- python child
+    async def _watch(self) -> None:
+        script_wait = asyncio.ensure_future(self.proc.wait())
+        try:
+            while self.py_pid is None and not script_wait.done():
+                self.py_pid = self._find_child()
+                if self.py_pid is None:
+                    await asyncio.wait({script_wait}, timeout=self.poll)
+            if self.py_pid is None:
+                self._status = await script_wait
+            else:
+                await self._until_gone(self.py_pid, script_wait)
+                self._status = await self._python_status(self.py_pid, script_wait)
+                await self.proc.stop(self.stop_timeout)
+        except Exception:  # pragma: no cover - never leave wait() hanging
+            log.exception("script-mode watcher failed")
+            self._status = await self.proc.stop(self.stop_timeout)
+        finally:
+            self._done.set()
+
+    def _find_child(self) -> int | None:
+        if self.watch_re is None:
+            return None
+        try:
+            kids = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            return None
+        for kid in kids:
+            try:
+                if os.getpgid(kid.pid) == self.proc.pgid and self.watch_re.search(" ".join(kid.cmdline())):
+                    return kid.pid
+            except (psutil.Error, OSError):
+                continue
+        return None
+
+    async def _until_gone(self, pid: int, script_wait: asyncio.Future) -> None:
+        loop = asyncio.get_running_loop()
+        gone = loop.create_future()
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            pidfd = -1
+        if pidfd >= 0:
+            loop.add_reader(pidfd, lambda: gone.done() or gone.set_result(None))
+        try:
+            while not gone.done():
+                info = proc_info(pid)
+                if info is None or info[0] in ("Z", "X"):
+                    break
+                await asyncio.wait({gone}, timeout=0.05 if pidfd < 0 else 1.0)
+        finally:
+            if pidfd >= 0:
+                loop.remove_reader(pidfd)
+                os.close(pidfd)
+
+    async def _python_status(self, pid: int, script_wait: asyncio.Future) -> ExitStatus:
+        raw = self._read_zombie(pid)
+        if raw is not None:
+            return ExitStatus.from_returncode(-os.WTERMSIG(raw) if os.WIFSIGNALED(raw) else os.WEXITSTATUS(raw))
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.infer_grace
+        while loop.time() < end and pid not in self._job_msgs and not script_wait.done():
+            await asyncio.wait({script_wait}, timeout=0.05)
+        if pid in self._job_msgs:
+            return ExitStatus(None, self._job_msgs[pid])
+        if not script_wait.done():
+            return ExitStatus(0, None)  # script alive in its final `wait`: Python exited 0 (§2.2)
+        st = script_wait.result()
+        if self.spec.generation == "E0" and st.exit_code is not None:
+            return st  # E0: no trap, the script ends with Python's status (§3)
+        return ExitStatus(1, None)
+
+    # ------------------------------------------------------------- control
+    async def wait(self) -> ExitStatus:
+        await self._done.wait()
+        await self.proc.wait()
+        assert self._status is not None
+        return self._status
+
+    async def stop(self, timeout: float) -> ExitStatus:
+        await self.proc.stop(timeout)
+        return await self.wait()
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+    async def sweep_group(self, grace: float) -> None:
+        await self.proc.sweep_group(grace)
+
+    def write_stdin(self, data: bytes) -> bool:
+        return self.proc.write_stdin(data)

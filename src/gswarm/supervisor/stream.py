@@ -1,0 +1,194 @@
+"""Bytes → lines without loss: the hot path of the whole product.
+
+:class:`LineSplitter` is fed raw chunks (``bytes`` as read from the node's pipe
+or pty) and returns :class:`Batch` objects (parallel lists, so the common case
+costs one C-level ``decode`` and one ``split`` per chunk, not Python work per
+character).
+
+Rules (a line is what a terminal would show on one row):
+
+* ``\\n`` and ``\\r\\n`` end a line. A bare ``\\r`` (a progress redraw, e.g. tqdm)
+  ends a line too; such a line gets :data:`REDRAW` so a console can draw it in
+  place while the capture keeps every state. Empty redraw segments (``\\r`` right
+  after a line end, or ``\\r\\r``) carry nothing and are dropped.
+* Invalid UTF-8 is decoded with ``errors="replace"`` (U+FFFD); a multi-byte
+  character split across two chunks is decoded whole.
+* ANSI escape sequences (CSI, OSC, two-byte ESC) are removed from ``texts``;
+  ``raws`` keeps them (same list object when the chunk had no ESC byte).
+* Lines of 1 MiB and more are kept whole up to ``max_line`` bytes (default
+  8 MiB). A longer line is cut into pieces of at most ``max_line`` bytes (at a
+  UTF-8 character boundary); every piece but the last has :data:`CONTINUED`.
+* A partial line without terminator (a prompt such as ``[Y/n] ``) stays pending
+  until :meth:`LineSplitter.flush_partial`, which the caller invokes after
+  ``prompt_idle`` seconds without output (the splitter itself has no clock). The
+  flushed piece has :data:`PARTIAL`; what follows on the same row later becomes
+  a line of its own. :meth:`LineSplitter.close` flushes at end of stream.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator, NamedTuple
+
+REDRAW = 1
+PARTIAL = 2
+CONTINUED = 4
+DEFAULT_MAX_LINE = 8 * 1024 * 1024
+
+# CSI (ESC [ params intermediates final), OSC (ESC ] ... BEL | ESC \), other ESC x.
+# None of them may contain \r or \n, so stripped and raw text split identically.
+ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\r\n]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without ANSI escape sequences (colours, cursor moves, titles)."""
+    return ANSI_RE.sub("", text) if "\x1b" in text else text
+
+
+class Line(NamedTuple):
+    """One line for tests and slow consumers: ``text`` (no ANSI), ``raw``, ``flags``."""
+
+    text: str
+    raw: str
+    flags: int = 0
+
+    @property
+    def redraw(self) -> bool:
+        return bool(self.flags & REDRAW)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.flags & PARTIAL)
+
+    @property
+    def continued(self) -> bool:
+        return bool(self.flags & CONTINUED)
+
+
+class Batch:
+    """Lines from one chunk: ``texts``, ``raws`` (may be ``texts`` itself), ``flags`` (None = all 0)."""
+
+    __slots__ = ("texts", "raws", "flags")
+
+    def __init__(self, texts: list[str], raws: list[str], flags: list[int] | None = None) -> None:
+        self.texts = texts
+        self.raws = raws
+        self.flags = flags
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def lines(self) -> Iterator[Line]:
+        """Iterate as :class:`Line` tuples (convenient, slower than the lists)."""
+        flags = self.flags or [0] * len(self.texts)
+        return map(Line, self.texts, self.raws, flags)
+
+
+EMPTY = Batch([], [])
+
+
+def _char_cut(data: bytes, limit: int) -> int:
+    """Largest cut ≤ ``limit`` that does not split a UTF-8 character (≥ limit-3)."""
+    cut = limit
+    while cut > limit - 3 and cut < len(data) and (data[cut] & 0xC0) == 0x80:
+        cut -= 1
+    return cut
+
+
+class LineSplitter:
+    """Incremental splitter; see the module docstring for the rules.
+
+    ``max_line``: hard cap of one line in bytes (pieces beyond it are marked
+    CONTINUED). Not thread-safe; one per stream.
+    """
+
+    def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
+        if max_line < 8:
+            raise ValueError("max_line must be at least 8 bytes")
+        self.max_line = max_line
+        self._pending = b""
+
+    @property
+    def pending(self) -> int:
+        """Bytes of the unterminated tail waiting for a terminator or a flush."""
+        return len(self._pending)
+
+    def feed(self, data: bytes) -> Batch:
+        """Split ``data`` (appended to the pending tail); returns the completed lines."""
+        if self._pending:
+            data = self._pending + data
+        if b"\r" in data or len(data) > self.max_line:
+            return self._split_generic(data)
+        end = data.rfind(b"\n")
+        if end < 0:
+            self._pending = data
+            return EMPTY
+        self._pending = data[end + 1 :]
+        text = data[:end].decode("utf-8", "replace")
+        raws = text.split("\n")
+        if "\x1b" not in text:
+            return Batch(raws, raws)
+        return Batch(ANSI_RE.sub("", text).split("\n"), raws)
+
+    def _split_generic(self, data: bytes) -> Batch:
+        """Line-by-line path for chunks with ``\r`` or longer than ``max_line``."""
+        raws: list[str] = []
+        flags: list[int] = []
+        pos, n, limit = 0, len(data), self.max_line
+        while pos < n:
+            nl = data.find(b"\n", pos, pos + limit + 1)
+            cr = data.find(b"\r", pos, nl if nl >= 0 else pos + limit + 1)
+            t = cr if cr >= 0 else nl
+            if t < 0:
+                if n - pos <= limit:
+                    break  # unterminated tail: pending
+                cut = _char_cut(data, pos + limit)
+                raws.append(data[pos:cut].decode("utf-8", "replace"))
+                flags.append(CONTINUED)
+                pos = cut
+                continue
+            if t == cr:
+                if t + 1 == n:
+                    break  # maybe half of \r\n: wait for the next byte
+                if data[t + 1] != 10:
+                    if t > pos:
+                        raws.append(data[pos:t].decode("utf-8", "replace"))
+                        flags.append(REDRAW)
+                    pos = t + 1
+                    continue
+            raws.append(data[pos:t].decode("utf-8", "replace"))
+            flags.append(0)
+            pos = t + 2 if t == cr else t + 1
+        self._pending = data[pos:]
+        texts = [ANSI_RE.sub("", r) for r in raws] if b"\x1b" in data else raws
+        return Batch(texts, raws, flags)
+
+    @staticmethod
+    def _piece(data: bytes, flag: int) -> Batch:
+        raw = data.decode("utf-8", "replace")
+        return Batch([strip_ansi(raw)], [raw], [flag])
+
+    def flush_partial(self) -> Batch:
+        """Emit the pending tail as a PARTIAL line (call after ``prompt_idle`` of silence).
+
+        A pending lone ``\\r`` (maybe half of ``\\r\\n``) is kept back; returns EMPTY when
+        nothing is pending.
+        """
+        data = self._pending
+        if not data or data == b"\r":
+            return EMPTY
+        keep = b"\r" if data.endswith(b"\r") else b""
+        self._pending = keep
+        if keep:
+            data = data[:-1]
+        return self._piece(data, PARTIAL)
+
+    def close(self) -> Batch:
+        """End of stream: the unterminated tail (if any) as a PARTIAL line.
+
+        A final bare ``\r`` ends a REDRAW line (nothing can follow it any more).
+        """
+        data, self._pending = self._pending, b""
+        if data.endswith(b"\r"):
+            return self._piece(data[:-1], REDRAW) if len(data) > 1 else EMPTY
+        return self._piece(data, PARTIAL) if data else EMPTY

@@ -1,0 +1,312 @@
+"""The per-node coroutine: start, watch, classify each exit, decide, back off, restart.
+
+Longer than ~150 lines: it is the one place where commands, state, policy and
+recovery meet; the pieces it drives live in process/scriptmode/state/lock.
+
+Loop (states from :mod:`gswarm.supervisor.state`): STARTING → spawn → RUNNING;
+on exit → ``ProcessExited`` + ``Incident`` → ``policy.decide`` → BACKOFF (wait
+"deadline or command" on the injected clock) → STARTING …, or STOPPED / FATAL.
+Commands (``gswarm.runtime.Command``): ``stop`` (graceful), ``kill`` (now; also
+during a graceful stop), ``restart`` (stop then start at once), ``start`` (from
+STOPPED/FATAL/BACKOFF), ``stalled`` (the health monitor saw no progress: stop and
+let the policy decide with ``reason="stalled"``). A command with ``shutdown=True``
+makes :meth:`Watcher.run` return after the node stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from gswarm import maintenance
+from gswarm.errors import GSwarmError, NodeFatal
+from gswarm.events import (Category, EventBus, Incident, Notice, NodeState as S, ProcessExited, ProcessStarted,
+                           RecoveryAction, Recovery, RestartScheduled, Severity)
+from gswarm.supervisor import policy
+from gswarm.supervisor._classify import ExitClassifier
+from gswarm.supervisor._cmdwait import next_command
+from gswarm.supervisor.capture import CaptureFile
+from gswarm.supervisor.lock import CheckoutLock
+from gswarm.supervisor.process import BatchCallback, ExitStatus, NodeProcess
+from gswarm.supervisor.spec import LaunchSpec
+from gswarm.supervisor.state import StateMachine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunInfo:
+    """What the snapshot shows about the current/last run (wall seconds)."""
+
+    pid: int = 0
+    pgid: int = 0
+    started_at: float | None = None
+    restarts: int = 0
+    run_id: int = 0
+    last_exit: dict[str, Any] | None = None
+    next_restart_at: float | None = None
+    fatal_reason: str | None = None
+    degraded: bool = False
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class Watcher:
+    """Supervises one node until a shutdown command, FATAL or a policy stop.
+
+    ``spec_factory()`` builds the LaunchSpec before every start (may raise
+    GSwarmError → FATAL). ``clock`` drives backoff and maintenance waits; ``rng``
+    draws the jitter. ``reinstall`` is an optional hook (sync or async) run when
+    the policy asks for it; ``prestart`` (sync or async) runs before every start
+    (e.g. restore the login files the script deleted). :meth:`run` returns the exit code for ``gswarm run``
+    (0, or NodeFatal.exit_code).
+    """
+
+    def __init__(self, node: str, settings: Any, bus: EventBus, clock: Any, state_dir: Path,
+                 spec_factory: Callable[[], LaunchSpec], commands: asyncio.Queue, *,
+                 rng: random.Random | None = None, lock: CheckoutLock | None = None,
+                 console: BatchCallback | None = None, reinstall: Callable[[], Any] | None = None,
+                 prestart: Callable[[], Any] | None = None, capture: bool = True) -> None:
+        self.node, self.settings, self.bus, self.clock = node, settings, bus, clock
+        self.state_dir = Path(state_dir)
+        self.spec_factory, self.commands = spec_factory, commands
+        self.rng = rng or random.Random()
+        self.lock, self.console, self.reinstall, self.prestart = lock, console, reinstall, prestart
+        self.sm = StateMachine(node, bus, clock.time)
+        self.history = policy.History()
+        self.info = RunInfo()
+        self.spec: LaunchSpec | None = None
+        self.proc: Any = None
+        self.capture: CaptureFile | None = None
+        if capture:
+            from gswarm.supervisor.capture import capture_path
+
+            self.capture = CaptureFile(capture_path(self.state_dir, node), settings.log_max_bytes, settings.log_backups)
+        self._shutdown = False
+
+    # ------------------------------------------------------------------ main loop
+    async def run(self) -> int:
+        """Supervise until shutdown (→ 0) or FATAL / policy stop (→ NodeFatal.exit_code)."""
+        try:
+            start = True
+            while True:
+                if start:
+                    outcome = await self._attempt()
+                else:
+                    outcome = await self._idle()
+                if outcome == "exit":
+                    return 0
+                if outcome == "fatal":
+                    return NodeFatal.exit_code
+                start = outcome == "start"
+        finally:
+            if self.capture is not None:
+                self.capture.close()
+
+    async def _idle(self) -> str:
+        """STOPPED/FATAL: wait for ``start`` (or a shutdown)."""
+        if self._shutdown:
+            return "exit"
+        while True:
+            cmd = await self.commands.get()
+            if getattr(cmd, "shutdown", False):
+                self._shutdown = True
+                return "exit"
+            if cmd.kind in ("start", "restart"):
+                self.info.fatal_reason = None
+                return "start"
+
+    async def _attempt(self) -> str:
+        """One start → exit → decision cycle; returns "start", "idle", "exit" or "fatal"."""
+        self.sm.move(S.STARTING, "start")
+        try:
+            if self.prestart is not None:
+                res = self.prestart()
+                if inspect.isawaitable(res):
+                    await res
+            self.spec = self.spec_factory()
+            proc = await self._spawn(self.spec)
+        except GSwarmError as exc:
+            return self._fatal(f"cannot start the node: {exc}")
+        self.sm.move(S.RUNNING, f"pid {proc.pid}")
+        status, cmd = await self._supervise(proc)
+        return await self._after_exit(proc, status, cmd)
+
+    async def _spawn(self, spec: LaunchSpec) -> Any:
+        self.classifier = ExitClassifier(spec.generation)
+        feed, console = self.classifier.feed, self.console
+
+        def on_batch(batch: Any, ts: float) -> None:
+            feed(batch.texts)
+            if console is not None:
+                console(batch, ts)
+
+        kwargs = dict(capture=self.capture, on_batch=on_batch, extra_env=self.info.extra_env,
+                      prompt_idle=self.settings.prompt_idle)
+        if spec.use_pty or spec.mode == "script":
+            from gswarm.supervisor.scriptmode import ScriptRun
+
+            proc = ScriptRun(spec, self.node, self.bus, self.clock.time, stop_timeout=self.settings.stop_timeout, **kwargs)
+        else:
+            proc = NodeProcess(spec, self.node, self.bus, self.clock.time, **kwargs)
+        await proc.start()
+        self.proc = proc
+        self.info.run_id += 1
+        self.info.pid, self.info.pgid, self.info.started_at = proc.pid, proc.pgid, proc.started_at
+        self.info.next_restart_at = None
+        if self.lock is not None:
+            self.lock.write_record(proc.pid, proc.pgid)
+        if self.capture is not None:
+            self.capture.note(f"gswarm: started {' '.join(spec.argv)} (generation {spec.generation}, {spec.mode} mode)", proc.started_at, proc.pid)
+        self.bus.publish(ProcessStarted(self.node, proc.started_at, proc.pid, proc.pgid, tuple(spec.argv),
+                                        spec.generation, spec.mode, self.info.run_id))
+        return proc
+
+    async def _supervise(self, proc: Any) -> tuple[ExitStatus, Any]:
+        """Wait for the exit or a command; returns the exit status and the command that ended it."""
+        waiter = asyncio.ensure_future(proc.wait())
+        ended_by = None
+        try:
+            while not waiter.done():
+                cmd = await next_command(self.commands, waiter)
+                if cmd is None:
+                    continue
+                if cmd.kind == "start":
+                    continue
+                if getattr(cmd, "shutdown", False):
+                    self._shutdown = True
+                if cmd.kind in ("degraded", "healthy"):
+                    self._set_degraded(cmd.kind == "degraded", cmd.source)
+                    continue
+                ended_by = cmd
+                await self._stop(proc, cmd, waiter)
+            return waiter.result(), ended_by
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+
+    async def _stop(self, proc: Any, cmd: Any, waiter: asyncio.Future) -> None:
+        """Graceful stop (or kill); a ``kill`` command during the stop kills at once."""
+        self.sm.move(S.STALLED if cmd.kind == "stalled" else S.STOPPING, f"{cmd.kind} ({cmd.source})")
+        if cmd.kind == "stalled":
+            self.sm.move(S.STOPPING, "stalled: no progress")
+        if cmd.kind == "kill":
+            proc.kill()
+            return
+        stopper = asyncio.ensure_future(proc.stop(self.settings.stop_timeout))
+        while not stopper.done():
+            nxt = await next_command(self.commands, stopper)
+            if nxt is not None and nxt.kind == "kill":
+                proc.kill()
+            elif nxt is not None and getattr(nxt, "shutdown", False):
+                self._shutdown = True
+        await waiter
+
+    def _set_degraded(self, flag: bool, why: str) -> None:
+        self.info.degraded = flag
+        if flag and self.sm.can(S.DEGRADED) and self.sm.state == S.RUNNING:
+            self.sm.move(S.DEGRADED, why)
+        elif not flag and self.sm.state == S.DEGRADED:
+            self.sm.move(S.RUNNING, why)
+
+    # ------------------------------------------------------------------ after an exit
+    async def _after_exit(self, proc: Any, status: ExitStatus, cmd: Any) -> str:
+        now = self.clock.time()
+        uptime = max(0.0, now - proc.started_at)
+        stalled = cmd is not None and cmd.kind == "stalled"
+        requested = cmd is not None and not stalled
+        self.info.last_exit = {"exit_code": status.exit_code, "signal": status.signal, "ts": now}
+        self.bus.publish(ProcessExited(self.node, now, proc.pid, status.exit_code, status.signal, uptime, self.info.run_id))
+        if self.capture is not None:
+            self.capture.note(f"gswarm: exited code={status.exit_code} signal={status.signal} after {uptime:.1f}s", now, proc.pid)
+        if self.lock is not None:
+            self.lock.clear_record()
+        if requested:
+            self.sm.move(S.STOPPED, f"{cmd.kind} requested by {cmd.source}")
+            if cmd.kind == "restart" and not self._shutdown:
+                return "start"
+            return "exit" if self._shutdown else "idle"
+        exit_info = policy.ExitInfo(status.exit_code, status.signal, uptime, False, "stalled" if stalled else "")
+        cls = self.classifier.classify(status.exit_code, status.signal)
+        if status.exit_code == 0 and not stalled and not self.settings.restart_on_clean_exit:
+            self.sm.move(S.STOPPED, "clean exit (restart_on_clean_exit is off)")
+            return "exit"
+        if getattr(cls, "category", Category.NONE) not in (Category.NONE,):
+            self.bus.publish(Incident(self.node, now, cls.category, cls.recovery, cls.severity, cls.rule_id,
+                                      tuple(cls.evidence), cls.advice))
+        decision = policy.decide(exit_info, cls, self.history, self.settings, now=now, rand=self.rng.random())
+        return await self._act(decision, cls)
+
+    async def _act(self, d: policy.Decision, cls: Any) -> str:
+        if d.action == "fatal":
+            return self._fatal(d.reason or "crash loop", d.advice or getattr(cls, "advice", ""))
+        if d.action in ("stop", "none"):
+            self.sm.move(S.STOPPED, d.reason or "policy: stop")
+            if d.alert or d.action == "stop":
+                self.info.fatal_reason = d.reason or "stopped by policy"
+                self._notice("stopped", Severity.ERROR, f"node {self.node} stopped: {d.reason}", d.advice or cls.advice)
+                return "fatal"
+            return "idle"
+        self.info.extra_env.update(d.env)
+        self.sm.move(S.BACKOFF, d.reason or "restart")
+        self.info.restarts += 1
+        self.info.next_restart_at = self.clock.time() + d.delay
+        self.bus.publish(RestartScheduled(self.node, self.clock.time(), d.delay, d.category, d.recovery,
+                                          self.history.consecutive, d.reason))
+        await self._recover(d)
+        return await self._backoff_wait(d.delay)
+
+    async def _recover(self, d: policy.Decision) -> None:
+        if d.cleanup and self.proc is not None:
+            await self.proc.sweep_group(grace=min(self.settings.stop_timeout, 5.0))
+            self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.CLEANUP_THEN_RESTART,
+                                            f"ended leftovers of process group {self.proc.pgid}"))
+        if d.reinstall:
+            if self.reinstall is None:
+                self._notice("reinstall", Severity.WARNING, "dependencies need a reinstall",
+                             "No reinstall hook is configured; run `gswarm setup` and restart.")
+                return
+            try:
+                res = self.reinstall()
+                if inspect.isawaitable(res):
+                    await res
+                self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.REINSTALL_DEPS, "reinstalled"))
+            except Exception as exc:
+                log.exception("reinstall failed")
+                self._notice("reinstall", Severity.ERROR, "reinstall failed", str(exc))
+
+    async def _backoff_wait(self, delay: float) -> str:
+        """BACKOFF: deadline or command; then honour a maintenance window."""
+        deadline = self.clock.monotonic() + delay
+        while True:
+            left = deadline - self.clock.monotonic()
+            until = maintenance.active_until(self.state_dir, self.clock.time())
+            if until is not None:
+                left = max(left, until - self.clock.time())
+            if left <= 0:
+                return "start"
+            cmd = await next_command(self.commands, None, self.clock, min(left, 5.0))
+            if cmd is None:
+                continue
+            if getattr(cmd, "shutdown", False):
+                self._shutdown = True
+            if cmd.kind in ("stop", "kill") or self._shutdown:
+                self.info.next_restart_at = None
+                self.sm.move(S.STOPPED, f"{cmd.kind} requested by {cmd.source}")
+                return "exit" if self._shutdown else "idle"
+            if cmd.kind in ("start", "restart"):
+                return "start"
+
+    def _fatal(self, reason: str, advice: str = "") -> str:
+        self.info.fatal_reason = reason
+        self.info.next_restart_at = None
+        self.sm.move(S.FATAL, reason)
+        self._notice("fatal", Severity.CRITICAL, f"node {self.node} gave up: {reason}", advice)
+        return "fatal"
+
+    def _notice(self, kind: str, sev: Severity, title: str, body: str = "") -> None:
+        self.bus.publish(Notice(self.node, self.clock.time(), kind, sev, title, body))

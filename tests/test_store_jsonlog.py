@@ -1,0 +1,124 @@
+"""JSON log: records, levels, rotation by size and day, gzip, retention, reading back, filters."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from gswarm import events as ev
+from gswarm.clock import FakeClock
+from gswarm.errors import ConfigError
+from gswarm.logs._jsonread import LogFilter, compile_grep, iter_records, log_files, parse_time
+from gswarm.logs.jsonlog import JsonLog, JsonLogService, line_level, record_of
+
+T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+
+
+@pytest.mark.parametrize("text,level", [
+    ("INFO:hivemind_exp.trainer.hivemind_grpo_trainer:x:🐝 Joining round: 3", "info"),
+    ("WARNING:hivemind_exp.runner:DHT IPC error", "warning"),
+    ("2025-05-25 12:00:00,101 - ERROR - root:61 - boom", "error"),
+    ("[2025-07-27 16:18:14,834][genrl.logging_utils.global_defs][ERROR] - Failed to submit to chain.", "error"),
+    ("[fierce_silent_owl] 2025-06-26 10:00:33,020 DEBUG: x", "debug"),
+    ("Jul 28 22:09:27.108 [CRITICAL] p2pd died", "critical"),
+    ("Map: 100%|████| 2/2", "info"),
+    ("this line mentions ERROR in passing", "info"),
+])
+def test_levels_from_node_markers(text: str, level: str) -> None:
+    assert line_level(text) == level
+
+
+def test_records_of_output_and_events() -> None:
+    out = record_of(ev.OutputLine("n1", T0 + 0.5, 42, "WARNING:x:y", "stderr"))
+    assert out == {"ts": "2023-11-14T22:13:20.500000+00:00", "ts_unix": T0 + 0.5, "node": "n1", "level": "warning",
+                   "category": "output", "message": "WARNING:x:y", "pid": 42, "kind": "output", "stream": "stderr"}
+    inc = record_of(ev.Incident("n1", T0, ev.Category.CUDA_OOM, ev.Recovery.REDUCE_MODEL, ev.Severity.ERROR, "r1", ("e1",), "smaller model"))
+    assert (inc["level"], inc["category"], inc["message"], inc["kind"], inc["data"]["evidence"]) == ("error", "cuda_oom", "smaller model", "incident", ["e1"])
+    rs = record_of(ev.RestartScheduled("n1", T0, 5.0, ev.Category.UNKNOWN_CRASH, ev.Recovery.BACKOFF, 2))
+    assert (rs["kind"], rs["level"], rs["category"], rs["data"]["cause"]) == ("restart", "warning", "supervisor", "unknown_crash")
+    assert record_of(ev.ResourceSample("n1", T0, {})) is None
+
+
+def rec(i: int, ts: float, msg: str = "") -> dict:
+    return record_of(ev.OutputLine("n1", ts, 1, msg or f"line {i:04d} " + "x" * 60))
+
+
+def test_size_rotation_gzip_and_reading_back_oldest_first(tmp_path: Path) -> None:
+    jl = JsonLog(tmp_path, max_bytes=2000, backups=100)
+    written = [rec(i, T0 + i) for i in range(100)]
+    for i in range(0, 100, 10):
+        jl.write(written[i:i + 10])
+    rotated = jl.rotated()
+    assert len(rotated) >= 4 and all(p.stat().st_size <= 2000 for p in rotated)
+    assert jl.compress() == len(rotated)
+    assert all(p.name.endswith(".gz") for p in jl.rotated())
+    assert [r["message"] for r in iter_records(tmp_path)] == [r["message"] for r in written]
+    with gzip.open(jl.rotated()[0], "rt") as fh:
+        assert json.loads(fh.readline())["message"].startswith("line 0000")
+
+
+def test_day_rotation_and_retention(tmp_path: Path) -> None:
+    jl = JsonLog(tmp_path, max_bytes=10**9, backups=2, retention_days=3)
+    days = [T0 + d * 86400 for d in range(5)]
+    for d, ts in enumerate(days):
+        jl.write([rec(d, ts)])
+    names = [p.name for p in jl.rotated()]
+    assert names == ["gswarm.jsonl.20231115T221320Z", "gswarm.jsonl.20231116T221320Z", "gswarm.jsonl.20231117T221320Z",
+                     "gswarm.jsonl.20231118T221320Z"]
+    deleted = jl.prune(now=days[-1])
+    assert [p.name for p in deleted] == names[:2]
+    assert [r["ts_unix"] for r in iter_records(tmp_path)] == days[2:]
+    jl.retention_s = 0.5 * 86400  # a rotated file's stamp is its rotation time (its newest record is older)
+    assert jl.prune(now=days[-1] + 0.4 * 86400) == [tmp_path / names[2]]
+    jl.prune(now=days[-1] + 0.6 * 86400)
+    assert [p.name for p in log_files(tmp_path)] == ["gswarm.jsonl"]
+
+
+async def test_service_buffers_and_flushes_on_interval_and_shutdown(tmp_path: Path) -> None:
+    bus, clock = ev.EventBus(), FakeClock(start=T0)
+    svc = JsonLogService(bus, clock, JsonLog(tmp_path / "logs", max_bytes=600, backups=5), flush_interval=1.0)
+    task = asyncio.create_task(svc.run())
+    await asyncio.sleep(0)
+    for i in range(5):
+        bus.publish(ev.OutputLine("n1", clock.time(), 7, f"INFO:x:line {i}"))
+    assert list(iter_records(tmp_path / "logs")) == []  # buffered
+    await clock.run_for(1.0)
+    assert len(list(iter_records(tmp_path / "logs"))) == 5
+    bus.publish(ev.StateChanged("n1", clock.time(), ev.NodeState.RUNNING, ev.NodeState.STOPPING, "stop"))
+    bus.publish(ev.ResourceSample("n1", clock.time(), {}))
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    recs = list(iter_records(tmp_path / "logs"))
+    assert [r["kind"] for r in recs] == ["output"] * 5 + ["state"]
+    assert recs[-1]["message"] == "RUNNING -> STOPPING stop"
+    assert any(p.name.endswith(".gz") for p in (tmp_path / "logs").iterdir())  # rotated at 600 bytes and compressed
+
+
+def test_time_and_grep_parsing_errors_name_the_option() -> None:
+    assert parse_time("2h", now=T0) == T0 - 7200
+    assert parse_time("30m", now=T0) == T0 - 1800
+    assert parse_time("2023-11-14T22:13:20+00:00", now=0) == T0
+    assert parse_time("2023-11-14T22:13:20Z", now=0) == T0
+    with pytest.raises(ConfigError, match="--since 'yesterday'"):
+        parse_time("yesterday", now=T0)
+    with pytest.raises(ConfigError, match="--until"):
+        parse_time("5 parsecs", now=T0, option="--until")
+    with pytest.raises(ConfigError, match="--grep '\\(' is not a valid regular expression"):
+        compile_grep("(")
+    with pytest.raises(ConfigError, match="--level 'loud'"):
+        LogFilter(level="loud")
+
+
+def test_filter_level_category_node_time_grep() -> None:
+    recs = [record_of(ev.OutputLine("a", T0, 1, "INFO:x:hello")), record_of(ev.OutputLine("b", T0 + 10, 1, "ERROR:x:boom")),
+            record_of(ev.Incident("a", T0 + 20, ev.Category.CUDA_OOM, ev.Recovery.RESTART, ev.Severity.ERROR, "r", (), "advice"))]
+    pick = lambda **kw: [r["ts_unix"] for r in recs if LogFilter(**kw).match(r)]  # noqa: E731
+    assert pick(level="warning") == [T0 + 10, T0 + 20]
+    assert pick(category="cuda_oom") == [T0 + 20]
+    assert pick(node="a") == [T0, T0 + 20]
+    assert pick(since=T0 + 5, until=T0 + 15) == [T0 + 10]
+    assert pick(grep=compile_grep("bo+m")) == [T0 + 10]

@@ -1,0 +1,121 @@
+"""NodeProcess with real children: output, capture, exit status, stop, group sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gswarm.events import EventBus, OutputLine
+from gswarm.supervisor.capture import CaptureFile
+from gswarm.supervisor.process import NodeProcess
+from gswarm.supervisor.spec import LaunchSpec
+
+
+def spec(code: str, tmp: Path, **kw) -> LaunchSpec:
+    return LaunchSpec(argv=(sys.executable, "-c", code), cwd=tmp, env={"PYTHONUNBUFFERED": "1"}, mode="direct", generation="E6", **kw)
+
+
+def gone(pgid: int) -> bool:
+    """No live member of the group: checked with psutil (zombies awaiting a slow init are dead)."""
+    import psutil
+
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return False
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return True
+
+
+async def test_lines_bus_capture_and_exit_code(tmp_path: Path) -> None:
+    bus = EventBus()
+    seen: list[OutputLine] = []
+    bus.subscribe(lambda e: seen.append(e) if isinstance(e, OutputLine) else None)
+    cap = CaptureFile(tmp_path / "out.log")
+    p = NodeProcess(spec("import sys; print('hello'); print('\\x1b[31mred\\x1b[0m'); sys.exit(3)", tmp_path), "n1", bus, time.time, capture=cap)
+    await p.start()
+    st = await asyncio.wait_for(p.wait(), 10)
+    assert (st.exit_code, st.signal) == (3, None)
+    assert [e.text for e in seen] == ["hello", "red"]
+    assert seen[1].raw == "\x1b[31mred\x1b[0m" and seen[0].pid == p.pid
+    rows = (tmp_path / "out.log").read_text().splitlines()
+    assert len(rows) == 2 and rows[0].endswith(f" {p.pid} > hello")
+    assert rows[0][:27].count(":") == 2 and rows[0][19] == "." and rows[0][26] == "Z"  # µs precision
+
+
+async def test_stop_term_then_kill_and_grandchild_swept(tmp_path: Path) -> None:
+    code = (
+        "import signal, subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-c', 'import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)'])\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    ready = asyncio.Event()
+    p = NodeProcess(spec(code, tmp_path), "n", EventBus(), time.time,
+                    on_batch=lambda b, ts: ready.set() if "ready" in b.texts else None)
+    await p.start()
+    await asyncio.wait_for(ready.wait(), 10)
+    t0 = time.monotonic()
+    st = await asyncio.wait_for(p.stop(timeout=0.5), 10)
+    assert st.signal == signal.SIGKILL and time.monotonic() - t0 >= 0.5
+    assert gone(p.pgid)
+    assert (await p.stop(timeout=0.5)) == st  # idempotent
+
+
+async def test_leader_exit_sweeps_background_grandchild(tmp_path: Path) -> None:
+    code = ("import subprocess, sys\n"
+            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], stdout=subprocess.DEVNULL)\n"
+            "print('bye')\n")
+    p = NodeProcess(spec(code, tmp_path), "n", EventBus(), time.time)
+    await p.start()
+    st = await asyncio.wait_for(p.wait(), 10)
+    assert st.exit_code == 0 and gone(p.pgid)
+
+
+async def test_kill_now(tmp_path: Path) -> None:
+    ready = asyncio.Event()
+    p = NodeProcess(spec("import time; print('x', flush=True); time.sleep(60)", tmp_path), "n", EventBus(), time.time,
+                    on_batch=lambda b, ts: ready.set())
+    await p.start()
+    await asyncio.wait_for(ready.wait(), 10)
+    p.kill()
+    st = await asyncio.wait_for(p.wait(), 10)
+    assert st.signal == signal.SIGKILL and p.requested
+
+
+async def test_partial_line_flushed_after_idle(tmp_path: Path) -> None:
+    got: list[tuple[str, int]] = []
+    code = "import sys, time; sys.stdout.write('Answer? [Y/n] '); sys.stdout.flush(); time.sleep(1.0); print('done')"
+    p = NodeProcess(spec(code, tmp_path), "n", EventBus(), time.time, prompt_idle=0.1,
+                    on_batch=lambda b, ts: got.extend(zip(b.texts, b.flags or [0] * len(b.texts))))
+    await p.start()
+    await asyncio.wait_for(p.wait(), 10)
+    assert got == [("Answer? [Y/n] ", 2), ("done", 0)]
+
+
+async def test_pty_mode_is_a_tty_without_echo(tmp_path: Path) -> None:
+    got: list[str] = []
+    code = "import sys; print(sys.stdin.isatty(), sys.stdout.isatty()); print('got', input())"
+    p = NodeProcess(spec(code, tmp_path, use_pty=True), "n", EventBus(), time.time,
+                    on_batch=lambda b, ts: got.extend(b.texts))
+    await p.start()
+    await asyncio.sleep(0.2)
+    assert p.write_stdin(b"secret\n")
+    await asyncio.wait_for(p.wait(), 10)
+    assert got == ["True True", "got secret"]  # the answer itself was not echoed
+
+
+async def test_missing_binary_is_launch_error(tmp_path: Path) -> None:
+    from gswarm.errors import LaunchError
+
+    s = LaunchSpec(argv=(str(tmp_path / "nope"),), cwd=tmp_path, env={}, mode="direct", generation="E6")
+    with pytest.raises(LaunchError, match="nope"):
+        await NodeProcess(s, "n", EventBus(), time.time).start()

@@ -1,0 +1,95 @@
+"""LineSplitter: chunking-invariant, lossless line splitting (checked against a slow reference)."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings, strategies as st
+
+from gswarm.supervisor.stream import CONTINUED, PARTIAL, REDRAW, LineSplitter, Line, strip_ansi
+
+_TERM = re.compile(rb"\r\n|\n|\r")
+
+
+def reference(data: bytes, max_line: int) -> list[Line]:
+    """Obvious, slow implementation of the documented rules (whole stream at once)."""
+    out: list[Line] = []
+    pos = 0
+    for m in _TERM.finditer(data):
+        out.extend(_pieces(data[pos : m.start()], REDRAW if m.group() == b"\r" else 0, max_line))
+        pos = m.end()
+    out.extend(_pieces(data[pos:], PARTIAL, max_line))
+    return out
+
+
+def _pieces(body: bytes, flag: int, max_line: int) -> list[Line]:
+    res = []
+    while len(body) > max_line:
+        cut = max_line
+        while (body[cut] & 0xC0) == 0x80:
+            cut -= 1
+        res.append(body[:cut])
+        body = body[cut:]
+    lines = [Line(strip_ansi(b.decode("utf-8", "replace")), b.decode("utf-8", "replace"), CONTINUED) for b in res]
+    if body or (flag == 0 and not res):
+        raw = body.decode("utf-8", "replace")
+        lines.append(Line(strip_ansi(raw), raw, flag))
+    return lines
+
+
+def run(chunks: list[bytes], max_line: int = 64) -> list[Line]:
+    sp = LineSplitter(max_line=max_line)
+    out: list[Line] = []
+    for c in chunks:
+        out.extend(sp.feed(c).lines())
+    out.extend(sp.close().lines())
+    return out
+
+
+ALPHABET = st.sampled_from([b"a", b"b", b"\n", b"\r", b"\r\n", b"\x1b[31m", b"\xe2\x82\xac", b"\xe2", b"\xff", b" "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ALPHABET, max_size=200), st.lists(st.integers(1, 40), max_size=20), st.integers(8, 30))
+def test_any_chunking_matches_reference(parts: list[bytes], cuts: list[int], max_line: int) -> None:
+    data = b"".join(parts)
+    chunks, pos = [], 0
+    for c in cuts:
+        chunks.append(data[pos : pos + c])
+        pos += c
+    chunks.append(data[pos:])
+    assert run(chunks, max_line) == reference(data, max_line)
+
+
+def test_crlf_redraw_and_ansi() -> None:
+    lines = run([b"\x1b[32mgreen\x1b[0m\r\n 10%\r 20%\rdone\n"])
+    assert [(l.text, l.flags) for l in lines] == [("green", 0), (" 10%", REDRAW), (" 20%", REDRAW), ("done", 0)]
+    assert lines[0].raw == "\x1b[32mgreen\x1b[0m"
+
+
+def test_prompt_flushed_only_on_request() -> None:
+    sp = LineSplitter()
+    assert len(sp.feed(b"Would you like to push models? [y/N] ")) == 0
+    assert sp.pending > 0
+    (line,) = list(sp.flush_partial().lines())
+    assert line.text.endswith("[y/N] ") and line.partial
+    assert len(sp.flush_partial()) == 0
+
+
+def test_split_utf8_char_across_chunks() -> None:
+    assert [l.text for l in run([b"\xe2\x82", b"\xac\n"])] == ["\u20ac"]
+
+
+def test_long_line_kept_whole_up_to_cap() -> None:
+    big = b"x" * (1536 * 1024)
+    sp = LineSplitter()  # 8 MiB cap
+    out = []
+    for i in range(0, len(big), 65536):
+        out.extend(sp.feed(big[i : i + 65536]).lines())
+    out.extend(sp.feed(b"\n").lines())
+    assert len(out) == 1 and len(out[0].text) == len(big) and out[0].flags == 0
+
+
+def test_over_cap_is_cut_into_continuations() -> None:
+    lines = run([b"y" * 20 + b"\n"], max_line=8)
+    assert [(len(l.text), l.flags) for l in lines] == [(8, CONTINUED), (8, CONTINUED), (4, 0)]

@@ -1,0 +1,114 @@
+"""Watcher + Runtime with real children and a FakeClock: backoff, crash loop, commands, maintenance."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from gswarm import maintenance
+from gswarm.clock import FakeClock
+from gswarm.config import load_settings
+from gswarm.errors import LockError, NodeFatal
+from gswarm.events import Event, NodeState, ProcessExited, ProcessStarted, RestartScheduled, StateChanged
+from gswarm.runtime import Command, Runtime
+from gswarm.supervisor.spec import LaunchSpec
+
+
+class FixedRng(random.Random):
+    def __init__(self, value: float) -> None:
+        super().__init__(0)
+        self.value = value
+
+    def random(self) -> float:  # noqa: D401 - the injected jitter draw
+        return self.value
+
+
+def make_rt(tmp: Path, code: str, clock: FakeClock, **flags) -> tuple[Runtime, list[Event]]:
+    settings = load_settings({"state_dir": tmp / "state", "rl_swarm_dir": tmp, **flags}, env={})
+    spec = LaunchSpec(argv=(sys.executable, "-c", code), cwd=tmp, env={}, mode="direct", generation="E6")
+    rt = Runtime(settings, clock=clock, services=(), install_signals=False, spec_factory=lambda: spec, rng=FixedRng(0.5))
+    events: list[Event] = []
+    rt.bus.subscribe(events.append)
+    return rt, events
+
+
+async def until(pred, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred():
+        if loop.time() > end:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.01)
+
+
+async def test_backoff_delays_and_crash_loop_fatal(tmp_path: Path, fake_clock: FakeClock) -> None:
+    rt, events = make_rt(tmp_path, "import sys; sys.exit(1)", fake_clock, backoff_initial=5, backoff_max=300,
+                         backoff_factor=2, crash_loop_max=4, crash_loop_window=600)
+    task = asyncio.ensure_future(rt.run())
+    for n in range(1, 4):
+        await until(lambda: sum(isinstance(e, RestartScheduled) for e in events) == n)
+        delay = [e for e in events if isinstance(e, RestartScheduled)][-1].delay
+        assert rt.snapshot()["state"] == "BACKOFF" and rt.snapshot()["next_restart_at"] == fake_clock.time() + delay
+        fake_clock.advance(delay - 0.01)
+        await asyncio.sleep(0.05)
+        assert sum(isinstance(e, ProcessStarted) for e in events) == n  # not restarted before the deadline
+        fake_clock.advance(0.01)
+    code = await asyncio.wait_for(task, 10)
+    assert code == NodeFatal.exit_code
+    assert [e.delay for e in events if isinstance(e, RestartScheduled)] == [2.5, 5.0, 10.0]  # 5*2^n * rand 0.5
+    assert rt.snapshot()["state"] == "FATAL" and "failures" in rt.snapshot()["fatal_reason"]
+    exits = [e for e in events if isinstance(e, ProcessExited)]
+    assert len(exits) == 4 and all(e.exit_code == 1 for e in exits)
+
+
+async def test_stop_command_and_snapshot(tmp_path: Path, fake_clock: FakeClock) -> None:
+    rt, events = make_rt(tmp_path, "import time; print('up', flush=True); time.sleep(60)", fake_clock)
+    task = asyncio.ensure_future(rt.run())
+    await until(lambda: rt.snapshot()["state"] == "RUNNING")
+    snap = rt.snapshot()
+    assert snap["pid"] and snap["pgid"] == snap["pid"] and snap["generation"] == "E6" and snap["mode"] == "direct"
+    rt.commands.put_nowait(Command("stop", "test", shutdown=True))
+    assert await asyncio.wait_for(task, 10) == 0
+    states = [(e.old, e.new) for e in events if isinstance(e, StateChanged)]
+    assert states[-2:] == [(NodeState.RUNNING, NodeState.STOPPING), (NodeState.STOPPING, NodeState.STOPPED)]
+
+
+async def test_restart_command_then_clean_exit_stops(tmp_path: Path, fake_clock: FakeClock) -> None:
+    marker = tmp_path / "runs"
+    code = f"import pathlib,time; p=pathlib.Path({str(marker)!r}); n=len(p.read_text()) if p.exists() else 0; p.write_text('x'*(n+1)); time.sleep(60 if n == 0 else 0)"
+    rt, events = make_rt(tmp_path, code, fake_clock, restart_on_clean_exit=False)
+    task = asyncio.ensure_future(rt.run())
+    await until(lambda: marker.exists())
+    rt.request("restart", "test")
+    assert await asyncio.wait_for(task, 10) == 0  # 2nd run exits 0 → STOPPED, gswarm run ends
+    assert marker.read_text() == "xx" and rt.snapshot()["state"] == "STOPPED"
+    assert not any(isinstance(e, RestartScheduled) for e in events)
+
+
+async def test_maintenance_window_delays_restart(tmp_path: Path, fake_clock: FakeClock) -> None:
+    rt, events = make_rt(tmp_path, "import sys; sys.exit(2)", fake_clock, backoff_jitter=False, backoff_initial=1)
+    maintenance.set_window(rt.state_dir, fake_clock.time() + 100)
+    task = asyncio.ensure_future(rt.run())
+    await until(lambda: any(isinstance(e, RestartScheduled) for e in events))
+    fake_clock.advance(50)
+    await asyncio.sleep(0.1)
+    assert sum(isinstance(e, ProcessStarted) for e in events) == 1 and rt.snapshot()["state"] == "BACKOFF"
+    fake_clock.advance(51)
+    await until(lambda: sum(isinstance(e, ProcessStarted) for e in events) == 2)
+    rt.request("stop", "test", shutdown=True)  # RUNNING or already BACKOFF again: either way it ends
+    assert await asyncio.wait_for(task, 10) == 0
+
+
+async def test_second_runtime_on_same_checkout_is_refused(tmp_path: Path, fake_clock: FakeClock) -> None:
+    rt, _ = make_rt(tmp_path, "import time; time.sleep(60)", fake_clock)
+    rt2, _ = make_rt(tmp_path, "import time; time.sleep(60)", fake_clock)
+    task = asyncio.ensure_future(rt.run())
+    await until(lambda: rt.snapshot()["state"] == "RUNNING")
+    with pytest.raises(LockError, match=r"another gswarm run \(pid \d+\) already supervises"):
+        await rt2.run()
+    rt.request("kill", "test", shutdown=True)
+    assert await asyncio.wait_for(task, 10) == 0
