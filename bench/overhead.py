@@ -4,9 +4,10 @@ Usage::
 
     python bench/overhead.py [--lines 1000000] [--repeat 3] [--quiet-seconds 60] [--json]
 
-* **bare**: the child's stdout is a plain pipe that this process drains with a
-  blocking ``os.read(fd, 1 MiB)`` loop and discards (the cheapest possible
-  reader; not /dev/null, so the child pays the same pipe costs in both runs).
+* **bare**: the child's stdout is a plain pipe (enlarged to 1 MiB like the
+  supervisor's) that this process drains with a blocking ``os.read(fd, 1 MiB)``
+  loop and discards (the cheapest possible reader; not /dev/null, so the child
+  pays the same pipe costs in both runs).
 * **supervised**: :class:`gswarm.supervisor.process.NodeProcess` — the path
   ``gswarm run`` uses — with the line splitter, the capture file (a real file in
   a temp folder, rotation at the default 50 MB), one ``OutputLine`` event per
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import json
 import os
 import resource
@@ -38,7 +40,7 @@ from pathlib import Path
 
 from gswarm.events import EventBus, OutputLine
 from gswarm.supervisor.capture import CaptureFile
-from gswarm.supervisor.process import NodeProcess
+from gswarm.supervisor.process import F_SETPIPE_SZ, READ_SIZE, NodeProcess
 from gswarm.supervisor.spec import LaunchSpec
 
 CHILD = """import sys
@@ -59,6 +61,10 @@ def bare(code: str) -> float:
     t0 = time.perf_counter()
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
     fd = p.stdout.fileno()  # type: ignore[union-attr]
+    try:
+        fcntl.fcntl(fd, F_SETPIPE_SZ, READ_SIZE)  # same pipe size as the supervisor uses
+    except OSError:
+        pass
     while os.read(fd, 1 << 20):
         pass
     p.wait()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from gswarm import events as ev
 from gswarm.api.auth import token_path
+from gswarm.logs.store import Store
 from gswarm.clock import FakeClock
-from tests.test_api_support import API_TOKEN, NODE, SECRETS, T0, LiveRuntime, bearer, fill_store, live_source, log_record, running_api, settings, write_log
+from tests.test_api_support import API_TOKEN, HF, NODE, SECRETS, T0, LiveRuntime, bearer, fill_store, live_source, log_record, running_api, settings, write_log
 
 NOW = T0 + 1000
 EXTRA = ("k-secret-value-42",)
@@ -15,6 +17,9 @@ EXTRA = ("k-secret-value-42",)
 @pytest.mark.parametrize("configured", [True, False])
 async def test_no_endpoint_answer_contains_a_secret(state_dir, configured) -> None:
     fill_store(state_dir, NOW)
+    store = Store(state_dir / "gswarm.db")  # an E2-style argv carrying the HF token reaches the store
+    store.write([ev.ProcessStarted(NODE, NOW - 1, 300, 300, ("python", "-m", "x", "--hf_token", HF), "E2", "direct", 3)])
+    store.close()
     write_log(state_dir, [log_record(i, f"line {i}") for i in range(5)])
     s = settings(api_token=API_TOKEN) if configured else settings()
     rt = LiveRuntime(state_dir, s, FakeClock(NOW))
@@ -40,6 +45,7 @@ async def test_no_endpoint_answer_contains_a_secret(state_dir, configured) -> No
         bodies["401"] = (await c.post(f"/api/v1/nodes/{NODE}/restart")).text
         bodies["403"] = (await c.post(f"/api/v1/nodes/{NODE}/restart", headers=bearer(token + "x"))).text
         bodies["202"] = (await c.post(f"/api/v1/nodes/{NODE}/restart", headers=bearer(token))).text
+    assert '"--hf_token","***"' in bodies["/api/v1/events"]
     assert len(bodies) > 25
     leaks = [(url, sec) for url, body in bodies.items() for sec in (*secrets, "tok-tok-tok-tok", "hf_NEWsecret")
              if sec in body]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import dataclasses
 import json
 from pathlib import Path
@@ -136,3 +137,43 @@ async def running_api(source: DataSource, **app_options: Any) -> AsyncIterator[t
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+class ThreadServer:
+    """The API served from its own event loop in a thread (schemathesis calls are synchronous)."""
+
+    def __init__(self, state_dir: Path, live: bool = False, clock: Any = None, **app_options: Any) -> None:
+        self.state_dir, self.live, self.clock, self.app_options = state_dir, live, clock, app_options
+        self.ready = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        if self.live:
+            self.runtime = LiveRuntime(self.state_dir, settings(), self.clock or FakeClock())
+            source = live_source(self.runtime)
+        else:
+            source = DataSource(self.state_dir, settings(), clock=self.clock)
+        self.svc = ApiService(source, "127.0.0.1", 0, graceful=0.5, app_options=self.app_options or None)
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.ensure_future(self.svc.run())
+        self.ready.set()
+        try:
+            await self.task
+        except asyncio.CancelledError:
+            pass
+
+    def __enter__(self) -> "ThreadServer":
+        self.thread.start()
+        assert self.ready.wait(10)
+        for _ in range(200):
+            try:
+                httpx.get(self.svc.url + "/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                threading.Event().wait(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.loop.call_soon_threadsafe(self.task.cancel)
+        self.thread.join(15)

@@ -57,6 +57,7 @@ def test_e6_rounds_format_and_log_file(tmp_path: Path) -> None:
                         "🐝 Joining round: 1001", "Starting round: 1001/1000000.",
                         "Already finished round: 1001. Next check in 5.0s.", "Training timed out!"]
     assert (co / "logs/swarm_launcher.log").read_text().splitlines() == lines
+    assert sorted(p.name for p in (co / "logs").iterdir()) == [".hydra", "swarm_launcher.log", "system_info.txt"]
     assert json.loads((co / ".gswarm-emulator/state.json").read_text()) == {"runs": 1, "round": 1002}
     assert (co / "swarm.pem").stat().st_mode & 0o777 == 0o600
 

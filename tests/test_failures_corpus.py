@@ -94,8 +94,10 @@ def test_033_single_rejection_is_ignored_then_repeated_restarts(clf: Classifier)
     stream = clf.stream("E4")
     fired = [stream.on_line(x, now=float(i)) for i, x in enumerate(lines)]
     assert [f for f in fired if f] == []  # one occurrence: nothing
+    filler = [f"[2025-07-27 08:0{i % 10}:06,285][genrl.logging_utils.global_defs][INFO] - Starting round: {13144 + i}/1000000."
+              for i in range(20)]  # a round of output between two submissions
     for rep in range(2):
-        fired = [stream.on_line(x, now=100.0 + rep) for x in lines]
+        fired = [stream.on_line(x, now=100.0 + rep) for x in filler + lines]
     live = [f for f in fired if f]
     assert [f.category for f in live] == [Category.CHAIN_SUBMIT_REJECTED]
     d = decide_live(live[0], History(), Settings(), 200.0)

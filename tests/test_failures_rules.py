@@ -137,6 +137,17 @@ VARIANTS = [  # (lines, category, recovery, rule_id) - realistic texts not in th
      Category.DHT_BOOTSTRAP_PING_FAILED, Recovery.BACKOFF, "dht_bootstrap_ping_failed"),
     ([">> An error was detected while running rl-swarm. See /root/rl-swarm/logs for full logs.", ">> Shutting down trainer..."],
      Category.WRAPPER_ONLY_ERROR, Recovery.RESTART, "script_error_banner"),
+    (["RuntimeError: CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 7.79 GiB total capacity; 6.1 GiB already allocated)"],
+     Category.CUDA_OOM, Recovery.REDUCE_MODEL, "cuda_oom"),
+    (["Map: 100%|██████████| 74/74 [00:00<00:00, 1244.69 examples/s]", "Killed"],
+     Category.SYSTEM_OOM_KILLED, Recovery.REDUCE_MODEL, "system_oom_shell_killed"),
+    (["TypeError: GRPOConfig.__init__() got an unexpected keyword argument 'vllm_mode'"],
+     Category.DEPENDENCY_CONFLICT, Recovery.REINSTALL_DEPS, "import_mismatch"),
+    (["requests.exceptions.ConnectionError: (MaxRetryError(\"HTTPSConnectionPool(host='huggingface.co', port=443): Max retries exceeded"],
+     Category.HF_DOWNLOAD_ERROR, Recovery.BACKOFF, "hf_hub_unavailable"),
+    (['  File "/home/user/.venv/lib/python3.11/site-packages/ollama/_client.py", line 120, in _request_raw',
+      "httpx.ConnectError: [Errno 111] Connection refused"],
+     Category.OLLAMA_ERROR, Recovery.STOP_AND_ALERT, "ollama_unreachable"),
 ]
 
 

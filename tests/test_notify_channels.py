@@ -157,3 +157,32 @@ def test_email_starttls_with_login(tmp_path: Path) -> None:
     assert (mail_from, rcpts, msg["Subject"]) == ("gswarm@example.org", ["ops@example.org"],
                                                   "[n1] needs you: login expired")
     assert ok is False and "wrong" not in err
+
+
+async def test_retry_with_backoff_on_the_injected_clock(http_rx: HttpReceiver) -> None:
+    import asyncio
+
+    from gswarm.clock import FakeClock
+
+    http_rx.modes["/flaky"] = "flaky"
+    clock = FakeClock(1_800_000_000.0)
+    ch = Channel(ChannelConfig(url=f"json://{http_rx.base}/flaky"))
+    d = Dispatcher([ch], clock, timeout=5, retries=2, backoff=30.0)
+    d.start()
+    try:
+        assert d.submit(Message("crashed", Severity.ERROR, "t", "b")) == 1
+        while len(http_rx.requests) < 1 or clock.pending_sleeps != [30.0]:
+            await asyncio.sleep(0.01)  # first attempt failed; the retry waits 30 s of the fake clock
+        st = d.status()[ch.name]
+        assert (st["sent"], st["failures"], st["last_error_at"]) == (0, 1, 1_800_000_000.0)
+        clock.advance(29.9)
+        await asyncio.sleep(0.1)
+        assert len(http_rx.requests) == 1
+        clock.advance(0.1)
+        while d.status()[ch.name]["sent"] == 0:
+            await asyncio.sleep(0.01)
+    finally:
+        await d.aclose()
+    st = d.status()[ch.name]
+    assert (st["sent"], st["failures"], st["consecutive_failures"], st["last_ok"]) == (1, 1, 0, 1_800_000_030.0)
+    assert [r.path for r in http_rx.requests] == ["/flaky", "/flaky"]

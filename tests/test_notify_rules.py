@@ -40,6 +40,10 @@ def test_watcher_and_health_notices_do_not_repeat_alerts() -> None:
     (n,) = r.translate(Notice("n2", T, "stopped", Severity.ERROR, "node n2 stopped: identity taken", "Fix it."))
     assert (n.kind, n.severity) == ("needs_you", Severity.ERROR)
     assert r.translate(Notice("n2", T + 1, "fatal", Severity.CRITICAL, "node n2 gave up")) == []
+    (live,) = r.translate(Incident("n3", T, Category.IDENTITY_TAKEN, Recovery.STOP_AND_ALERT, Severity.CRITICAL, "id", ()))
+    assert r.translate(Notice("n3", T, "identity_taken", Severity.ERROR, "node n3: identity taken")) == []
+    (other,) = r.translate(Notice("n3", T, "trainer_error_swallowed", Severity.WARNING, "node n3: errors"))
+    assert (live.kind, other.kind) == ("needs_you", "trainer_error_swallowed")
     later = r.translate(StateChanged("n1", T + 3600, NodeState.BACKOFF, NodeState.FATAL, "again"))
     assert [x.kind for x in later] == ["crash_loop"]
 

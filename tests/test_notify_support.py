@@ -32,7 +32,8 @@ class Request:
 
 @dataclass
 class HttpReceiver:
-    """Records requests; ``mode`` per path prefix: ok (200), fail (500), hang (never answers)."""
+    """Records requests; ``mode`` per path prefix: ok (200), fail (500), flaky (500 the first time, then 200),
+    hang (never answers until ``release`` is set)."""
 
     server: ThreadingHTTPServer
     requests: list[Request] = field(default_factory=list)
@@ -63,7 +64,8 @@ def _handler(rx: HttpReceiver) -> type[BaseHTTPRequestHandler]:
             if mode == "hang":
                 rx.release.wait(30)
                 return
-            code = 500 if mode == "fail" else 200
+            first = sum(r.path == self.path for r in rx.requests) == 1
+            code = 500 if mode == "fail" or (mode == "flaky" and first) else 200
             payload = b'{"ok": true, "result": {"message_id": 1}}' if code == 200 else b'{"ok": false}'
             self.send_response(code)
             self.send_header("Content-Type", "application/json")

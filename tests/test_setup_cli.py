@@ -13,7 +13,7 @@ from gswarm.cli import main
 from gswarm.emulator.modal_server import write_fake_yarn
 from gswarm.rlswarm import identity
 from gswarm.rlswarm.setup import ensure_environment
-from tests.test_setup_support import free_port, lay_checkout, offline, shared_venv, wheelhouse  # noqa: F401
+from tests.test_setup_support import free_port, lay_checkout, offline, session_checkout, shared_venv, wheelhouse  # noqa: F401
 
 
 def _cli(capsys, *args) -> tuple[int, str, str]:
@@ -151,3 +151,17 @@ def test_login_command_happy_path(tmp_path, capsys, path_with_yarn, monkeypatch,
     org = identity.read_org_id(co / "modal-login/temp-data/userData.json")
     assert f"logged in: ORG_ID {org}" in " ".join(out.split())
     assert identity.backed_up_org_id(co, state_dir) == org
+
+
+def test_doctor_memory_thresholds_and_model_size():
+    from gswarm.config import load_settings
+    from gswarm.rlswarm.doctor import GiB, check_memory, model_billions
+
+    s = load_settings({"model_name": "Qwen/Qwen2.5-Coder-1.5B-Instruct", "model_size": "72"}, env={})
+    assert model_billions(s, "E6") == 1.5 and model_billions(s, "E2") == 72.0 and model_billions(s, "E1") == 0.5
+    t4 = {"kind": "nvidia", "gpus": [{"name": "T4", "total": 16 * GiB, "free": 15 * GiB}]}
+    vram = {c.name: c for c in check_memory(72, t4)}["vram"]
+    assert vram.status == "fail" and "wants 80 GiB" in vram.detail
+    assert {c.name: c for c in check_memory(0.5, t4)}["vram"].status == "pass"
+    a100 = {"kind": "nvidia", "gpus": [{"name": "A100", "total": 40 * GiB, "free": 20 * GiB}]}
+    assert {c.name: c for c in check_memory(7, a100)}["vram"].status == "warn"

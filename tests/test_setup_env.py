@@ -10,7 +10,8 @@ import pytest
 from gswarm.errors import SetupError
 from gswarm.rlswarm import setup as st
 from gswarm.rlswarm.generations import detect
-from tests.test_setup_support import lay_checkout, make_project, offline, shared_venv, wheelhouse  # noqa: F401 (fixtures)
+from tests.test_setup_support import (lay_checkout, make_project, offline, session_checkout, shared_venv,  # noqa: F401
+                                      wheelhouse)
 
 GENS = ["E0", "E1", "E2", "E3", "E4", "E5", "E6"]
 
@@ -131,15 +132,28 @@ def test_classifier_recognises_network_errors():
     assert st.classify_pip_failure("ERROR: something odd")[0] == "unknown"
 
 
-@pytest.mark.slow
-def test_real_venv_is_created_in_the_checkout_and_reinstall_hook_forces(tmp_path, offline):
-    co = lay_checkout(tmp_path / "e4", "E4")
-    res = st.ensure_environment(co, "E4", hardware="cpu")
-    assert res.venv == co.resolve() / ".venv" and res.installed
-    assert (co / ".venv" / st.STAMP).is_file()
+def test_real_venv_is_created_in_the_checkout_and_reinstall_hook_forces(session_checkout, offline):
+    co = session_checkout.resolve()
+    from tests.test_setup_support import _CACHE
+
+    res = _CACHE["result"]  # what ensure_environment returned when it created the venv (session fixture)
+    assert res.venv == co / ".venv" and res.installed and res.python == co / ".venv/bin/python"
+    assert (co / ".venv/pyvenv.cfg").is_file()
     assert _import(res.python, "trl") == "0.1"
     from gswarm.config import load_settings
 
     settings = load_settings({"rl_swarm_dir": co}, env={})
-    assert st.reinstall(settings, co).installed
+    assert st.reinstall(settings, co).installed  # the supervisor's REINSTALL_DEPS hook
     assert st.stamp_status(co)["generation"] == "E4"
+    assert st.ensure_environment(co, "E4", hardware=st.stamp_status(co)["hardware"]).installed is False
+
+
+def test_never_installs_into_a_python_outside_a_venv(tmp_path):
+    co = lay_checkout(tmp_path / "e6", "E6")
+    fake = tmp_path / "usr/bin/python3"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\necho 3 11 7\n")
+    fake.chmod(0o755)
+    with pytest.raises(SetupError, match="not the interpreter of a venv"):
+        st.ensure_environment(co, "E6", hardware="cpu", python=fake)
+    assert not (tmp_path / "usr" / st.STAMP).exists()

@@ -16,7 +16,7 @@ from gswarm.rlswarm import identity
 from gswarm.rlswarm.identity import IdentityError
 from gswarm.rlswarm.launch import build_launch_spec
 from gswarm.rlswarm.login import prepare_node
-from tests.test_setup_support import fake_bin, free_port, offline, shared_venv, wheelhouse  # noqa: F401
+from tests.test_setup_support import fake_bin, free_port, offline, session_checkout, shared_venv, wheelhouse  # noqa: F401
 from tests.test_setup_sidecars import OLLAMA
 
 TESTNET = ["E1", "E2", "E3", "E4", "E5", "E6"]
@@ -91,7 +91,7 @@ async def test_genrl_environment_from_launch_spec(tmp_path, gen, shared_venv, of
     req = tmp_path / "req.txt"
     req.write_text("")
     node = await _prepare(_settings(co, shared_venv, req, gen, prg_game=False), tmp_path, tools,
-                          modal_port=free_port(), ollama_port=free_port())
+                          modal_port=free_port(), ollama_port=free_port(), install=False)
     try:
         env = build_launch_spec(_settings(co, shared_venv, req, gen, prg_game=False).model_copy(
             update=node.settings_update()), co).env
@@ -112,10 +112,11 @@ async def test_identity_kept_and_second_node_refused(tmp_path, shared_venv, offl
     (co / "swarm.pem").write_bytes(b"PEM-1")
     req = tmp_path / "req.txt"
     req.write_text("")
-    node = await _prepare(_settings(co, shared_venv, req, "E4"), tmp_path, tools, modal_port=free_port())
+    node = await _prepare(_settings(co, shared_venv, req, "E4"), tmp_path, tools, modal_port=free_port(), install=False)
     try:
         with pytest.raises(IdentityError, match="already used by another node"):
-            await _prepare(_settings(co, shared_venv, req, "E4", node_name="twin"), tmp_path, tools, modal_port=free_port())
+            await _prepare(_settings(co, shared_venv, req, "E4", node_name="twin"), tmp_path, tools, modal_port=free_port(),
+                           install=False)
         (co / "swarm.pem").unlink()
         notes = await node.before_start()
         assert any("swarm.pem restored" in n for n in notes) and (co / "swarm.pem").read_bytes() == b"PEM-1"
@@ -141,3 +142,17 @@ async def test_script_mode_only_restores_and_guards(tmp_path, tools):
     finally:
         await node.close()
     assert asyncio.iscoroutinefunction(node.close)
+
+
+async def test_e0_needs_no_login_and_runs(tmp_path, shared_venv, offline, tools):
+    co = init_checkout(tmp_path / "co", "E0")
+    req = tmp_path / "req.txt"
+    req.write_text("gsw-base\n")
+    node = await _prepare(_settings(co, shared_venv, req, "E0"), tmp_path, tools)
+    try:
+        assert node.modal is None and node.org_id is None and node.python == shared_venv / "bin/python"
+        spec = build_launch_spec(_settings(co, shared_venv, req, "E0").model_copy(update=node.settings_update()), co)
+        done = _run(spec, 0)
+        assert done.returncode == 0, done.stderr[-2000:]
+    finally:
+        await node.close()

@@ -209,3 +209,31 @@ def test_create_service_needs_a_prepared_node():
         prepared = None
 
     assert sidecars.create_service(Rt()) is None
+
+
+async def test_server_left_by_a_killed_gswarm_is_stopped_but_a_recycled_record_is_not(tmp_path, tools, state_dir):
+    co = lay_checkout(tmp_path / "co", "E4")
+    port = free_port()
+    old = ModalLogin(co, state_dir, "E4", port=port, env=tools)
+    orphan = await old.start(ready_timeout=30)  # then "gswarm is SIGKILLed": nobody calls stop()
+    fresh = ModalLogin(co, state_dir, "E4", port=port, env=tools)
+    pid = await fresh.start(ready_timeout=30)
+    try:
+        assert pid != orphan and fresh.sidecar.running()
+        old.sidecar.proc.wait(5)  # reap our test child; it was stopped by its group signal
+        assert old.sidecar.proc.returncode is not None
+    finally:
+        await fresh.stop(timeout=5)
+    # a record whose pid now belongs to someone else (different start time) is never signalled
+    holder = _listener(port)
+    try:
+        import json as _json
+
+        (fresh.store / "modal-sidecar.json").write_text(_json.dumps({"pid": holder.pid, "create_time": 1.0, "argv": []}))
+        assert fresh.stop_orphan() is False and holder.poll() is None
+        with pytest.raises(SetupError, match=f"pid {holder.pid}"):
+            await fresh.start(ready_timeout=5)
+    finally:
+        holder.stdin.close()
+        holder.wait(5)
+        fresh.restore_env()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import socket
 import stat
 import sys
@@ -191,15 +190,34 @@ def wheelhouse(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_venv(tmp_path_factory) -> Path:
-    """One real venv (with pip) shared by tests across modules (creation costs ~6 s)."""
-    if "venv" not in _CACHE:
+def session_checkout(tmp_path_factory, wheelhouse) -> Path:
+    """An E4 checkout taken through the real default path once per session: ``<checkout>/.venv``
+    created by :func:`ensure_environment` (real ``python -m venv`` with pip, ~6 s) and the
+    plan installed offline. Its venv is shared by the other tests (:func:`shared_venv`)."""
+    if "checkout" not in _CACHE:
+        import os as _os
+
         from gswarm.rlswarm import setup as st
 
-        venv = tmp_path_factory.mktemp("venv") / ".venv"
-        st.create_venv(Path(st.find_base_python()), venv)
-        _CACHE["venv"] = venv
-    return _CACHE["venv"]
+        co = lay_checkout(tmp_path_factory.mktemp("session") / "co", "E4")
+        saved = {k: _os.environ.get(k) for k in offline_env(wheelhouse)}
+        _os.environ.update(offline_env(wheelhouse))
+        try:
+            _CACHE["result"] = st.ensure_environment(co, "E4", hardware="cpu")
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    _os.environ.pop(k, None)
+                else:
+                    _os.environ[k] = v
+        _CACHE["checkout"] = co
+    return _CACHE["checkout"]
+
+
+@pytest.fixture(scope="session")
+def shared_venv(session_checkout) -> Path:
+    """The real venv of :func:`session_checkout`, shared by tests across modules."""
+    return session_checkout.resolve() / ".venv"
 
 
 @pytest.fixture

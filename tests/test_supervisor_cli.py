@@ -79,7 +79,7 @@ def test_sigkill_then_next_run_stops_leftover_group(checkout: Path, tmp_path: Pa
     first.wait(10)
     time.sleep(0.3)
     assert live_members(rec["pgid"])  # orphaned node group (at least the p2pd-like grandchild) still alive
-    second = gswarm_run(checkout, tmp_path / "st", "--duration", "3")
+    second = gswarm_run(checkout, tmp_path / "st", "--duration", "1")
     try:
         out, _ = second.communicate(timeout=60)
     finally:

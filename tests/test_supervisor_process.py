@@ -119,3 +119,17 @@ async def test_missing_binary_is_launch_error(tmp_path: Path) -> None:
     s = LaunchSpec(argv=(str(tmp_path / "nope"),), cwd=tmp_path, env={}, mode="direct", generation="E6")
     with pytest.raises(LaunchError, match="nope"):
         await NodeProcess(s, "n", EventBus(), time.time).start()
+
+
+def test_fast_outputline_equals_the_dataclass() -> None:
+    from gswarm.supervisor.process import publish_batch
+    from gswarm.supervisor.stream import Batch
+
+    bus = EventBus()
+    got: list[OutputLine] = []
+    bus.subscribe(got.append)
+    publish_batch(bus, "n", 7, Batch(["a", "b"], ["\x1b[1ma", "b"]), 12.5)
+    assert got == [OutputLine("n", 12.5, 7, "a", "stdout", "\x1b[1ma"), OutputLine("n", 12.5, 7, "b", "stdout", "b")]
+    assert hash(got[1]) == hash(OutputLine("n", 12.5, 7, "b", "stdout", "b")) and repr(got[0]).startswith("OutputLine(")
+    with pytest.raises(Exception):
+        got[0].text = "x"  # still frozen

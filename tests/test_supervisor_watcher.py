@@ -112,3 +112,23 @@ async def test_second_runtime_on_same_checkout_is_refused(tmp_path: Path, fake_c
         await rt2.run()
     rt.request("kill", "test", shutdown=True)
     assert await asyncio.wait_for(task, 10) == 0
+
+
+async def test_second_sigint_during_graceful_stop_kills_now(tmp_path: Path, fake_clock: FakeClock) -> None:
+    import os
+    import signal as sig
+
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    rt, events = make_rt(tmp_path, code, fake_clock, stop_timeout=60)
+    rt.install_signals = True
+    task = asyncio.ensure_future(rt.run())
+    await until(lambda: rt.snapshot()["state"] == "RUNNING")
+    await asyncio.sleep(0.3)  # let the child install its SIGTERM handler
+    os.kill(os.getpid(), sig.SIGINT)  # handler only enqueues: graceful stop (the child ignores TERM)
+    await until(lambda: rt.snapshot()["state"] == "STOPPING")
+    await asyncio.sleep(0.2)
+    assert not task.done()
+    os.kill(os.getpid(), sig.SIGINT)  # second Ctrl-C: kill now
+    assert await asyncio.wait_for(task, 10) == 0
+    (exited,) = [e for e in events if isinstance(e, ProcessExited)]
+    assert exited.signal == sig.SIGKILL

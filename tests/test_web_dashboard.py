@@ -21,7 +21,6 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-T_START = 0.0
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs the system Chromium (/usr/bin/chromium)")]
@@ -29,10 +28,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow,
 
 @pytest.fixture
 def supervised(tmp_path):
-    """``gswarm run --emulated`` with a crash 15 s into the first run; yields (url, state_dir)."""
+    """``gswarm run --emulated`` with a crash 15 s into the first run; yields (url, state_dir, start time)."""
     sd = tmp_path / "state"
-    global T_START
-    T_START = time.monotonic()
+    t_start = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gswarm", "run", "--emulated", "--api-port", "0", "--state-dir", str(sd),
          "--node-name", "emu", "--emu-pace", "0.3", "--emu-faults", "crash:dht_daemon_timeout@15#1", "--duration", "120"],
@@ -45,7 +43,7 @@ def supervised(tmp_path):
                 break
             time.sleep(0.05)
         assert api.exists(), proc.stderr.read() if proc.poll() is not None else "no api.json"
-        yield json.loads(api.read_text())["url"], sd
+        yield json.loads(api.read_text())["url"], sd, t_start
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -84,8 +82,7 @@ def _matches_api(page, url: str, keys: tuple[str, ...], timeout: float = 15.0) -
 def test_dashboard_live_restart_and_control(supervised) -> None:
     from playwright.sync_api import sync_playwright
 
-    url, sd = supervised
-    global T_START
+    url, sd, t_start = supervised
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
@@ -98,7 +95,7 @@ def test_dashboard_live_restart_and_control(supervised) -> None:
             page.wait_for_function("document.getElementById('state').textContent === 'RUNNING'", timeout=20000)
             t_running = time.monotonic()
             first = _matches_api(page, url, ("state", "pid", "generation", "restarts", "node-name"))
-            print(f"\npage shows RUNNING {t_running - T_START:.1f} s after gswarm run started")
+            print(f"\npage shows RUNNING {t_running - t_start:.1f} s after gswarm run started")
             assert first["node-name"] == "emu" and first["restarts"] == "0" and first["generation"] == "E6 (direct)"
             assert page.locator("#conn").text_content() == "live"
             # the crash 15 s into the first run and the supervisor's restart appear without reloading the page

@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from gswarm import __version__
 from gswarm.api import errors, routes_config, routes_control, routes_history, routes_logs, routes_stream, routes_status
 from gswarm.api.auth import Guard, is_loopback, load_or_create_token
+from gswarm.api.scrub import ScrubMiddleware
 from gswarm.api.source import DataSource
 
 DESCRIPTION = """REST API of GSwarm (third-party supervisor for Gensyn RL Swarm nodes).
@@ -57,6 +58,7 @@ def create_app(source: DataSource, *, host: str | None = None, token: str | None
         module.register(app, source, guard)
     routes_stream.register(app, source, guard, poll=poll, heartbeat=heartbeat)
     _dashboard(app)
+    app.add_middleware(ScrubMiddleware, scrub=source.scrub)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -19,13 +19,18 @@ import os
 import secrets
 from pathlib import Path
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPBearer
 
 from gswarm.api.errors import ApiError
 from gswarm.paths import atomic_write
 
 TOKEN_FILE = "api_token"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="gswarm"'}
+# Declares the scheme in OpenAPI (the "Authorize" button of /docs); parsing is done by Guard.
+_SCHEME = HTTPBearer(auto_error=False, scheme_name="bearer",
+                     description="Token from <state_dir>/api_token. Always needed for control and configuration "
+                                 "writes; for reads only when GSwarm listens on a non-loopback address.")
 
 
 def token_path(state_dir: Path) -> Path:
@@ -83,10 +88,10 @@ class Guard:
         if not hmac.compare_digest(given.strip().encode("utf-8"), self._token):
             raise ApiError(403, "invalid token", None)
 
-    def read(self, request: Request) -> None:
+    def read(self, request: Request, _: object = Security(_SCHEME)) -> None:
         """FastAPI dependency for read endpoints."""
         self.check(request, control=False)
 
-    def control(self, request: Request) -> None:
+    def control(self, request: Request, _: object = Security(_SCHEME)) -> None:
         """FastAPI dependency for control and configuration writes."""
         self.check(request, control=True)

@@ -34,14 +34,13 @@ def register(app: FastAPI, source: DataSource, guard: Guard, *, poll: float = 2.
 
 
 async def _frames(source: DataSource, poll: float, heartbeat: float, max_events: int) -> AsyncIterator[str]:
-    closing = lambda: source.closing  # noqa: E731
     feed = stream.LiveFeed(source.bus) if source.live and source.bus is not None else None
     try:
         if feed is None:
             poller = stream.StorePoller(source)
             await poller.prime()
         yield f"retry: 2000\n: gswarm {'live' if feed else 'store'} stream\n\n"
-        items = feed.items(heartbeat, closing) if feed else poller.items(poll, heartbeat, closing)
+        items = feed.items(heartbeat, source.stopping) if feed else poller.items(poll, heartbeat, source.stopping)
         seq = 0
         async for item in items:
             if item is None:

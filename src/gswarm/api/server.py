@@ -76,7 +76,7 @@ class ApiService:
         self.port = int(self.sock.getsockname()[1])
         self.url = f"http://{host if ':' not in host else '[' + host + ']'}:{self.port}"
         source.bound = {"host": host, "port": self.port}
-        self.app = create_app(source, host=host, **(app_options or {}))
+        self.app = create_app(source, **{"host": host, **(app_options or {})})
         config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=graceful, ws="none", server_header=False)
         self.server = EmbeddedServer(config)
@@ -101,7 +101,7 @@ class ApiService:
             self._remove_api_file()
 
     async def _stop(self, task: asyncio.Future[None]) -> None:
-        self.source.closing = True
+        self.source.stopping.set()
         self.server.should_exit = True
         try:
             await asyncio.wait_for(asyncio.shield(task), self.server.config.timeout_graceful_shutdown + 3)

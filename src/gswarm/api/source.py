@@ -15,6 +15,7 @@ from typing import Any, Callable, TypeVar
 
 from gswarm.api.nodeview import StoreCache
 from gswarm.config import Settings
+from gswarm.config.settings import is_secret_name
 
 T = TypeVar("T")
 DB_NAME = "gswarm.db"
@@ -47,17 +48,25 @@ class DataSource:
         self.bound: dict[str, Any] = {}
         self._command_type = command_type
         self.cache = StoreCache()
-        self.closing = False
+        self.stopping = asyncio.Event()
         self._secrets: set[str] = set()
         for secret in (settings.hf_token, settings.api_token):
             if secret is not None:
                 self.add_secret(secret.get_secret_value())
+        for key, value in settings.extra_env.items():
+            if is_secret_name(key):
+                self.add_secret(value)
         for url in settings.notify_urls:
             rest = url.split("://", 1)[-1]
             self.add_secret(rest)
             for part in re.split(r"[/:@?&=]", rest):
                 if len(part) >= 12:
                     self.add_secret(part)
+
+    @property
+    def closing(self) -> bool:
+        """True once the server is stopping (event streams end)."""
+        return self.stopping.is_set()
 
     @property
     def live(self) -> bool:

@@ -70,12 +70,17 @@ class LiveFeed:
         except asyncio.QueueFull:
             self.dropped += 1
 
-    async def items(self, heartbeat: float, closing: Callable[[], bool]) -> AsyncIterator[dict[str, Any] | None]:
-        """Yield event dicts; None after ``heartbeat`` seconds of silence."""
-        while not closing():
-            try:
-                yield event_dict(await asyncio.wait_for(self.queue.get(), heartbeat))
-            except asyncio.TimeoutError:
+    async def items(self, heartbeat: float, stopping: asyncio.Event) -> AsyncIterator[dict[str, Any] | None]:
+        """Yield event dicts; None after ``heartbeat`` seconds of silence; end when ``stopping`` is set."""
+        while not stopping.is_set():
+            getter = asyncio.ensure_future(self.queue.get())
+            stop = asyncio.ensure_future(stopping.wait())
+            done, pending = await asyncio.wait({getter, stop}, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            if getter in done:
+                yield event_dict(getter.result())
+            elif not done:
                 yield None
 
 
@@ -97,11 +102,15 @@ class StorePoller:
         path = self.source.state_dir / "logs" / logfile.LOG_NAME
         self.offset = path.stat().st_size if path.exists() else 0
 
-    async def items(self, poll: float, heartbeat: float, closing: Callable[[], bool]) -> AsyncIterator[dict[str, Any] | None]:
+    async def items(self, poll: float, heartbeat: float, stopping: asyncio.Event) -> AsyncIterator[dict[str, Any] | None]:
         """Yield new rows and lines, oldest first; None after ``heartbeat`` seconds without any."""
         quiet = 0.0
-        while not closing():
-            await asyncio.sleep(poll)
+        while not stopping.is_set():
+            try:
+                await asyncio.wait_for(stopping.wait(), poll)
+                return
+            except asyncio.TimeoutError:
+                pass
             rows = await self.source.db(_new_rows, self.last)
             lines, self.offset = await asyncio.to_thread(_new_lines, self.source.state_dir, self.offset)
             for item in rows + lines:

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
 
 async def _serve(settings, folder: Path) -> None:  # type: ignore[no-untyped-def]
-    from gswarm.api.auth import token_path
+    from gswarm.api.auth import is_loopback, token_path
     from gswarm.api.server import ApiService
     from gswarm.api.source import DataSource
 
@@ -40,6 +40,8 @@ async def _serve(settings, folder: Path) -> None:  # type: ignore[no-untyped-def
     typer.echo(f"GSwarm dashboard (read-only) at {service.url}/  API docs at {service.url}/docs", err=False)
     typer.echo(f"state directory {folder}; API token in {token_path(folder)}" if not settings.api_token
                else f"state directory {folder}; API token from the configuration")
+    if not is_loopback(settings.api_host):
+        typer.echo(f"note: {settings.api_host} is not a loopback address: every API request needs the bearer token", err=True)
     task = asyncio.ensure_future(service.run())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -89,6 +89,15 @@ class Settings(BaseSettings):
     notify_urls: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Apprise URLs (env: space-separated).")
     notify_min_severity: Literal["info", "warning", "error", "critical"] = Field("warning")
     quiet_hours: str | None = Field(None, description="HH:MM-HH:MM local time; non-critical messages wait.")
+    notify_channels: list[dict[str, Any]] = Field(default_factory=list, description="TOML [[notify_channels]] tables: url, name, tags, kinds, min_severity.")
+    notify_dedup_window: float = Field(1800.0, gt=0, description="Repeats of node+kind+key within this many seconds are dropped.")
+    notify_flap_count: int = Field(5, ge=2, description="Restarts within notify_flap_window that mean flapping.")
+    notify_flap_window: float = Field(600.0, gt=0, description="Flap window, seconds.")
+    notify_timeout: float = Field(10.0, gt=0, description="Per send attempt, seconds.")
+    notify_retries: int = Field(2, ge=0, description="Extra attempts per message (backoff 5 s x 2^n).")
+    notify_digest: str | None = Field("daily 08:00", description='"daily HH:MM", "weekly mon HH:MM" or "off" (local time).')
+    notify_disk_low_gb: float = Field(5.0, ge=0, description="Alert when free disk falls below this, GiB.")
+    notify_gpu_hot_c: float = Field(85.0, gt=0, description="Alert when a GPU is hotter than this, degrees Celsius.")
 
     # --- emulator
     emulated: bool = Field(False, description="Supervise a built-in emulated node (no GPU, login or network).")
@@ -176,7 +185,7 @@ def _explain(exc: ValidationError, origin: Mapping[str, str]) -> str:
         if err["type"] == "extra_forbidden":
             msg = "unknown option; see `gswarm run --help` for the option names"
         elif err["type"] == "literal_error":
-            msg = f"invalid value {err.get('input')!r}; {msg.lower()}"
+            msg = f"invalid value {err.get('input')!r}; {msg[:1].lower()}{msg[1:]}"
         lines.append(f"option {field} (from {where}): {msg}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 

@@ -160,10 +160,18 @@ class Node:
     def _open_log(self) -> None:
         logs = os.path.join(self.env.get("ROOT") or os.getcwd(), "logs")
         os.makedirs(logs, exist_ok=True)
+        info = f"[---------] SYSTEM INFO [---------]\nPython: {sys.version.split()[0]}\nPlatform: {sys.platform} (GSwarm emulator)\n"
         if self.gen == "E2":
             self.logfile = open(os.path.join(logs, "swarm.log"), "w", encoding="utf-8")  # truncated per start (§5.3)
+            self.logfile.write(info)
         elif self.genrl:
             self.logfile = open(os.path.join(logs, "swarm_launcher.log"), "a", encoding="utf-8")
+            os.makedirs(os.path.join(logs, ".hydra"), exist_ok=True)  # Hydra's run files (§6.6)
+            for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+                with open(os.path.join(logs, ".hydra", name), "w", encoding="utf-8") as fh:
+                    fh.write("# GSwarm emulator\n")
+            with open(os.path.join(logs, "system_info.txt"), "w", encoding="utf-8") as fh:
+                fh.write(info)
 
     def out(self, text: str, err: bool = False) -> None:
         """Write one line to stdout (or stderr) and flush."""

@@ -26,19 +26,6 @@ class Hit:
     lines: tuple[int, ...]
 
 
-def match_patterns(trig: Iterable[tuple[int, str]], words: tuple[str, ...], by_word: dict[str, tuple[Pat, ...]],
-                   anchored: tuple[Pat, ...]) -> dict[str, list[int]]:
-    """Map pattern source -> sorted line indexes it matches, testing only plausible patterns per line."""
-    found: dict[str, list[int]] = {}
-    for idx, text in trig:
-        cands = {p for w in words if w in text for p in by_word[w]}
-        cands.update(anchored)
-        for pat in cands:
-            if pat.rx.search(text):
-                found.setdefault(pat.source, []).append(idx)
-    return found
-
-
 def evaluate(rules: Iterable[Rule], found: dict[str, list[int]], text_of: TextOf) -> Hit | None:
     """Evaluate every rule and return the chosen hit (see module docstring)."""
     hits = [h for h in (_eval(r, found, text_of) for r in rules) if h]

@@ -168,8 +168,8 @@ def _patterns(values: Any, field: str, gates: tuple[str, ...], bad: Any) -> tupl
             rx = re.compile(body if is_rx else re.escape(body))
         except re.error as exc:
             raise bad(field, f"pattern {source!r} is not a valid regex ({exc})") from None
-        anchored = is_rx and body.startswith("^")
-        cover = None if anchored else covering_gates(body, gates, is_rx)
+        cover = covering_gates(body, gates, is_rx)
+        anchored = cover is None and is_rx and body.startswith("^")  # checked with one start-anchored regex
         if cover is None and not anchored and field not in ("unless", "near"):
             raise bad(field, f"pattern {source!r} contains no [prefilter] gate word; add one to the gate list")
         out.append(Pat(source, rx, cover or frozenset(), anchored))

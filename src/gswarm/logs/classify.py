@@ -20,9 +20,9 @@ import time
 from collections import deque
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
-from gswarm.logs._engine import Hit, evaluate, evidence, match_patterns
+from gswarm.logs._engine import Hit, evaluate, evidence
 from gswarm.logs._gate import build_gate
 from gswarm.logs._rules import Pat, Rule, RuleSet, load_rules
 from gswarm.supervisor.policy import Classification, ExitInfo, effective
@@ -57,10 +57,8 @@ class Classifier:
         of the run (the watcher passes them) the result accounts for the exit: SIGKILL without decisive
         output → ``system_oom_killed``, status 0 with nothing found → ``clean_exit`` (``policy.effective``).
         """
-        comp = self._all
-        trig = [(i, s) for i, s in enumerate(lines) if comp.passes(s)]
         text_of = (lambda i: lines[i] if 0 <= i < len(lines) else None)
-        cls = comp.classify(trig, generation, text_of)
+        cls = self._all.classify(self._all.scan(enumerate(lines)), generation, text_of)
         if exit_code is None and signal is None:
             return cls
         return effective(ExitInfo(exit_code, signal, 0.0), cls)
@@ -80,16 +78,33 @@ class _Compiled:
         self.words = tuple(words)
         self.by_word = {w: tuple(p for p in pats.values() if w in p.gates) for w in words}
         self.anchored = tuple(p for p in pats.values() if p.anchored)
+        # a matched gate word also stands for the gate words it contains
+        self.expand = {w: tuple(v for v in words if v in w) for w in words}
         gate = build_gate(set(words))
-        self.gate = gate.search if gate else (lambda s: None)
+        self.gate = gate.search if gate else (lambda s, pos=0: None)
         start = re.compile("|".join(f"(?:{p.rx.pattern})" for p in self.anchored)) if self.anchored else None
         self.start = start.match if start else (lambda s: None)
 
-    def passes(self, text: str) -> bool:
-        return self.gate(text) is not None or self.start(text) is not None
+    def scan(self, items: Iterable[tuple[int, str]]) -> dict[str, list[int]]:
+        """Pattern source -> sorted indexes of the lines it matches; only gate-passing lines are tested,
+        and only against the patterns of the gate words found in them (every occurrence, overlaps too)."""
+        search, start, expand, by_word, anchored = self.gate, self.start, self.expand, self.by_word, self.anchored
+        found: dict[str, list[int]] = {}
+        for idx, text in items:
+            m = search(text)
+            if m is None and start(text) is None:
+                continue
+            cands = set(anchored)
+            while m is not None:
+                for w in expand[m.group()]:
+                    cands.update(by_word[w])
+                m = search(text, m.start() + 1)
+            for pat in cands:
+                if pat.rx.search(text):
+                    found.setdefault(pat.source, []).append(idx)
+        return found
 
-    def classify(self, trig, generation: str | None, text_of) -> Classification:
-        found = match_patterns(trig, self.words, self.by_word, self.anchored)
+    def classify(self, found: dict[str, list[int]], generation: str | None, text_of) -> Classification:
         hit = evaluate((r for r in self.rules if r.applies(generation)), found, text_of)
         return to_classification(hit, text_of) if hit else Classification()
 
@@ -119,7 +134,8 @@ class StreamClassifier:
         self.classifier = classifier or Classifier.from_package()
         self.generation = generation
         self._c = self.classifier._stream
-        self._gate, self._start = self._c.gate, self._c.start
+        self._gate = self._c.gate
+        self._start = self._c.start if self._c.anchored else None
         self._ring: deque[str] = deque(maxlen=ring)
         self._trig: deque[tuple[int, str]] = deque(maxlen=keep)
         self._tail = tail
@@ -136,7 +152,7 @@ class StreamClassifier:
         """Feed one output line (ANSI-stripped). Returns a Classification for a live incident, else None."""
         self._n += 1
         self._ring.append(text)
-        if self._gate(text) is None and self._start(text) is None:
+        if self._gate(text) is None and (self._start is None or self._start(text) is None):
             return None
         self._trig.append((self._n, text))
         return self._check_live(text, now) if self._live else None
@@ -173,5 +189,5 @@ class StreamClassifier:
     def result(self) -> Classification:
         """Classification of the recent output (call at exit); category ``none`` if nothing matched."""
         first = self._n - self._tail
-        trig = [(i, s) for i, s in self._trig if i > first]
-        return self._c.classify(trig, self.generation, self._text_of)
+        found = self._c.scan((i, s) for i, s in self._trig if i > first)
+        return self._c.classify(found, self.generation, self._text_of)

@@ -140,10 +140,18 @@ class HealthService:
             self.tracker.on_progress(e)
         elif isinstance(e, ev.ProcessStarted):
             self.tracker.on_start(e.ts, e.generation)
+            self._share_generation(e.generation)
             self._stall_sent = False
             self._stream = self._new_stream(e.generation)
         elif isinstance(e, ev.ProcessExited):
             self.tracker.on_exit(e.ts)
+
+    def _share_generation(self, generation: str) -> None:
+        """Tell the restart policy the generation (``History.extra["generation"]``) for its OOM ladder, as long
+        as the watcher does not pass ``ExitInfo.generation`` itself."""
+        history = getattr(getattr(self.rt, "watcher", None), "history", None)
+        if history is not None and generation and generation != "unknown":
+            history.extra["generation"] = generation
 
     def _new_stream(self, generation: str | None) -> Any:
         try:

@@ -56,6 +56,11 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{h} h {mi} min" if h else f"{mi} min"
 
 
+def fmt_bytes(n: float) -> str:
+    """``"4.3 GiB"`` from 1 GiB up, else ``"512 MiB"``."""
+    return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / 1024**2:.0f} MiB"
+
+
 def _counts(d: dict[str, int]) -> str:
     return ", ".join(f"{k.replace('_', ' ')} ×{v}" for k, v in d.items()) or "none"
 
@@ -65,11 +70,11 @@ def _peaks(p: dict[str, Any]) -> str:
     if p.get("cpu_percent") is not None:
         parts.append(f"CPU {p['cpu_percent']:.0f} %")
     if p.get("rss_bytes") is not None:
-        parts.append(f"RSS {p['rss_bytes'] / GIB:.1f} GiB")
+        parts.append(f"RSS {fmt_bytes(p['rss_bytes'])}")
     if p.get("host_mem_percent") is not None:
         parts.append(f"host RAM {p['host_mem_percent']:.0f} %")
     if p.get("disk_free_bytes_min") is not None:
-        parts.append(f"disk free min {p['disk_free_bytes_min'] / GIB:.1f} GiB")
+        parts.append(f"disk free min {fmt_bytes(p['disk_free_bytes_min'])}")
     if p.get("gpu_temp_c") is not None:
         parts.append(f"GPU {p['gpu_temp_c']:.0f} °C")
     return " · ".join(parts) or "no samples"
@@ -100,6 +105,7 @@ def render_text(s: Summary, tz: tzinfo | None = None) -> str:
 
 def render_png(s: Summary, path: Path, tz: tzinfo | None = None) -> Path:
     """Draw the chart of ``s`` into ``path`` (PNG, ~900×600 px); returns ``path``. Raises OSError on write."""
+    from matplotlib import dates as mdates
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -129,7 +135,9 @@ def render_png(s: Summary, path: Path, tz: tzinfo | None = None) -> Path:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="upper left", fontsize=7)
     axes[0].set_title(f"GSwarm {s.node}: {period_name(s.since, s.until)} (red = restart)")
-    fig.autofmt_xdate()
+    locator = mdates.AutoDateLocator(tz=tz)
+    axes[-1].xaxis.set_major_locator(locator)
+    axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=tz))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")

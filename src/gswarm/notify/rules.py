@@ -8,7 +8,11 @@ expired, with the classifier's advice), login_soon (warning), disk_low (warning)
 gpu_hot (warning), restarting (info; counted by flap suppression), flapping
 (error; made by :mod:`gswarm.notify.noise`), supervisor_started/stopped (info),
 digest and test (sent whatever the minimum). ``Notice`` events from other parts
-keep their own kind and severity.
+keep their own kind and severity, except the watcher's ``fatal``/``stopped`` and the health
+monitor's ``stalled`` and per-category alerts, which fold into the kinds above so that one
+failure gives one message (:meth:`Rules._fresh`).
+
+About 200 lines: one small handler per event type; splitting them would scatter the shared state.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ _ONCE = {"needs_you", "crash_loop", "stalled"}
 _ONCE_S = 120.0
 # Notices of the watcher ("fatal", "stopped") and health monitor ("stalled") tell what state changes
 # and incidents already tell; they share the kind so only the first report goes out (see Rules._fresh).
+_CATEGORIES = frozenset(c.value for c in Category)
 _NOTICE_ALIAS = {"fatal": "crash_loop", "stopped": "needs_you", "stalled": "stalled"}
 
 
@@ -103,6 +108,8 @@ class Rules:
         """One needs-you / crash-loop / stalled message per node within ``_ONCE_S`` s, whichever part
         reported it (state change, incident, or the watcher's/health monitor's Notice); a crash loop
         right after a needs-you is the same story."""
+        if m.key:
+            self._recent[(m.node, "key:" + m.key)] = m.ts
         if m.kind not in _ONCE:
             return True
         near = [self._recent.get((m.node, k), float("-inf")) for k in
@@ -198,6 +205,8 @@ class Rules:
         return out
 
     def _on_Notice(self, ev: Notice) -> list[Message]:
+        if ev.kind in _CATEGORIES and ev.ts - self._recent.get((ev.node, "key:" + ev.kind), float("-inf")) <= _ONCE_S:
+            return []  # the health monitor's alert for an incident we already reported
         kind = _NOTICE_ALIAS.get(ev.kind, ev.kind)
         if kind in (Kind.NEEDS_YOU.value, Kind.CRASH_LOOP.value):
             self._failed.add(ev.node)

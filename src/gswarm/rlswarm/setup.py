@@ -298,6 +298,9 @@ def ensure_environment(checkout: Path, generation: str, *, hardware: Hardware | 
     if python is not None:
         py = Path(python)
         venv_dir = py.parent.parent
+        if not (venv_dir / "pyvenv.cfg").is_file():
+            raise SetupError(f"option python: {py} is not the interpreter of a venv (no {venv_dir / 'pyvenv.cfg'}); GSwarm "
+                             "installs only into venvs: pass a venv's bin/python, or omit --python to create <checkout>/.venv")
     else:
         venv_dir = Path(venv) if venv else checkout / ".venv"
         py = venv_dir / "bin" / "python"

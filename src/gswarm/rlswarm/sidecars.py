@@ -302,16 +302,43 @@ class ModalLogin:
         if self.sidecar.running():
             return self.sidecar.pid  # type: ignore[return-value]
         self.check_tools()
+        await asyncio.to_thread(self.stop_orphan)
         self.sidecar.check_port_free()
         self.write_env()
         await asyncio.to_thread(self.build)
         pid = self.sidecar.start()
+        record = {"pid": pid, "create_time": psutil.Process(pid).create_time(), "argv": self.sidecar.argv}
+        atomic_write(self.store / "modal-sidecar.json", json.dumps(record), mode=0o600)
         await self.sidecar.wait_ready(ready_timeout)
         return pid
+
+    def stop_orphan(self, timeout: float = 10.0) -> bool:
+        """Stop the server group a killed GSwarm left behind (pid + start time must match the record).
+
+        Returns True when one was stopped. A recycled pid (other start time) is never signalled.
+        """
+        rec_path = self.store / "modal-sidecar.json"
+        try:
+            rec = json.loads(rec_path.read_text())
+            proc = psutil.Process(int(rec["pid"]))
+            ours = abs(proc.create_time() - float(rec["create_time"])) < 0.01 and os.getpgid(proc.pid) == proc.pid
+        except (OSError, ValueError, KeyError, TypeError, psutil.Error):
+            rec_path.unlink(missing_ok=True)
+            return False
+        if ours:
+            _killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except psutil.TimeoutExpired:
+                _killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout)
+        rec_path.unlink(missing_ok=True)
+        return ours
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop the server's group and put the tracked ``.env`` back."""
         await self.sidecar.stop(timeout)
+        (self.store / "modal-sidecar.json").unlink(missing_ok=True)
         self.restore_env()
 
 

@@ -221,8 +221,12 @@ def _reduce(cls: Classification, exit_info: ExitInfo, history: History, settings
     st = oom.state(history.extra, settings)
     step = oom.step_down(st, oom.DEVICE.get(cls.category, "ram"), gen, now)
     if step is None:
-        if exit_info.uptime < settings.healthy_uptime:
+        known = gen in oom.MODEL_POOLS or gen in ("E0", "E1", "E2")
+        if known and exit_info.uptime < settings.healthy_uptime:
             return _stop(cls, "out of memory at the smallest setting GSwarm can choose")
+        if not known:  # no model pool to step down in: restart (alert once), the crash-loop budget still applies
+            return _restart(cls, history, settings, now, rand, gen, alert=not history.failures,
+                            reason=f"{cls.category.value}: generation unknown, no smaller model to choose; restart")
         return _restart(cls, history, settings, now, rand, gen, alert=True,
                         reason=f"{cls.category.value} after {exit_info.uptime:.0f}s uptime at the smallest setting: restart")
     return _restart(cls, history, settings, now, rand, gen, recovery=Recovery.REDUCE_MODEL, detail=step["detail"],

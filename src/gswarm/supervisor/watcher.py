@@ -21,7 +21,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from gswarm import maintenance
 from gswarm.errors import GSwarmError, NodeFatal

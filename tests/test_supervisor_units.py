@@ -1,0 +1,79 @@
+"""Pure parts: backoff numbers, the state table, the checkout lock and pid record."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gswarm.errors import LockError
+from gswarm.events import EventBus, NodeState as S, StateChanged
+from gswarm.supervisor.backoff import backoff_delay, failures_in_window, is_crash_loop, next_attempt
+from gswarm.supervisor.lock import CheckoutLock, PidRecord, leftover_members, record_alive, stop_orphan_group
+from gswarm.supervisor.state import TRANSITIONS, IllegalTransition, StateMachine
+
+
+def test_backoff_exponential_capped_with_full_jitter() -> None:
+    assert [backoff_delay(n, 5, 300, 2) for n in range(1, 9)] == [5, 10, 20, 40, 80, 160, 300, 300]
+    assert backoff_delay(3, 5, 300, 2, rand=0.25) == 5.0
+    assert backoff_delay(10_000, 5, 300, 2, rand=1.0) == 300
+    with pytest.raises(ValueError):
+        backoff_delay(0, 5, 300)
+    with pytest.raises(ValueError):
+        backoff_delay(1, 5, 300, rand=1.5)
+
+
+def test_reset_after_healthy_uptime_and_crash_loop_window() -> None:
+    assert next_attempt(4, uptime=299, healthy_uptime=300) == 5
+    assert next_attempt(4, uptime=300, healthy_uptime=300) == 1
+    times = [0, 100, 500, 650, 700]
+    assert failures_in_window(times, now=700, window=600) == [100, 500, 650, 700]
+    assert is_crash_loop(times, 700, 600, 4) and not is_crash_loop(times, 700, 600, 5)
+
+
+def test_state_table_and_events() -> None:
+    bus = EventBus()
+    seen: list[StateChanged] = []
+    bus.subscribe(seen.append)
+    sm = StateMachine("n", bus, lambda: 1.0)
+    for new in (S.STARTING, S.RUNNING, S.DEGRADED, S.RUNNING, S.STALLED, S.STOPPING, S.BACKOFF, S.STARTING,
+                S.RUNNING, S.BACKOFF, S.FATAL, S.STARTING, S.RUNNING, S.STOPPING, S.STOPPED):
+        sm.move(new, "r")
+    assert len(seen) == 15 and seen[-1].old == S.STOPPING and seen[-1].new == S.STOPPED
+    with pytest.raises(IllegalTransition, match="STOPPED → RUNNING"):
+        sm.move(S.RUNNING)
+    with pytest.raises(IllegalTransition):
+        StateMachine("n", bus, lambda: 1.0, S.BACKOFF).move(S.RUNNING)
+    assert set(TRANSITIONS) == set(S)
+
+
+def test_lock_refuses_second_holder_and_names_pid(tmp_path: Path) -> None:
+    with CheckoutLock(tmp_path / "st", tmp_path / "co"):
+        with pytest.raises(LockError, match=rf"another gswarm run \(pid {os.getpid()}\) already supervises {tmp_path / 'co'}"):
+            CheckoutLock(tmp_path / "st", tmp_path / "co").acquire()
+        CheckoutLock(tmp_path / "st", tmp_path / "other").acquire()  # a different checkout is fine
+    CheckoutLock(tmp_path / "st", tmp_path / "co").acquire()  # released
+
+
+def test_pid_record_and_orphan_stop(tmp_path: Path) -> None:
+    lock = CheckoutLock(tmp_path / "st", tmp_path / "co")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        time.sleep(0.1)
+        rec = lock.write_record(child.pid, child.pid)
+        assert lock.read_record() == rec and record_alive(rec)
+        assert not record_alive(PidRecord(rec.checkout, 1, child.pid, child.pid, rec.node_started - 100, 0))  # recycled pid
+        assert not stop_orphan_group(PidRecord(rec.checkout, 1, child.pid, child.pid, rec.node_started + 100, 0), 1)
+        assert child.poll() is None  # a start-time mismatch never signals
+        assert leftover_members(rec) == [child.pid]
+        assert stop_orphan_group(rec, timeout=5)
+        assert child.wait(5) == -15
+    finally:
+        child.kill()
+        child.wait()
+    lock.clear_record()
+    assert lock.read_record() is None
