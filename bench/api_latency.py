@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from gswarm import events as ev
 from gswarm.logs.store import Store
@@ -109,8 +110,11 @@ def main(argv: list[str] | None = None) -> None:
             proc, url = start_server(Path(tmp))
         elif not url.startswith(("http://127.0.0.1", "http://localhost")):
             raise SystemExit("only 127.0.0.1 is measured")
+        server = psutil.Process(proc.pid) if proc is not None else None
+        cpu0 = sum(server.cpu_times()[:2]) if server else 0.0
         try:
             lat, wall, errors = asyncio.run(load(url, args.total, args.concurrency))
+            cpu = (sum(server.cpu_times()[:2]) - cpu0) / (args.total + 1) if server else None
         finally:
             if proc is not None:
                 proc.send_signal(signal.SIGINT)
@@ -121,6 +125,9 @@ def main(argv: list[str] | None = None) -> None:
           f"{len(lat) / wall:.0f} req/s")
     print(f"p50 {ms(pct(lat, 50))}  p90 {ms(pct(lat, 90))}  p99 {ms(pct(lat, 99))}  max {ms(lat[-1])}  "
           f"mean {ms(statistics.fmean(lat))}")
+    if cpu is not None:
+        print(f"server CPU per request {ms(cpu)} (the rest of the latency is queueing behind 50 workers and the "
+              f"load generator's own CPU on the same machine; load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

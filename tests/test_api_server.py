@@ -47,6 +47,21 @@ async def test_port_zero_api_file_and_clean_cancel(state_dir) -> None:
             await c.get(f"{svc.url}/healthz")
 
 
+async def test_embedded_server_leaves_signal_handlers_alone(state_dir) -> None:
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    svc = ApiService(DataSource(state_dir, settings(), clock=FakeClock(NOW)), "127.0.0.1", 0)
+    task = asyncio.create_task(svc.run())
+    for _ in range(100):
+        if svc.server.started:
+            break
+        await asyncio.sleep(0.02)
+    during = {sig: signal.getsignal(sig) for sig in before}
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert svc.server.started and during == before
+
+
 async def test_port_in_use_is_a_config_error_naming_api_port(state_dir) -> None:
     first = ApiService(DataSource(state_dir, settings()), "127.0.0.1", 0)
     try:

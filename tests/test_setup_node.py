@@ -37,9 +37,9 @@ def _settings(co, venv, req, gen, **extra):
 
 
 def _run(spec, modal_port) -> subprocess.CompletedProcess:
-    # GSWARM_EMU_MODAL_URL is not set: the emulated node posts register-peer without orgId, which the
-    # faithful stand-in answers with 400 "bad request" like the real app (reported to the lead).
     env = {**os.environ, **spec.env, "GSWARM_EMU_PACE": "0.01", "GSWARM_EMU_ROUNDS": "1"}
+    if modal_port:  # the node registers its peer through the modal-login sidecar (needs the activated login)
+        env["GSWARM_EMU_MODAL_URL"] = f"http://127.0.0.1:{modal_port}"
     return subprocess.run(list(spec.argv), cwd=spec.cwd, env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -64,6 +64,7 @@ async def test_bare_checkout_to_running_node_and_restart_without_new_login(tmp_p
         first = _run(spec, port)
         assert first.returncode == 0, first.stderr[-2000:]
         assert "Joining" in first.stdout + first.stderr
+        assert "POST /api/register-peer 200" in (co / "logs/yarn.log").read_text()  # through our sidecar, logged in
         if gen == "E6":
             assert node.ollama is not None and node.ollama.running()
         assert (co / "swarm.pem").is_file()  # the node generated its identity at the first start …
@@ -154,5 +155,15 @@ async def test_e0_needs_no_login_and_runs(tmp_path, shared_venv, offline, tools)
         spec = build_launch_spec(_settings(co, shared_venv, req, "E0").model_copy(update=node.settings_update()), co)
         done = _run(spec, 0)
         assert done.returncode == 0, done.stderr[-2000:]
+    finally:
+        await node.close()
+
+
+async def test_e2_without_testnet_needs_no_modal_login(tmp_path, tools):
+    co = init_checkout(tmp_path / "co", "E2")
+    settings = load_settings({"rl_swarm_dir": co, "testnet": False}, env={})
+    node = await prepare_node(settings, state_dir=tmp_path / "state", env=tools, lock_dir=tmp_path / "locks", install=False)
+    try:
+        assert node.modal is None and node.org_id is None and node.mode == "direct"
     finally:
         await node.close()

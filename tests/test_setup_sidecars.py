@@ -237,3 +237,25 @@ async def test_server_left_by_a_killed_gswarm_is_stopped_but_a_recycled_record_i
         holder.stdin.close()
         holder.wait(5)
         fresh.restore_env()
+
+
+async def test_stop_ends_the_whole_group_even_after_the_leader_died(tmp_path):
+    spawn = "import subprocess,sys; subprocess.Popen([sys.executable,'-c','import time; time.sleep(300)']);"
+    port = free_port()
+    serve = (f"import http.server; http.server.HTTPServer(('127.0.0.1',{port}),"
+             "http.server.SimpleHTTPRequestHandler).serve_forever()")
+    car = sidecars.Sidecar("t", [sys.executable, "-c", spawn + serve], tmp_path, tmp_path / "t.log", port)
+    car.start()
+    await car.wait_ready(20)
+    members = sidecars._group_members(car.pid)
+    assert len(members) == 2
+    await car.stop(5)
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in members)
+    # the leader exits by itself and leaves a member behind: stop() still ends our group
+    car2 = sidecars.Sidecar("t2", [sys.executable, "-c", spawn], tmp_path, tmp_path / "t2.log", free_port())
+    car2.start()
+    car2.proc.wait(10)
+    left = sidecars._group_members(car2.pid)
+    assert len(left) == 1
+    await car2.stop(5)
+    assert not psutil.pid_exists(left[0]) or psutil.Process(left[0]).status() == psutil.STATUS_ZOMBIE

@@ -77,3 +77,19 @@ def test_pid_record_and_orphan_stop(tmp_path: Path) -> None:
         child.wait()
     lock.clear_record()
     assert lock.read_record() is None
+
+
+def test_parse_duration() -> None:
+    from gswarm.cli.run import parse_duration
+    from gswarm.errors import ConfigError
+
+    assert [parse_duration(x) for x in ("60", "90s", "2m", "1.5h")] == [60, 90, 120, 5400]
+    with pytest.raises(ConfigError, match="--duration"):
+        parse_duration("soon")
+
+
+def test_run_rejects_bad_flag_values_naming_the_option(tmp_path: Path) -> None:
+    env = {**os.environ, "GSWARM_STATE_DIR": str(tmp_path), "COLUMNS": "300"}
+    out = subprocess.run([sys.executable, "-m", "gswarm", "run", "--swarm", "C", "--rl-swarm-dir", str(tmp_path)],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "swarm" in out.stderr and "'A'" in out.stderr

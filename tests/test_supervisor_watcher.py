@@ -132,3 +132,18 @@ async def test_second_sigint_during_graceful_stop_kills_now(tmp_path: Path, fake
     assert await asyncio.wait_for(task, 10) == 0
     (exited,) = [e for e in events if isinstance(e, ProcessExited)]
     assert exited.signal == sig.SIGKILL
+
+
+async def test_stalled_command_stops_and_policy_restarts(tmp_path: Path, fake_clock: FakeClock) -> None:
+    from gswarm.events import Category, Incident
+
+    rt, events = make_rt(tmp_path, "import time; print('up', flush=True); time.sleep(60)", fake_clock)
+    task = asyncio.ensure_future(rt.run())
+    await until(lambda: rt.snapshot()["state"] == "RUNNING")
+    rt.request("stalled", "health: no progress for 1200s")
+    await until(lambda: any(isinstance(e, RestartScheduled) for e in events))
+    states = [e.new for e in events if isinstance(e, StateChanged)]
+    assert states[-3:] == [NodeState.STALLED, NodeState.STOPPING, NodeState.BACKOFF]
+    assert [e.category for e in events if isinstance(e, Incident)] == [Category.STALLED]
+    rt.request("stop", "test", shutdown=True)
+    assert await asyncio.wait_for(task, 10) == 0

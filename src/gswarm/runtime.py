@@ -71,7 +71,8 @@ class Runtime:
         self.commands: asyncio.Queue = asyncio.Queue()
         self.spec: LaunchSpec | None = None
         self._spec_factory = spec_factory or self._default_spec
-        self.rng, self.console, self.reinstall = rng, console, reinstall
+        self.rng, self.console = rng, console
+        self.reinstall = reinstall or self._default_reinstall
         self.prestart = prestart or self._keep_login_files
         self.service_paths = SERVICE_FACTORIES if services is None else services
         self.install_signals = install_signals
@@ -103,6 +104,16 @@ class Runtime:
         if restored:
             self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.NONE,
                                             f"restored {', '.join(restored)} from the backup before the start"))
+
+    async def _default_reinstall(self) -> None:
+        """Reinstall the node's dependencies with ``gswarm.rlswarm.setup.reinstall`` (in a thread: pip blocks).
+
+        Raises ImportError when the setup module is missing (the watcher reports it).
+        """
+        from gswarm.rlswarm.setup import reinstall
+
+        generation = self.spec.generation if self.spec else None
+        await asyncio.to_thread(reinstall, self.settings, self.checkout, generation)
 
     def build_spec(self) -> LaunchSpec:
         """Build (and remember) the LaunchSpec for the next start (raises CheckoutError/ConfigError)."""

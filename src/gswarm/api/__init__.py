@@ -3,5 +3,18 @@
 ``create_app(source)`` (:mod:`gswarm.api.app`) builds the FastAPI app over a
 :class:`~gswarm.api.source.DataSource` (live: a Runtime plus the store; read-only:
 the store of a state directory). ``gswarm.api.server:create_service`` embeds it in
-``gswarm run``; ``gswarm serve`` serves it read-only.
+``gswarm run`` (same event loop, no own signal handlers; bound address in
+``<state_dir>/run/api.json``); ``gswarm serve`` serves it read-only.
+
+Endpoints (times in Unix seconds; errors ``{"error", "detail"}``; 422 names the field):
+
+* ``GET /api/v1/status``, ``/api/v1/nodes``, ``/api/v1/nodes/{node}`` (404 unknown)
+* ``GET /api/v1/events`` (node, kind, since, until, limit 1..1000, offset), ``/api/v1/incidents``
+  (node, category, severity, …), ``/api/v1/runs``, ``/api/v1/progress``
+* ``GET /api/v1/nodes/{node}/metrics?since&until&points`` (bucketed avg/max), ``…/analytics``
+* ``GET /api/v1/logs?tail&grep&node&level&since&until`` (JSON log, rotated and gzipped files too)
+* ``GET /api/v1/config``; ``PUT``/``PATCH /api/v1/config`` (token; next start)
+* ``POST /api/v1/nodes/{node}/start|stop|restart`` (token; 202, 409 when read-only)
+* ``GET /api/v1/events/stream`` (server-sent events), ``/healthz``, ``/readyz``, ``/metrics``
+* ``/`` dashboard, ``/docs`` and ``/openapi.json``
 """

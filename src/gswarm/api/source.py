@@ -1,8 +1,8 @@
 """Where the API's data comes from: a live Runtime, or only a state directory.
 
 The app never touches processes: live control posts a ``Command`` on
-``runtime.commands`` and the supervisor acts. Store reads run in a worker thread
-(``asyncio.to_thread``) so a long history query never blocks the supervisor loop.
+``runtime.commands`` and the supervisor acts. Store reads run on worker threads
+(:meth:`DataSource.db`) so a long history query never blocks the supervisor loop.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -33,12 +34,15 @@ class DataSource:
     everything is read from ``<state_dir>/gswarm.db`` and ``<state_dir>/logs``.
     ``clock`` needs ``time()`` (Unix seconds); ``reader`` defaults to a
     ``gswarm.logs.store.StoreReader`` on the state dir's database;
-    ``command_type`` defaults to ``gswarm.runtime.Command``.
+    ``command_type`` defaults to ``gswarm.runtime.Command``. Store reads run on
+    ``db_threads`` worker threads (the reader serialises queries on one connection;
+    two threads let one slow history query not stall everything, more only add GIL
+    contention).
     """
 
     def __init__(self, state_dir: Path, settings: Settings, *, runtime: Any = None,
                  clock: Any = None, reader: Any = None, stall_timeout: float = 1800.0,
-                 command_type: Callable[[str, str], Any] | None = None) -> None:
+                 command_type: Callable[[str, str], Any] | None = None, db_threads: int = 2) -> None:
         self.state_dir = Path(state_dir)
         self.settings = settings
         self.runtime = runtime
@@ -48,6 +52,8 @@ class DataSource:
         self.bound: dict[str, Any] = {}
         self._command_type = command_type
         self.cache = StoreCache()
+        self.db_threads = db_threads
+        self._executor: ThreadPoolExecutor | None = None
         self.stopping = asyncio.Event()
         self._secrets: set[str] = set()
         for secret in (settings.hf_token, settings.api_token):
@@ -98,7 +104,9 @@ class DataSource:
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(reader, *args)`` in a worker thread; StoreError propagates."""
-        return await asyncio.to_thread(fn, self.reader, *args)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.db_threads, thread_name_prefix="gswarm-api-db")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, self.reader, *args)
 
     def snapshot(self) -> dict[str, Any] | None:
         """``runtime.snapshot()`` (keys per docs/architecture.md) or None when read-only."""
@@ -127,7 +135,10 @@ class DataSource:
         return text
 
     def close(self) -> None:
-        """Release the store connection."""
+        """Release the store connection and the worker threads."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
         if self._reader is not None and hasattr(self._reader, "close"):
             self._reader.close()
 

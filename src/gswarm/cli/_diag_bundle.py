@@ -6,6 +6,7 @@ without one follow the previous line); ``rl-swarm-logs/…`` — the same for th
 (swarm.log E2, swarm_launcher.log E3–E6, yarn.log; generations.md §13.7); ``history.json`` — runs, restart/exit/
 recovery events and incidents from ``<state_dir>/gswarm.db`` (read-only, tolerated when absent);
 ``config.json`` — ``redacted_dict(settings)``; ``versions.json``; ``doctor.json``.
+Longer than ~150 lines: one small function per member of the bundle.
 """
 
 from __future__ import annotations

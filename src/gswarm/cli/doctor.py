@@ -47,6 +47,4 @@ def register(app: typer.Typer) -> None:
                 table.add_row(c.name, f"[{_STYLE[c.status]}]{c.status}[/]", c.detail, c.fix)
             Console().print(table)
         if any(c.status == "fail" for c in checks):
-            # SystemExit, not typer.Exit: main() runs click with standalone_mode=False, which turns
-            # typer.Exit into a return value that main() ignores (reported to the lead).
-            raise SystemExit(1)
+            raise typer.Exit(1)

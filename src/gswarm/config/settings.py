@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     crash_loop_window: float = Field(600.0, gt=0, description="Crash-loop window, seconds.")
     stop_timeout: float = Field(30.0, gt=0, description="Grace between SIGTERM and SIGKILL, seconds.")
     prompt_idle: float = Field(0.3, gt=0, description="Flush a partial line (prompt) after this idle time, seconds.")
+    outage_backoff_min: float = Field(180.0, gt=0, description="Minimum restart delay during an upstream outage (bootstrap peers, chain, modal proxy), seconds.")
+    outage_backoff_max: float = Field(1800.0, gt=0, description="Cap of the restart delay during an upstream outage, seconds.")
+    oom_step_up_after: float = Field(21600.0, gt=0, description="Healthy uptime after which the out-of-memory ladder steps back up, seconds.")
     stall_timeout: float | None = Field(None, gt=0, description="No-progress time that means stalled, seconds (default per generation).")
 
     # --- monitoring, store, logs

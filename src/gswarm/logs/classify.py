@@ -11,6 +11,8 @@ decide when nothing specific matched, and benign lines never make a failure.
 ``Classifier.classify_lines`` is the batch path (``gswarm diagnose``, tests); ``StreamClassifier`` is
 the live path fed line by line by the supervisor: ``on_line`` is O(1) for ordinary lines and returns a
 Classification only for live incidents; ``result()`` classifies the recent output at exit time.
+Longer than ~150 lines: the two public classes share one compiled table; loading, gating and rule
+evaluation are in ``_rules.py``, ``_gate.py`` and ``_engine.py``.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ class StreamClassifier:
         self._gate = self._c.gate
         self._start = self._c.start if self._c.anchored else None
         self._ring: deque[str] = deque(maxlen=ring)
+        self._push = self._ring.append  # hot path: one bound method, no attribute chain per line
         self._trig: deque[tuple[int, str]] = deque(maxlen=keep)
         self._tail = tail
         self._n = 0
@@ -151,9 +154,11 @@ class StreamClassifier:
     def on_line(self, text: str, now: float | None = None) -> Classification | None:
         """Feed one output line (ANSI-stripped). Returns a Classification for a live incident, else None."""
         self._n += 1
-        self._ring.append(text)
-        if self._gate(text) is None and (self._start is None or self._start(text) is None):
-            return None
+        self._push(text)
+        if self._gate(text) is None:
+            start = self._start
+            if start is None or start(text) is None:
+                return None
         self._trig.append((self._n, text))
         return self._check_live(text, now) if self._live else None
 
@@ -189,5 +194,11 @@ class StreamClassifier:
     def result(self) -> Classification:
         """Classification of the recent output (call at exit); category ``none`` if nothing matched."""
         first = self._n - self._tail
-        found = self._c.scan((i, s) for i, s in self._trig if i > first)
-        return self._c.classify(found, self.generation, self._text_of)
+        recent = {i: s for i, s in self._trig if i > first}
+        ring, n = self._ring, self._n
+
+        def text_of(i: int) -> str | None:
+            back = n - i
+            return ring[len(ring) - 1 - back] if 0 <= back < len(ring) else recent.get(i)
+
+        return self._c.classify(self._c.scan(recent.items()), self.generation, text_of)

@@ -14,7 +14,9 @@ marks the node degraded (``DEGRADED_COUNT`` within ``DEGRADED_WINDOW`` s).
 ``interval`` s and puts commands on ``rt.commands``: ``stalled`` (the watcher stops the node and the policy
 restarts it with reason "stalled"), ``degraded``/``healthy``. It also runs a ``StreamClassifier`` over the
 output and acts on live incidents through ``policy.decide_live`` (restart after K rejected submissions in a
-row or N swallowed errors, stop on identity/login problems), publishing an ``Incident`` for each.
+row or N swallowed errors, stop on identity/login problems), publishing an ``Incident`` for each. (The watcher
+classifies only at exit, so the live path lives here; if the watcher ever acts on ``StreamClassifier.on_line``
+itself, drop it here.) Longer than ~150 lines: the pure tracker and its thin bus wrapper are kept side by side.
 """
 
 from __future__ import annotations

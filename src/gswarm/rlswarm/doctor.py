@@ -254,7 +254,7 @@ def run_checks(settings: Any, *, checkout: Path | None = None, state_dir: Path |
     env = dict(env if env is not None else os.environ)
     gen_check, gen = check_generation(checkout)
     checks = [gen_check, *check_python(settings, checkout, gen)]
-    testnet = gen in ("E1", "E2", "E3", "E4", "E5", "E6")
+    testnet = gen in ("E3", "E4", "E5", "E6") or (gen in ("E1", "E2") and settings.testnet)
     if testnet and not settings.via_script:
         checks += check_node_tools(env)
     gpu = gpu_info()

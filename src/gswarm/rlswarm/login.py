@@ -279,7 +279,8 @@ async def prepare_node(settings: Any, checkout: Path | None = None, *, state_dir
             res = ensure_environment(checkout, gen, requirements=settings.requirements, python=settings.python,
                                      console=console, cpu_only=settings.cpu_only)
             node.python = res.python
-        if mode == "direct" and gen in TESTNET_GENERATIONS:
+        testnet = gen in TESTNET_GENERATIONS and (settings.testnet or gen not in ("E1", "E2"))  # E1/E2 --no-testnet
+        if mode == "direct" and testnet:
             node.modal = ModalLogin(checkout, state_dir, gen, port=modal_port, swarm=settings.swarm,
                                     contract=settings.contract_address, env=env, clock=clock)
             await node.modal.start()

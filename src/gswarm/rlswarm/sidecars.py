@@ -153,20 +153,37 @@ class Sidecar:
                 await self.clock.sleep(interval)
 
     async def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM the sidecar's group, wait ``timeout`` s, then SIGKILL; returns the exit status (idempotent)."""
+        """SIGTERM the sidecar's group, wait ``timeout`` s, then SIGKILL; returns the exit status (idempotent).
+
+        The group is signalled only while its leader runs or members of it are left (then the
+        group id cannot have been reused), so a long-dead sidecar's recycled id is never hit.
+        """
         proc = self.proc
         if proc is None:
             return None
-        if proc.poll() is None:
-            _killpg(proc.pid, signal.SIGTERM)
+        pgid = proc.pid
+        alive = lambda: proc.poll() is None or bool(_group_members(pgid))  # noqa: E731
+        if alive():
+            _killpg(pgid, signal.SIGTERM)
             deadline = self.clock.monotonic() + timeout
-            while proc.poll() is None and self.clock.monotonic() < deadline:
+            while alive() and self.clock.monotonic() < deadline:
                 await self.clock.sleep(0.05)
-            if proc.poll() is None:
-                _killpg(proc.pid, signal.SIGKILL)
+            if alive():
+                _killpg(pgid, signal.SIGKILL)
                 await asyncio.to_thread(proc.wait)
-        _killpg(proc.pid, signal.SIGKILL)  # leftovers of our own group (children of yarn)
         return proc.returncode
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Pids whose process group is ``pgid`` (zombies excluded)."""
+    out = []
+    for p in psutil.process_iter(["status"]):
+        try:
+            if p.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(p.pid) == pgid:
+                out.append(p.pid)
+        except (OSError, psutil.Error):
+            continue
+    return out
 
 
 def _killpg(pgid: int, sig: int) -> None:

@@ -231,7 +231,12 @@ class Watcher:
                 return "start"
             return "exit" if self._shutdown else "idle"
         exit_info = policy.ExitInfo(status.exit_code, status.signal, uptime, False, "stalled" if stalled else "")
-        cls = self.classifier.classify(status.exit_code, status.signal)
+        if stalled:  # the exit was ours; what matters is the missing progress
+            cls = policy.Classification(Category.STALLED, Recovery.RESTART, Severity.WARNING, "supervisor.stalled",
+                                        tuple(list(self.classifier.tail)[-3:]),
+                                        f"No training progress ({cmd.source}); GSwarm stopped the node to restart it.")
+        else:
+            cls = self.classifier.classify(status.exit_code, status.signal)
         if status.exit_code == 0 and not stalled and not self.settings.restart_on_clean_exit:
             self.sm.move(S.STOPPED, "clean exit (restart_on_clean_exit is off)")
             return "exit"
@@ -250,7 +255,7 @@ class Watcher:
                 self.info.fatal_reason = d.reason or "stopped by policy"
                 self._notice("stopped", Severity.ERROR, f"node {self.node} stopped: {d.reason}", d.advice or cls.advice)
                 return "fatal"
-            return "idle"
+            return "exit"  # nothing more to do: the node finished (e.g. a clean exit the policy accepts)
         self.info.extra_env.update(d.env)
         self.sm.move(S.BACKOFF, d.reason or "restart")
         self.info.restarts += 1

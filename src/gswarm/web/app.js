@@ -169,7 +169,7 @@ function drawChart(svg, ts, lines, yMax, yFmt) {
   svg.append(svgEl("text", { x: 4, y: 11 }, yFmt(max)));
   if (ts.length) {
     svg.append(svgEl("text", { x: 4, y: H - 2 }, fmt.hm(ts[0])));
-    svg.append(svgEl("text", { x: W - 40, y: H - 2 }, fmt.hm(ts[ts.length - 1])));
+    svg.append(svgEl("text", { x: W - 4, y: H - 2, "text-anchor": "end" }, fmt.hm(ts[ts.length - 1])));
   }
   const has = lines.some((l) => l.values.some((v) => v != null));
   if (!has) svg.append(svgEl("text", { x: W / 2 - 30, y: H / 2 }, "no data"));
@@ -201,7 +201,7 @@ function addLog(r) {
   if (S.node && r.node && r.node !== S.node) return;
   S.logs.push({ ts: r.ts_unix || r.ts, level: r.level || (r.stream === "stderr" ? "warning" : "info"), text: logText(r) });
   if (S.logs.length > 1000) S.logs.splice(0, S.logs.length - 1000);
-  renderLogs();
+  if (!S.logTimer) S.logTimer = setTimeout(() => { S.logTimer = null; renderLogs(); }, 200);  // at most 5 renders/s
 }
 
 function renderLogs() {
