@@ -68,3 +68,25 @@ async def test_fake_clock_wakes_sleepers_in_order():
     await clock.run_for(5.0, step=1.0)
     await asyncio.gather(*tasks)
     assert woke == [1.0, 3.0]
+
+
+def test_api_override_between_file_and_env(tmp_path):
+    import json
+
+    sd = tmp_path / "sd"
+    sd.mkdir()
+    (sd / "config_override.json").write_text(json.dumps({"model_size": "7", "stop_timeout": 9}))
+    cfg = tmp_path / "g.toml"
+    cfg.write_text('model_size = "1.5"\nbackoff_max = 60\n')
+    s = load_settings({"config_file": cfg}, env={"GSWARM_STATE_DIR": str(sd)})
+    assert (s.model_size, s.stop_timeout, s.backoff_max) == ("7", 9.0, 60.0)
+    s = load_settings({"config_file": cfg, "model_size": "72"}, env={"GSWARM_STATE_DIR": str(sd), "GSWARM_STOP_TIMEOUT": "3"})
+    assert (s.model_size, s.stop_timeout) == ("72", 3.0)
+
+
+def test_malformed_override_names_file(tmp_path):
+    sd = tmp_path / "sd"
+    sd.mkdir()
+    (sd / "config_override.json").write_text("{oops")
+    with pytest.raises(ConfigError, match="config_override.json"):
+        load_settings({}, env={"GSWARM_STATE_DIR": str(sd)})

@@ -12,6 +12,7 @@ through the environment and shown as ``***`` everywhere else.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -143,6 +144,28 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
+OVERRIDE_FILE = "config_override.json"
+
+
+def _read_override(state_dir: Any) -> dict[str, Any]:
+    """Options saved through the API (``<state_dir>/config_override.json``), applied on the next start.
+
+    A missing file means no override. A malformed file raises ConfigError naming it.
+    """
+    from gswarm.paths import state_dir as resolve
+
+    path = resolve(Path(state_dir) if state_dir else None) / OVERRIDE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}); fix or delete it (it holds options saved through the API)") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object of option -> value; fix or delete it")
+    return data
+
+
 def _env_values(env: Mapping[str, str]) -> dict[str, str]:
     out = {}
     for name in Settings.model_fields:
@@ -167,9 +190,12 @@ def load_settings(
     env_vals = _env_values(env)
     cfg_file = flags.get("config_file") or env_vals.get("config_file")
     file_vals = _read_toml(Path(cfg_file)) if cfg_file else {}
+    sd = flags.get("state_dir") or env_vals.get("state_dir") or file_vals.get("state_dir")
+    override = _read_override(sd)
     origin: dict[str, str] = {}
     merged: dict[str, Any] = {}
-    for src_name, values in (("file " + str(cfg_file), file_vals), ("env", env_vals), ("flag", flags)):
+    sources = (("file " + str(cfg_file), file_vals), ("api override " + OVERRIDE_FILE, override), ("env", env_vals), ("flag", flags))
+    for src_name, values in sources:
         for k, v in values.items():
             merged[k] = v
             origin[k] = f"GSWARM_{k.upper()}" if src_name == "env" else (f"--{k.replace('_', '-')}" if src_name == "flag" else src_name)

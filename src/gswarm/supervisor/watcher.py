@@ -39,6 +39,15 @@ from gswarm.supervisor.state import StateMachine
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class _Cmd:
+    """A command the watcher gives itself (same shape as ``gswarm.runtime.Command``)."""
+
+    kind: str
+    source: str
+    shutdown: bool = False
+
+
 @dataclass
 class RunInfo:
     """What the snapshot shows about the current/last run (wall seconds)."""
@@ -137,7 +146,8 @@ class Watcher:
         return await self._after_exit(proc, status, cmd)
 
     async def _spawn(self, spec: LaunchSpec) -> Any:
-        self.classifier = ExitClassifier(spec.generation)
+        self.classifier = ExitClassifier(spec.generation, on_live=self._live_incident)
+        self._live_stop: policy.Decision | None = None
         feed, console = self.classifier.feed, self.console
 
         def on_batch(batch: Any, ts: float) -> None:
@@ -206,6 +216,23 @@ class Watcher:
                 self._shutdown = True
         await waiter
 
+    def _live_incident(self, cls: Any) -> None:
+        """A StreamClassifier live incident: publish it, ask ``policy.decide_live``, enqueue the action."""
+        now = self.clock.time()
+        self.bus.publish(Incident(self.node, now, cls.category, cls.recovery, cls.severity, cls.rule_id,
+                                  tuple(cls.evidence), cls.advice))
+        decide_live = getattr(policy, "decide_live", None)
+        if decide_live is None:
+            return
+        d = decide_live(cls, self.history, self.settings, now=now)
+        if d.action == "stop":
+            self._live_stop = d
+            self.commands.put_nowait(_Cmd("stop", f"policy: {d.reason}"))
+        elif d.action == "restart":
+            self.commands.put_nowait(_Cmd("restart", f"policy: {d.reason}"))
+        elif d.alert:
+            self._notice("live", Severity.WARNING, f"node {self.node}: {d.reason}", d.advice or cls.advice)
+
     def _set_degraded(self, flag: bool, why: str) -> None:
         self.info.degraded = flag
         if flag and self.sm.can(S.DEGRADED) and self.sm.state == S.RUNNING:
@@ -225,6 +252,8 @@ class Watcher:
             self.capture.note(f"gswarm: exited code={status.exit_code} signal={status.signal} after {uptime:.1f}s", now, proc.pid)
         if self.lock is not None:
             self.lock.clear_record()
+        if requested and self._live_stop is not None and cmd.source.startswith("policy:"):
+            return await self._act(self._live_stop, self._live_stop)
         if requested:
             self.sm.move(S.STOPPED, f"{cmd.kind} requested by {cmd.source}")
             if cmd.kind == "restart" and not self._shutdown:
