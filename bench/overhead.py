@@ -18,6 +18,8 @@ Usage::
 * Both in this one process run, alternating, ``--repeat`` times; the best wall
   time of each is compared. The supervisor's CPU is ``getrusage(RUSAGE_SELF)``
   (user + system) during the supervised runs, so the child's CPU is excluded.
+* **supervised, no events**: the same without the per-line ``OutputLine`` events
+  (split + capture only), to show what the per-line events cost.
 * **quiet**: a child printing one line every 5 s for ``--quiet-seconds``; the
   supervisor's CPU time divided by the wall time = % of one core.
 
@@ -80,8 +82,9 @@ def bare(code: str) -> float:
     return time.perf_counter() - t0
 
 
-async def supervised(code: str, folder: Path) -> tuple[float, float, int]:
-    """(wall s, supervisor CPU s, lines seen on the bus) for the child under NodeProcess."""
+async def supervised(code: str, folder: Path, events: bool = True) -> tuple[float, float, int]:
+    """(wall s, supervisor CPU s, lines seen) for the child under NodeProcess (``events``: one
+    OutputLine per line on the bus; without, lines are only counted per batch)."""
     bus = EventBus()
     count = [0]
 
@@ -93,7 +96,11 @@ async def supervised(code: str, folder: Path) -> tuple[float, float, int]:
     cap = CaptureFile(folder / "output.log")
     spec = LaunchSpec(argv=(sys.executable, "-c", code), cwd=folder, env={}, mode="direct", generation="E6")
     c0, t0 = _cpu(), time.perf_counter()
-    proc = NodeProcess(spec, "bench", bus, time.time, capture=cap)
+    def per_batch(batch: object, ts: float) -> None:
+        count[0] += len(batch)  # type: ignore[arg-type]
+
+    proc = NodeProcess(spec, "bench", bus, time.time, capture=cap, publish_lines=events,
+                       on_batch=None if events else per_batch)
     await proc.start()
     await proc.wait()
     wall, cpu = time.perf_counter() - t0, _cpu() - c0
@@ -109,7 +116,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     code = CHILD.format(n=args.lines)
-    bares, pipes, sups = [], [], []
+    bares, pipes, sups, noev = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="gswarm-bench-") as tmp:
         for i in range(args.repeat):
             bares.append(bare_devnull(code))
@@ -118,6 +125,9 @@ def main() -> None:
             folder.mkdir()
             sups.append(asyncio.run(supervised(code, folder)))
             assert sups[-1][2] == args.lines, f"lost lines: {sups[-1][2]} != {args.lines}"
+            (folder / "ne").mkdir()
+            noev.append(asyncio.run(supervised(code, folder / "ne", events=False)))
+            assert noev[-1][2] == args.lines
         qc0, qt0 = _cpu(), time.perf_counter()
         asyncio.run(supervised(QUIET.format(s=args.quiet_seconds), Path(tmp)))
         quiet_pct = 100 * (_cpu() - qc0) / (time.perf_counter() - qt0)
@@ -126,6 +136,9 @@ def main() -> None:
     result = {
         "lines": args.lines, "bare_wall_s": round(best_bare, 3), "supervised_wall_s": round(best_sup, 3),
         "ratio": round(best_sup / best_bare, 3), "bare_pipe_wall_s": round(best_pipe, 3),
+        "no_events_wall_s": round(min(s[0] for s in noev), 3),
+        "no_events_ratio": round(min(s[0] for s in noev) / best_bare, 3),
+        "no_events_cpu_s_per_million_lines": round(min(s[1] for s in noev) * 1_000_000 / args.lines, 3),
         "ratio_vs_pipe": round(best_sup / best_pipe, 3), "supervisor_cpu_s_per_million_lines": round(cpu_per_m, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "quiet_seconds": args.quiet_seconds, "quiet_cpu_percent_of_core": round(quiet_pct, 3),
@@ -141,6 +154,8 @@ def main() -> None:
     print(f"supervised (NodeProcess)  {best_sup:8.3f} s   ratio {best_sup / best_bare:.3f} vs /dev/null (target ≤ 1.05), "
           f"{best_sup / best_pipe:.3f} vs pipe")
     print(f"supervisor CPU            {cpu_per_m:8.3f} s per million lines")
+    print(f"  same without per-line bus events: {result['no_events_wall_s']:.3f} s, ratio {result['no_events_ratio']:.3f}, "
+          f"CPU {result['no_events_cpu_s_per_million_lines']:.3f} s per million lines")
     print(f"peak RSS                  {result['peak_rss_mb']:8.1f} MB  (target < 80)")
     print(f"quiet child {args.quiet_seconds:g} s         {quiet_pct:8.3f} % of one core  (target < 1)")
 

@@ -147,3 +147,12 @@ async def test_stalled_command_stops_and_policy_restarts(tmp_path: Path, fake_cl
     assert [e.category for e in events if isinstance(e, Incident)] == [Category.STALLED]
     rt.request("stop", "test", shutdown=True)
     assert await asyncio.wait_for(task, 10) == 0
+
+
+async def test_health_stop_is_a_stop_and_alert_exit(tmp_path: Path, fake_clock: FakeClock) -> None:
+    rt, events = make_rt(tmp_path, "import time; print('up', flush=True); time.sleep(60)", fake_clock)
+    task = asyncio.ensure_future(rt.run())
+    await until(lambda: rt.snapshot()["state"] == "RUNNING")
+    rt.request("stop", "health:identity_taken")
+    assert await asyncio.wait_for(task, 10) == NodeFatal.exit_code
+    assert rt.snapshot()["state"] == "STOPPED" and "health:identity_taken" in rt.snapshot()["fatal_reason"]

@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     prg_game: bool = Field(True, description="E5: take part in the AI Prediction Market.")
     extra_env: dict[str, str] = Field(default_factory=dict, description="Extra environment for the node.")
 
+    # --- environment setup and login (issue #3)
+    auto_setup: bool = Field(True, description="Before gswarm run in direct mode: venv, requirements, modal-login, login.")
+    hardware: Literal["auto", "cpu", "gpu", "mps"] = Field("auto", description="Requirements flavour; auto detects NVIDIA / Apple MPS.")
+    login_timeout: float = Field(600.0, gt=0, description="Wait this long for userData.json after printing the login URL, seconds.")
+    activation_timeout: float = Field(300.0, gt=0, description="Wait this long for the API key to become activated, seconds.")
+    modal_port: int = Field(3000, ge=1, le=65535, description="modal-login port (the node hard-codes 3000; change only for tests).")
+    ollama_port: int = Field(11434, ge=1, le=65535, description="ollama server port (E6).")
+
     # --- supervision (seconds)
     backoff_initial: float = Field(5.0, gt=0, description="First restart delay, seconds.")
     backoff_max: float = Field(300.0, gt=0, description="Cap of the restart delay, seconds.")

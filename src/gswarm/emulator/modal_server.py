@@ -87,6 +87,7 @@ class ModalState:
             return True
 
     def status(self, org: str) -> str:
+        """``GET /api/get-api-key-status``: ``activated`` when the last key of ``org`` is, else ``pending``."""
         keys = self._read("userApiKey.json").get(org) or []
         return "activated" if keys and isinstance(keys[-1], dict) and keys[-1].get("activated") else "pending"
 
@@ -175,10 +176,12 @@ class ModalServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def start(self) -> "ModalServer":
+        """Serve in a daemon thread; returns self."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the socket."""
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -46,6 +46,7 @@ class Check:
     fix: str = ""
 
     def to_json(self) -> dict[str, str]:
+        """``{"name", "status", "detail", "fix"}``."""
         return asdict(self)
 
 
@@ -63,6 +64,7 @@ def _need(billions: float) -> tuple[float, float]:
 
 
 def check_generation(checkout: Path) -> tuple[Check, str | None]:
+    """Detected generation (fail when not a checkout); returns the check and the generation or None."""
     from gswarm.rlswarm.generations import detect
 
     try:
@@ -75,6 +77,7 @@ def check_generation(checkout: Path) -> tuple[Check, str | None]:
 
 
 def check_python(settings: Any, checkout: Path, generation: str | None) -> list[Check]:
+    """Node interpreter in 3.10-3.12 and the venv's install stamp up to date."""
     from gswarm.rlswarm import setup as st
 
     venv = Path(settings.python).parent.parent if settings.python else checkout / ".venv"
@@ -108,6 +111,7 @@ def check_python(settings: Any, checkout: Path, generation: str | None) -> list[
 
 
 def check_node_tools(env: dict[str, str]) -> list[Check]:
+    """``node`` and ``yarn`` on PATH (modal-login), with versions or install advice."""
     from gswarm.rlswarm.sidecars import NODE_HINT, YARN_HINT
 
     out = []
@@ -150,6 +154,7 @@ def gpu_info() -> dict[str, Any]:
 
 
 def check_memory(billions: float, gpu: dict[str, Any]) -> list[Check]:
+    """Free RAM (and NVIDIA VRAM) against ``NEED`` for a ``billions``-parameter model."""
     ram_need, vram_need = _need(billions)
     vm = psutil.virtual_memory()
     avail, total = vm.available / GiB, vm.total / GiB
@@ -166,6 +171,7 @@ def check_memory(billions: float, gpu: dict[str, Any]) -> list[Check]:
 
 
 def check_gpu(gpu: dict[str, Any]) -> Check:
+    """NVIDIA driver and GPUs, Apple MPS, or CPU only (never a failure)."""
     if gpu["kind"] == "nvidia":
         names = ", ".join(g["name"] for g in gpu["gpus"])
         return Check("gpu", "pass", f"NVIDIA driver {gpu['driver']}: {names}")
@@ -175,6 +181,7 @@ def check_gpu(gpu: dict[str, Any]) -> Check:
 
 
 def check_disk(checkout: Path) -> Check:
+    """Free disk at the checkout: < 5 GiB fail, < 20 GiB warn."""
     where = checkout if checkout.exists() else Path.cwd()
     free = shutil.disk_usage(where).free / GiB
     status: Status = "pass" if free >= 20 else ("warn" if free >= 5 else "fail")
@@ -182,6 +189,7 @@ def check_disk(checkout: Path) -> Check:
 
 
 def check_port(name: str, port: int) -> Check:
+    """``port`` free, or warn naming the holder's pid and command (never stopped)."""
     from gswarm.rlswarm.sidecars import port_holders, port_in_use
 
     holders = port_holders(port)
@@ -193,6 +201,7 @@ def check_port(name: str, port: int) -> Check:
 
 
 def check_identity(settings: Any, checkout: Path, state_dir: Path, generation: str | None) -> Check:
+    """swarm.pem present with mode 600, and its backup."""
     from gswarm.rlswarm.identity import backup_dir
 
     pem = Path(settings.identity_path) if settings.identity_path else checkout / "swarm.pem"
@@ -211,6 +220,7 @@ def check_identity(settings: Any, checkout: Path, state_dir: Path, generation: s
 
 
 def check_login(checkout: Path, state_dir: Path) -> Check:
+    """Login files valid and activated, or restorable from the backup."""
     from gswarm.rlswarm import identity as idm
 
     path = idm.temp_data(checkout) / "userData.json"
@@ -229,6 +239,7 @@ def check_login(checkout: Path, state_dir: Path) -> Check:
 
 
 def check_ollama(env: dict[str, str], port: int) -> Check:
+    """E6: ollama answers on ``port`` or is installed (GSwarm starts it); fail with advice otherwise."""
     import httpx
 
     from gswarm.rlswarm.sidecars import OLLAMA_HINT

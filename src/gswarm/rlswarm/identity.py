@@ -45,6 +45,7 @@ def backup_dir(state_dir: Path, checkout: Path) -> Path:
 
 
 def temp_data(checkout: Path) -> Path:
+    """``<checkout>/modal-login/temp-data`` (where the modal server writes the login files, §2.4)."""
     return Path(checkout) / "modal-login" / "temp-data"
 
 
@@ -177,6 +178,7 @@ class IdentityLock:
         self.pem, self.node, self._fd = pem, node, None
 
     def acquire(self) -> None:
+        """Take the lock (non-blocking) and record node/pid in it; IdentityError when held."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -192,6 +194,7 @@ class IdentityLock:
         self._fd = fd
 
     def release(self) -> None:
+        """Drop the lock (idempotent)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

@@ -14,6 +14,7 @@ naming the file or the timeout and saying to log in again; nothing is deleted.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import webbrowser
@@ -276,8 +277,8 @@ async def prepare_node(settings: Any, checkout: Path | None = None, *, state_dir
     node.lock.acquire()
     try:
         if mode == "direct" and install:
-            res = ensure_environment(checkout, gen, requirements=settings.requirements, python=settings.python,
-                                     console=console, cpu_only=settings.cpu_only)
+            res = await asyncio.to_thread(ensure_environment, checkout, gen, requirements=settings.requirements,
+                                          python=settings.python, console=console, cpu_only=settings.cpu_only)
             node.python = res.python
         testnet = gen in TESTNET_GENERATIONS and (settings.testnet or gen not in ("E1", "E2"))  # E1/E2 --no-testnet
         if mode == "direct" and testnet:

@@ -53,6 +53,7 @@ class Holder:
     command: str
 
     def describe(self) -> str:
+        """``pid N (command)`` or a hint when the OS hides the owner."""
         return f"pid {self.pid} ({self.command})" if self.pid else "a process GSwarm cannot see (try `sudo ss -ltnp`)"
 
 
@@ -108,9 +109,11 @@ class Sidecar:
 
     @property
     def pid(self) -> int | None:
+        """Pid (= process group id) of the running or last sidecar process, or None."""
         return self.proc.pid if self.proc else None
 
     def running(self) -> bool:
+        """True while the sidecar process GSwarm started is alive."""
         return self.proc is not None and self.proc.poll() is None
 
     def start(self) -> int:
@@ -408,6 +411,7 @@ class SidecarKeeper:
         self.prepared, self.clock, self.bus, self.node, self.interval = prepared, clock or SystemClock(), bus, node, interval
 
     async def run(self) -> None:
+        """Check every ``interval`` s until cancelled; on cancel stop the sidecars and re-raise."""
         import logging
 
         from gswarm.events import Notice, Severity

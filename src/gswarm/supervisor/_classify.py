@@ -1,68 +1,56 @@
 """Lazy bridge to ``gswarm.logs.classify`` with a fallback when it is missing.
 
-Live path: every line goes to a ``StreamClassifier`` (one per start);
-``on_line`` returns a Classification for a *live* incident (e.g. repeated chain
-rejections), collected in :attr:`ExitClassifier.live` for the watcher. At exit:
-``StreamClassifier.result()`` adjusted for the exit status by
-``policy.effective`` (SIGKILL without a traceback → likely OOM killer; that logic
-is the failures area's). Without the classifier module every failure is
-``unknown_crash`` (exit 0 → ``clean_exit``), classified from a 400-line tail.
+The watcher keeps the last :data:`TAIL_LINES` lines of output (a deque: one
+C-speed ``extend`` per batch, no Python work per line) and classifies them once,
+at exit, with ``Classifier.classify_lines(lines, generation, exit_code=,
+signal=)`` — the classifier/policy decide e.g. "SIGKILL without traceback →
+likely OOM killer". Live incidents (a StreamClassifier per line) are the health
+service's job (``gswarm.monitor.health``), which sends commands to the watcher.
+Without the classifier module every failure is ``unknown_crash`` (exit 0 →
+``clean_exit``).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections import deque
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from gswarm.events import Category, Recovery, Severity
-from gswarm.supervisor import policy
 from gswarm.supervisor.policy import Classification
 
 log = logging.getLogger(__name__)
-TAIL_LINES = 400
+TAIL_LINES = 2000
 
 
 class ExitClassifier:
-    """``feed(texts)`` on the live path, ``classify(exit_code, signal)`` at exit.
+    """``feed(texts)`` on the live path (one deque extend), ``classify(exit_code, signal)`` at exit."""
 
-    ``on_live(classification)`` is called for each live incident (may be None).
-    """
-
-    def __init__(self, generation: str | None, on_live: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, generation: str | None) -> None:
         self.generation = generation
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
-        self._stream: Any = None
-        self._on_live = on_live
+        self.feed = self.tail.extend  # hot path: no Python frame per batch
+        self._impl: Any = None
+        self._kwargs: set[str] = set()
         try:
-            from gswarm.logs.classify import Classifier, StreamClassifier
+            from gswarm.logs.classify import Classifier
 
-            self._stream = StreamClassifier(Classifier.from_package(), generation)
+            self._impl = Classifier.from_package()
+            self._kwargs = set(inspect.signature(self._impl.classify_lines).parameters)
         except Exception as exc:  # module not written yet, or its rules fail to load
             log.debug("classifier unavailable, using fallback: %s", exc)
-        self.feed = self._feed_stream if self._stream is not None else self.tail.extend
-
-    def _feed_stream(self, texts: Sequence[str]) -> None:
-        self.tail.extend(texts)
-        on_line = self._stream.on_line
-        for text in texts:
-            hit = on_line(text)
-            if hit is not None and self._on_live is not None:
-                try:
-                    self._on_live(hit)
-                except Exception:
-                    log.exception("live incident handler failed")
 
     def classify(self, exit_code: int | None, signal: int | None) -> Any:
         """The Classification of the run that just ended (duck-typed like policy.Classification)."""
-        if self._stream is not None:
+        lines: Sequence[str] = list(self.tail)
+        if self._impl is not None:
+            kwargs = {k: v for k, v in (("exit_code", exit_code), ("signal", signal)) if k in self._kwargs}
             try:
-                cls = self._stream.result()
-                effective = getattr(policy, "effective", None)
-                return effective(policy.ExitInfo(exit_code, signal, 0.0), cls) if effective else cls
+                return self._impl.classify_lines(lines, self.generation, **kwargs)
             except Exception:
                 log.exception("classifier failed; using fallback")
-        return fallback(list(self.tail), exit_code, signal)
+        return fallback(lines, exit_code, signal)
 
 
 def fallback(lines: Sequence[str], exit_code: int | None, signal: int | None) -> Classification:

@@ -6,8 +6,10 @@ sequence share the same few pieces of state; split further they would leak it.
 * Spawn: ``subprocess.Popen(argv, start_new_session=True)`` (no shell), stdout and
   stderr merged into one pipe (or one pty when ``spec.use_pty``), stdin a pipe
   (or the pty) for prompt answers, env = ``os.environ`` + ``spec.env`` + extras.
-* Read: ``loop.add_reader`` on the output fd (no thread per child), 1 MiB reads,
-  lines via :class:`~gswarm.supervisor.stream.LineSplitter`; a partial line is
+* Read: ``loop.add_reader`` on the output fd (no thread per child), 1 MiB reads;
+  after a read of ≥ 4 KiB the reader pauses 5 ms so a fast stream arrives in
+  large batches (per-batch costs — loop wakeup, capture write — amortised over
+  hundreds of lines; measured: 9,000 → ~300 reads per million lines), lines via :class:`~gswarm.supervisor.stream.LineSplitter`; a partial line is
   flushed after ``prompt_idle`` seconds of silence. Every batch goes to the
   capture file, then one :class:`~gswarm.events.OutputLine` per line on the bus,
   then the ``on_batch`` callback (console, classifier, prompt answering).
@@ -39,6 +41,8 @@ from gswarm.supervisor.spec import LaunchSpec
 from gswarm.supervisor.stream import Batch, LineSplitter
 
 READ_SIZE = 1 << 20
+COALESCE_MIN = 4096  # bytes: a read this big means output is streaming…
+COALESCE_DELAY = 0.005  # …so wait 5 ms before the next read (the 1 MiB pipe buffers; saves per-batch costs)
 F_SETPIPE_SZ = 1031
 _new = object.__new__
 
@@ -195,6 +199,9 @@ class NodeProcess:
         if not data:
             self._close_output()
             return
+        if len(data) >= COALESCE_MIN:  # a busy stream: let the pipe fill a little (fewer, bigger batches)
+            self._loop.remove_reader(self._fd)  # type: ignore[union-attr]
+            self._loop.call_later(COALESCE_DELAY, self._resume_reading)  # type: ignore[union-attr]
         ts = self._time()
         batch = self.splitter.feed(data)
         if batch.texts:
@@ -203,6 +210,10 @@ class NodeProcess:
             self._last_data = self._loop.time()  # type: ignore[union-attr]
             if self._flush_handle is None:
                 self._flush_handle = self._loop.call_later(self.prompt_idle, self._idle_flush)  # type: ignore[union-attr]
+
+    def _resume_reading(self) -> None:
+        if self._fd >= 0:
+            self._loop.add_reader(self._fd, self._on_readable)  # type: ignore[union-attr]
 
     def _idle_flush(self) -> None:
         self._flush_handle = None

@@ -9,8 +9,11 @@ on exit → ``ProcessExited`` + ``Incident`` → ``policy.decide`` → BACKOFF (
 Commands (``gswarm.runtime.Command``): ``stop`` (graceful), ``kill`` (now; also
 during a graceful stop), ``restart`` (stop then start at once), ``start`` (from
 STOPPED/FATAL/BACKOFF), ``stalled`` (the health monitor saw no progress: stop and
-let the policy decide with ``reason="stalled"``). A command with ``shutdown=True``
-makes :meth:`Watcher.run` return after the node stopped.
+let the policy decide with ``reason="stalled"``), ``degraded``/``healthy``. A
+``stop`` from a source starting with "health:" or "policy:" is a stop-and-alert
+decision: the node stays STOPPED and ``gswarm run`` exits with NodeFatal's code.
+A command with ``shutdown=True`` makes :meth:`Watcher.run` return after the
+node stopped.
 """
 
 from __future__ import annotations
@@ -39,13 +42,8 @@ from gswarm.supervisor.state import StateMachine
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class _Cmd:
-    """A command the watcher gives itself (same shape as ``gswarm.runtime.Command``)."""
-
-    kind: str
-    source: str
-    shutdown: bool = False
+POLICY_SOURCES = ("health:", "policy:")
+"""A ``stop`` whose source starts so is a stop-and-alert decision (exit NodeFatal), not an operator's stop."""
 
 
 @dataclass
@@ -146,8 +144,7 @@ class Watcher:
         return await self._after_exit(proc, status, cmd)
 
     async def _spawn(self, spec: LaunchSpec) -> Any:
-        self.classifier = ExitClassifier(spec.generation, on_live=self._live_incident)
-        self._live_stop: policy.Decision | None = None
+        self.classifier = ExitClassifier(spec.generation)
         feed, console = self.classifier.feed, self.console
 
         def on_batch(batch: Any, ts: float) -> None:
@@ -216,23 +213,6 @@ class Watcher:
                 self._shutdown = True
         await waiter
 
-    def _live_incident(self, cls: Any) -> None:
-        """A StreamClassifier live incident: publish it, ask ``policy.decide_live``, enqueue the action."""
-        now = self.clock.time()
-        self.bus.publish(Incident(self.node, now, cls.category, cls.recovery, cls.severity, cls.rule_id,
-                                  tuple(cls.evidence), cls.advice))
-        decide_live = getattr(policy, "decide_live", None)
-        if decide_live is None:
-            return
-        d = decide_live(cls, self.history, self.settings, now=now)
-        if d.action == "stop":
-            self._live_stop = d
-            self.commands.put_nowait(_Cmd("stop", f"policy: {d.reason}"))
-        elif d.action == "restart":
-            self.commands.put_nowait(_Cmd("restart", f"policy: {d.reason}"))
-        elif d.alert:
-            self._notice("live", Severity.WARNING, f"node {self.node}: {d.reason}", d.advice or cls.advice)
-
     def _set_degraded(self, flag: bool, why: str) -> None:
         self.info.degraded = flag
         if flag and self.sm.can(S.DEGRADED) and self.sm.state == S.RUNNING:
@@ -245,6 +225,8 @@ class Watcher:
         now = self.clock.time()
         uptime = max(0.0, now - proc.started_at)
         stalled = cmd is not None and cmd.kind == "stalled"
+        # a restart asked by health (live incident, policy.decide_live) is immediate; the health
+        # service counts it in its own crash-loop budget and sends "stop" when that is spent
         requested = cmd is not None and not stalled
         self.info.last_exit = {"exit_code": status.exit_code, "signal": status.signal, "ts": now}
         self.bus.publish(ProcessExited(self.node, now, proc.pid, status.exit_code, status.signal, uptime, self.info.run_id))
@@ -252,8 +234,10 @@ class Watcher:
             self.capture.note(f"gswarm: exited code={status.exit_code} signal={status.signal} after {uptime:.1f}s", now, proc.pid)
         if self.lock is not None:
             self.lock.clear_record()
-        if requested and self._live_stop is not None and cmd.source.startswith("policy:"):
-            return await self._act(self._live_stop, self._live_stop)
+        if requested and cmd.kind == "stop" and cmd.source.startswith(POLICY_SOURCES):
+            self.sm.move(S.STOPPED, f"stopped by {cmd.source}")  # health/policy stop-and-alert: gswarm run gives up
+            self.info.fatal_reason = f"stopped by {cmd.source} (see the incident above)"
+            return "fatal"
         if requested:
             self.sm.move(S.STOPPED, f"{cmd.kind} requested by {cmd.source}")
             if cmd.kind == "restart" and not self._shutdown:
@@ -269,7 +253,7 @@ class Watcher:
         if status.exit_code == 0 and not stalled and not self.settings.restart_on_clean_exit:
             self.sm.move(S.STOPPED, "clean exit (restart_on_clean_exit is off)")
             return "exit"
-        if getattr(cls, "category", Category.NONE) not in (Category.NONE,):
+        if getattr(cls, "category", Category.NONE) != Category.NONE:
             self.bus.publish(Incident(self.node, now, cls.category, cls.recovery, cls.severity, cls.rule_id,
                                       tuple(cls.evidence), cls.advice))
         decision = policy.decide(exit_info, cls, self.history, self.settings, now=now, rand=self.rng.random())
