@@ -77,14 +77,16 @@ def test_sigkill_then_next_run_stops_leftover_group(checkout: Path, tmp_path: Pa
     rec = wait_record(tmp_path / "st")
     first.kill()
     first.wait(10)
-    time.sleep(0.3)
-    assert live_members(rec["pgid"])  # orphaned node group (at least the p2pd-like grandchild) still alive
-    second = gswarm_run(checkout, tmp_path / "st", "--duration", "1")
+    second = None
     try:
+        time.sleep(0.3)
+        assert live_members(rec["pgid"])  # orphaned node group (at least the p2pd-like grandchild) still alive
+        second = gswarm_run(checkout, tmp_path / "st", "--duration", "1")
         out, _ = second.communicate(timeout=60)
     finally:
-        second.kill()
-        if live_members(rec["pgid"]):
+        if second is not None:
+            second.kill()
+        if live_members(rec["pgid"]):  # the group this test started; never leave it behind
             os.killpg(rec["pgid"], signal.SIGKILL)
     text = out.decode()
     assert second.returncode == 0, text[-2000:]
