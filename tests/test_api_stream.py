@@ -41,16 +41,19 @@ async def test_live_stream_carries_bus_events_with_plain_values(state_dir) -> No
 
     async def publish() -> None:
         rt.bus.publish(ev.RestartScheduled(NODE, NOW, 5.0, ev.Category.CUDA_OOM, ev.Recovery.RESTART, 2, "restart in 5 s"))
-        rt.bus.publish(ev.OutputLine(NODE, NOW + 1, 200, f"pushing with token {HF}", "stdout", "raw"))
+        rt.bus.publish(ev.OutputBatch(NODE, NOW + 1, 200, (f"pushing with token {HF}", "done"), ("raw", "done")))
+        rt.bus.publish(ev.OutputLine(NODE, NOW + 2, 200, "single", "stderr", "raw"))
 
     async with running_api(live_source(rt)) as (_, c):
-        frames = await _frames(c, 2, publish)
+        frames = await _frames(c, 4, publish)
         # the stream unsubscribed when it closed
         await asyncio.sleep(0.05)
         assert len(rt.bus._subs) == 0
     assert frames[0] == ("restart", {"type": "restart", "node": NODE, "ts": NOW, "delay": 5.0, "cause": "cuda_oom",
                                      "recovery": "restart", "attempt": 2, "detail": "restart in 5 s"})
     assert frames[1][0] == "log" and frames[1][1]["text"] == "pushing with token ***" and "raw" not in frames[1][1]
+    assert frames[2] == ("log", {"type": "log", "node": NODE, "ts": NOW + 1, "pid": 200, "text": "done", "stream": "stdout"})
+    assert frames[3] == ("log", {"type": "log", "node": NODE, "ts": NOW + 2, "pid": 200, "text": "single", "stream": "stderr"})
 
 
 async def test_read_only_stream_polls_new_store_rows_and_log_lines(state_dir) -> None:

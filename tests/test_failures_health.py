@@ -127,7 +127,7 @@ def test_service_degraded_then_healthy(fake_clock: FakeClock) -> None:
     t0 = fake_clock.time()
     rt.bus.publish(ev.ProcessStarted(NODE, t0, 10, 10, ("python",), "E6", "direct"))
     for dt in (10.0, 20.0):
-        rt.bus.publish(ev.OutputLine(NODE, t0 + dt, 10, ERR + "Error occurred during training, continuing..."))
+        rt.bus.publish(ev.OutputBatch(NODE, t0 + dt, 10, ("filler", ERR + "Error occurred during training, continuing...")))
     svc.tick(t0 + 30)
     svc.tick(t0 + 40)
     assert drain(rt.commands) == [("degraded", "health:trainer_errors")]
@@ -145,12 +145,11 @@ def test_service_live_incident_restarts_after_repeated_rejections(fake_clock: Fa
     lines = [ERR + "Failed to submit to chain.", "This is most likely transient and will recover.",
              "requests.exceptions.HTTPError: 400 Client Error: Bad Request for url: http://localhost:3000/api/submit-reward",
              "[2025-07-27 16:18:15,125][genrl.logging_utils.global_defs][INFO] - Starting round: 13177/1000000."]
-    for rnd in range(2):
-        for line in lines + ["filler"] * 20:
-            rt.bus.publish(ev.OutputLine(NODE, t0 + rnd, 10, line))
+    for rnd in range(2):  # one chunk per round, as read from the pipe
+        rt.bus.publish(ev.OutputBatch(NODE, t0 + rnd, 10, tuple(lines + ["filler"] * 20)))
     assert drain(rt.commands) == [] and incidents == []
-    for line in lines:
-        rt.bus.publish(ev.OutputLine(NODE, t0 + 3, 10, line))
+    rt.bus.publish(ev.OutputBatch(NODE, t0 + 3, 10, tuple(lines[:2])))
+    rt.bus.publish(ev.OutputBatch(NODE, t0 + 3, 10, tuple(lines[2:])))
     assert drain(rt.commands) == [("restart", "health:chain_submit_rejected")]
     assert [(i.category, i.rule_id) for i in incidents] == [(ev.Category.CHAIN_SUBMIT_REJECTED, "chain_submit_rejected")]
 

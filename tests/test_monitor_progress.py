@@ -134,8 +134,8 @@ async def test_service_dedupes_stdout_and_files_e3(tmp_path: Path) -> None:
     await asyncio.sleep(0)
     assert got == []  # history already in the file is not replayed
     lines = (DATA / "e3_swarm_launcher.log").read_text(encoding="utf-8").splitlines()
-    for line in lines:  # the console mirror of the launcher log
-        bus.publish(ev.OutputLine("n1", clock.time(), 99, line))
+    for i in range(0, len(lines), 7):  # the console mirror of the launcher log, in chunks as read
+        bus.publish(ev.OutputBatch("n1", clock.time(), 99, tuple(lines[i:i + 7])))
     with launcher.open("a", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     shutil.copy(DATA / "e3_training_fierce_silent_owl.log", checkout / "logs" / "training_fierce_silent_owl.log")
@@ -145,7 +145,8 @@ async def test_service_dedupes_stdout_and_files_e3(tmp_path: Path) -> None:
     assert [(u.kind, u.round) for u in got] == [
         ("hello", None), ("round", 1042), ("waiting", 1042), ("join", 1043), ("round", 1043), ("waiting", 1043),
         ("join", 1046), ("round", 1046)]
-    bus.publish(ev.OutputLine("n1", clock.time(), 99, "Starting round: 2000/1000000."))
+    bus.publish(ev.OutputBatch("n1", clock.time(), 99, ("Starting round: 2000/1000000.",)))
+    bus.publish(ev.OutputLine("n1", clock.time(), 99, "Starting round: 2001/1000000."))
     assert len(got) == 8  # unsubscribed on cancel
 
 

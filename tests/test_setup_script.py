@@ -13,7 +13,7 @@ import pytest
 from gswarm.config import load_settings
 from gswarm.emulator.checkout import init_checkout, write_login
 from gswarm.emulator.modal_server import ModalServer
-from gswarm.events import EventBus, OutputLine
+from gswarm.events import EventBus, OutputBatch
 from gswarm.rlswarm import identity
 from gswarm.rlswarm.launch import build_launch_spec
 from gswarm.rlswarm.login import prepare_node
@@ -23,7 +23,7 @@ from gswarm.supervisor.scriptmode import ScriptRun
 async def _run_script(spec, modal_url: str) -> tuple[int | None, list[str], list[str]]:
     bus = EventBus()
     lines: list[str] = []
-    bus.subscribe(lambda ev: lines.append(ev.text) if isinstance(ev, OutputLine) else None)
+    bus.subscribe(lambda ev: lines.extend(ev.texts) if isinstance(ev, OutputBatch) else None)
     run = ScriptRun(spec, "n", bus, time.time, stop_timeout=5, poll=0.05, infer_grace=1.0,
                     extra_env={"GSWARM_EMU_PACE": "0.01", "GSWARM_EMU_ROUNDS": "1", "GSWARM_EMU_POLL": "0.05",
                                "GSWARM_EMU_MODAL_URL": modal_url, "GSWARM_EMU_PYTHON": sys.executable})

@@ -106,4 +106,4 @@ async def test_emulated_node_with_faults_fills_the_store(tmp_path: Path) -> None
         ("incident", round(i["ts"], 6), "emu") for i in incidents if i["category"] == cat]
     out = [json.loads(x) for x in cli("logs", "--json", "--category", "output", "--grep", "Starting round",
                                       "--state-dir", str(state)).splitlines()]
-    assert [x["message"] for x in out] == [e.text for e in seen if isinstance(e, ev.OutputLine) and "Starting round" in e.text]
+    assert [x["message"] for x in out] == [t for e in seen if isinstance(e, ev.OutputBatch) for t in e.texts if "Starting round" in t]

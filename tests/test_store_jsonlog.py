@@ -13,7 +13,7 @@ from gswarm import events as ev
 from gswarm.clock import FakeClock
 from gswarm.errors import ConfigError
 from gswarm.logs._jsonread import LogFilter, compile_grep, iter_records, log_files, parse_time
-from gswarm.logs.jsonlog import JsonLog, JsonLogService, line_level, record_of
+from gswarm.logs.jsonlog import JsonLog, JsonLogService, line_level, record_of, records_of
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
@@ -41,6 +41,20 @@ def test_records_of_output_and_events() -> None:
     rs = record_of(ev.RestartScheduled("n1", T0, 5.0, ev.Category.UNKNOWN_CRASH, ev.Recovery.BACKOFF, 2))
     assert (rs["kind"], rs["level"], rs["category"], rs["data"]["cause"]) == ("restart", "warning", "supervisor", "unknown_crash")
     assert record_of(ev.ResourceSample("n1", T0, {})) is None
+    batch = ev.OutputBatch("n1", T0 + 0.25, 42, ("INFO:x:a", "ERROR:x:b", "plain"), ("\x1b[1mINFO:x:a", "ERROR:x:b", "plain"), None, "stderr")
+    assert records_of(batch) == [record_of(line) for line in batch.lines()] and len(records_of(batch)) == 3
+    assert [r["level"] for r in records_of(batch)] == ["info", "error", "info"]
+    assert records_of(ev.ResourceSample("n1", T0, {})) == [] and records_of(ev.OutputLine("n1", T0, 1, "x")) == [record_of(ev.OutputLine("n1", T0, 1, "x"))]
+
+
+def test_service_buffer_limit_counts_lines(tmp_path: Path) -> None:
+    bus = ev.EventBus()
+    svc = JsonLogService(bus, FakeClock(start=T0), JsonLog(tmp_path / "logs"), max_buffer=5)
+    bus.publish(ev.OutputBatch("n1", T0, 7, ("a", "b", "c")))
+    bus.publish(ev.OutputBatch("n1", T0, 7, ("d", "e", "f")))  # would pass 5 lines: dropped whole
+    bus.publish(ev.OutputBatch("n1", T0, 7, ("g", "h")))
+    assert svc.dropped == 3 and svc.flush() == 5
+    assert [r["message"] for r in iter_records(tmp_path / "logs")] == ["a", "b", "c", "g", "h"]
 
 
 def rec(i: int, ts: float, msg: str = "") -> dict:
@@ -83,8 +97,8 @@ async def test_service_buffers_and_flushes_on_interval_and_shutdown(tmp_path: Pa
     svc = JsonLogService(bus, clock, JsonLog(tmp_path / "logs", max_bytes=600, backups=5), flush_interval=1.0)
     task = asyncio.create_task(svc.run())
     await asyncio.sleep(0)
-    for i in range(5):
-        bus.publish(ev.OutputLine("n1", clock.time(), 7, f"INFO:x:line {i}"))
+    bus.publish(ev.OutputBatch("n1", clock.time(), 7, tuple(f"INFO:x:line {i}" for i in range(4))))
+    bus.publish(ev.OutputLine("n1", clock.time(), 7, "WARNING:x:line 4"))
     assert list(iter_records(tmp_path / "logs")) == []  # buffered
     await clock.run_for(1.0)
     assert len(list(iter_records(tmp_path / "logs"))) == 5

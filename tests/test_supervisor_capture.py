@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from gswarm.events import EventBus, OutputLine
+from gswarm.events import EventBus, OutputBatch
 from gswarm.supervisor.capture import CaptureFile
 from gswarm.supervisor.process import NodeProcess
 from gswarm.supervisor.spec import LaunchSpec
@@ -70,7 +70,7 @@ async def test_ten_megabytes_exact(tmp_path: Path) -> None:
 
     bus = EventBus()
     on_bus: list[str] = []
-    bus.subscribe(lambda e: on_bus.append(e.text) if isinstance(e, OutputLine) else None)
+    bus.subscribe(lambda e: on_bus.extend(e.texts) if isinstance(e, OutputBatch) else None)
     spec = LaunchSpec(argv=(sys.executable, str(tmp_path / "child.py"), str(tmp_path / "data.bin")), cwd=tmp_path,
                       env={}, mode="direct", generation="E6")
     cap = CaptureFile(tmp_path / "out.log", max_bytes=1 << 40)

@@ -15,7 +15,7 @@ import pytest
 from gswarm.clock import FakeClock
 from gswarm.config import load_settings
 from gswarm.emulator.checkout import init_checkout
-from gswarm.events import Event, Incident, OutputLine, ProcessStarted, RestartScheduled
+from gswarm.events import Event, Incident, OutputBatch, ProcessStarted, RestartScheduled
 from gswarm.runtime import Runtime
 from gswarm.supervisor._procgroup import live_members
 
@@ -52,7 +52,8 @@ async def test_emulated_generation_end_to_end(tmp_path: Path, gen: str, mode: st
         clock.advance(max(e.delay for e in events if isinstance(e, RestartScheduled)) + 1)
         await until(lambda: sum(isinstance(e, ProcessStarted) for e in events) == 2)
         n = len(events)
-        await until(lambda: any(isinstance(e, OutputLine) and any(m in e.text for m in ROUND_MARKERS) for e in events[n:]))
+        await until(lambda: any(isinstance(e, OutputBatch) and any(m in t for t in e.texts for m in ROUND_MARKERS)
+                                for e in events[n:]))
         pgid = rt.snapshot()["pgid"]
         rt.request("stop", "test", shutdown=True)
         assert await asyncio.wait_for(task, 30) == 0

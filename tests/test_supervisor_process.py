@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gswarm.events import EventBus, OutputLine
+from gswarm.events import EventBus, OutputBatch, OutputLine
 from gswarm.supervisor.capture import CaptureFile
 from gswarm.supervisor.process import NodeProcess
 from gswarm.supervisor.spec import LaunchSpec
@@ -37,7 +37,7 @@ def gone(pgid: int) -> bool:
 async def test_lines_bus_capture_and_exit_code(tmp_path: Path) -> None:
     bus = EventBus()
     seen: list[OutputLine] = []
-    bus.subscribe(lambda e: seen.append(e) if isinstance(e, OutputLine) else None)
+    bus.subscribe(lambda e: seen.extend(e.lines()) if isinstance(e, OutputBatch) else None)
     cap = CaptureFile(tmp_path / "out.log")
     p = NodeProcess(spec("import sys; print('hello'); print('\\x1b[31mred\\x1b[0m'); sys.exit(3)", tmp_path), "n1", bus, time.time, capture=cap)
     await p.start()
@@ -121,15 +121,46 @@ async def test_missing_binary_is_launch_error(tmp_path: Path) -> None:
         await NodeProcess(s, "n", EventBus(), time.time).start()
 
 
-def test_fast_outputline_equals_the_dataclass() -> None:
+def test_one_batch_event_per_chunk_with_equal_lines() -> None:
     from gswarm.supervisor.process import publish_batch
     from gswarm.supervisor.stream import Batch
 
     bus = EventBus()
-    got: list[OutputLine] = []
+    got: list[OutputBatch] = []
     bus.subscribe(got.append)
     publish_batch(bus, "n", 7, Batch(["a", "b"], ["\x1b[1ma", "b"]), 12.5)
-    assert got == [OutputLine("n", 12.5, 7, "a", "stdout", "\x1b[1ma"), OutputLine("n", 12.5, 7, "b", "stdout", "b")]
-    assert hash(got[1]) == hash(OutputLine("n", 12.5, 7, "b", "stdout", "b")) and repr(got[0]).startswith("OutputLine(")
+    texts = ["c", "d"]
+    publish_batch(bus, "n", 7, Batch(texts, texts, [0, 1]), 13.0)  # no ANSI: raws not repeated
+    publish_batch(bus, "n", 7, Batch(texts, texts, [0, 0]), 13.5)  # no marks: flags dropped
+    assert got == [OutputBatch("n", 12.5, 7, ("a", "b"), ("\x1b[1ma", "b")), OutputBatch("n", 13.0, 7, ("c", "d"), None, (0, 1)),
+                   OutputBatch("n", 13.5, 7, ("c", "d"))]
+    assert list(got[0].lines()) == [OutputLine("n", 12.5, 7, "a", "stdout", "\x1b[1ma"), OutputLine("n", 12.5, 7, "b", "stdout", "b")]
+    assert list(got[1].lines())[1] == OutputLine("n", 13.0, 7, "d", "stdout", "d") and len(got[1]) == 2
+    assert hash(got[1]) == hash(OutputBatch("n", 13.0, 7, ("c", "d"), None, (0, 1))) and repr(got[0]).startswith("OutputBatch(")
     with pytest.raises(Exception):
-        got[0].text = "x"  # still frozen
+        got[0].texts = ("x",)  # frozen
+
+
+def test_bus_snapshot_failing_subscriber_and_unsubscribe(caplog: pytest.LogCaptureFixture) -> None:
+    bus = EventBus()
+    got: list[str] = []
+
+    def bad(e: object) -> None:
+        raise RuntimeError("broken consumer")
+
+    def once(e: object) -> None:  # unsubscribes itself while the event is being delivered
+        got.append("once")
+        stop_once()
+
+    bus.subscribe(bad)
+    stop_once = bus.subscribe(once)
+    stop_last = bus.subscribe(lambda e: got.append("last"))
+    batch = OutputBatch("n", 1.0, 7, ("a",))
+    bus.publish(batch)  # never raises; the broken consumer is logged and kept
+    bus.publish(batch)
+    assert got == ["once", "last", "last"] and "event subscriber failed on OutputBatch" in caplog.text
+    stop_last()
+    stop_last()  # idempotent
+    stop_once()
+    bus.publish(batch)
+    assert got == ["once", "last", "last"] and len(bus._subs) == 1

@@ -10,7 +10,7 @@ import asyncio
 import enum
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,35 @@ class OutputLine(Event):
 
 
 @dataclass(frozen=True)
+class OutputBatch(Event):
+    """All complete lines of one chunk read from the node's output (the live output event).
+
+    One event per read (hundreds of lines on a busy stream) instead of one per line,
+    so the bus and its inline subscribers pay per chunk, not per line. ``ts`` is the
+    time the chunk was read (shared by its lines). ``texts``: the lines, ANSI
+    stripped; ``raws``: the lines as received (colours kept) or None when equal to
+    ``texts``; ``flags``: per-line marks of :mod:`gswarm.supervisor.stream`
+    (1 redraw, 2 partial, 4 continued) or None when all 0. Consumers iterate
+    ``texts`` directly (cheapest) or :meth:`lines` for :class:`OutputLine` values.
+    """
+
+    pid: int
+    texts: tuple[str, ...]
+    raws: tuple[str, ...] | None = None
+    flags: tuple[int, ...] | None = None
+    stream: str = "stdout"
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def lines(self) -> Iterator[OutputLine]:
+        """The lines as :class:`OutputLine` events (created lazily, ``raw`` filled in)."""
+        node, ts, pid, stream = self.node, self.ts, self.pid, self.stream
+        for text, raw in zip(self.texts, self.raws if self.raws is not None else self.texts):
+            yield OutputLine(node, ts, pid, text, stream, raw)
+
+
+@dataclass(frozen=True)
 class StateChanged(Event):
     old: NodeState
     new: NodeState
@@ -204,17 +233,27 @@ class EventBus:
 
     ``publish`` never blocks and never raises: a subscriber that raises is logged
     and kept; a full async queue drops the event and counts it in ``dropped``.
-    Synchronous subscribers run inline, so they must be cheap (the per-line path).
+    Synchronous subscribers run inline, so they must be cheap (the output path:
+    one :class:`OutputBatch` per chunk read). The subscribers are kept as a tuple
+    replaced on (un)subscribe, so ``publish`` iterates a snapshot without copying
+    and a callback may (un)subscribe while an event is being delivered.
     """
 
     def __init__(self) -> None:
-        self._subs: list[Subscriber] = []
+        self._subs: tuple[Subscriber, ...] = ()
         self.dropped = 0
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Call ``callback(event)`` for every event; returns an unsubscribe function."""
-        self._subs.append(callback)
-        return lambda: self._subs.remove(callback) if callback in self._subs else None
+        """Call ``callback(event)`` for every event; returns an unsubscribe function (idempotent)."""
+        self._subs = (*self._subs, callback)
+
+        def unsubscribe() -> None:
+            subs = list(self._subs)
+            if callback in subs:
+                subs.remove(callback)
+                self._subs = tuple(subs)
+
+        return unsubscribe
 
     def queue(self, maxsize: int = 10_000, types: tuple[type, ...] = (Event,)) -> asyncio.Queue[Event]:
         """An asyncio queue receiving events of ``types`` (dropped when full)."""
@@ -231,8 +270,12 @@ class EventBus:
         return q
 
     def publish(self, event: Event) -> None:
-        for cb in list(self._subs):
+        """Deliver ``event`` to every subscriber inline; never raises."""
+        for cb in self._subs:
             try:
                 cb(event)
             except Exception:  # a broken consumer must never hurt supervision
-                log.exception("event subscriber failed on %s", type(event).__name__)
+                try:
+                    log.exception("event subscriber failed on %s", type(event).__name__)
+                except Exception:  # pragma: no cover - a broken log handler must not either
+                    pass

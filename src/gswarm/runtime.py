@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gswarm.clock import Clock, SystemClock
+from gswarm.errors import GSwarmError
 from gswarm.events import EventBus, RecoveryAction, Recovery, Notice, Severity
 from gswarm.paths import state_dir as resolve_state_dir
 from gswarm.supervisor.spec import LaunchSpec
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 SERVICE_FACTORIES = (
     "gswarm.logs.store:create_service",
+    "gswarm.logs.jsonlog:create_service",
+    "gswarm.rlswarm.sidecars:create_service",
     "gswarm.monitor.sampler:create_service",
     "gswarm.monitor.progress:create_service",
     "gswarm.monitor.health:create_service",
@@ -61,7 +64,7 @@ class Runtime:
                  checkout: Path | None = None, spec_factory: Callable[[], LaunchSpec] | None = None,
                  rng: random.Random | None = None, console: Any = None, reinstall: Callable[[], Any] | None = None,
                  services: tuple[str, ...] | None = None, install_signals: bool = True,
-                 prestart: Callable[[], Any] | None = None) -> None:
+                 prestart: Callable[[], Any] | None = None, prepare: bool = False) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.bus = bus or EventBus()
@@ -76,6 +79,11 @@ class Runtime:
         self.prestart = prestart or self._keep_login_files
         self.service_paths = SERVICE_FACTORIES if services is None else services
         self.install_signals = install_signals
+        self.prepare = prepare
+        self.prepared: Any = None
+        self.setup_console: Any = None  # a rich Console for setup/login progress and countdowns
+        self.on_first_spec: Callable[[LaunchSpec], Any] | None = None
+        self.poststart: Callable[[], Any] | None = None
         self.watcher: Any = None
         self.services: list[Any] = []
         self._sigint_seen = 0
@@ -105,19 +113,60 @@ class Runtime:
             self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.NONE,
                                             f"restored {', '.join(restored)} from the backup before the start"))
 
-    async def _default_reinstall(self) -> None:
-        """Reinstall the node's dependencies with ``gswarm.rlswarm.setup.reinstall`` (in a thread: pip blocks).
+    async def _default_reinstall(self, target: str = "python") -> None:
+        """Reinstall the node's dependencies (in a thread: pip and yarn block).
 
-        Raises ImportError when the setup module is missing (the watcher reports it).
+        ``target`` "python": ``gswarm.rlswarm.setup.reinstall`` (venv requirements); "modal-login":
+        rebuild the modal-login app (``yarn install`` + ``yarn build`` forced) when GSwarm runs it.
+        Raises SetupError when the install fails (the watcher reports it).
         """
+        if target == "modal-login":
+            modal = getattr(self.prepared, "modal", None)
+            if modal is not None:
+                await asyncio.to_thread(modal.build, True)
+            return
         from gswarm.rlswarm.setup import reinstall
 
         generation = self.spec.generation if self.spec else None
         await asyncio.to_thread(reinstall, self.settings, self.checkout, generation)
 
+    def update_settings(self, **changes: Any) -> None:
+        """Apply option changes for the next start (e.g. the OOM ladder's E2 ``model_size``)."""
+        self.settings = self.settings.model_copy(update=changes)
+        if self.watcher is not None:
+            self.watcher.settings = self.settings
+
+    async def _prepare(self) -> None:
+        """Direct mode on a real checkout: venv + requirements, modal-login sidecar, login, identity guard.
+
+        Uses :func:`gswarm.rlswarm.login.prepare_node` (raises SetupError / LoginError / CheckoutError);
+        afterwards every start restores login files and swarm.pem and revives dead sidecars.
+        """
+        from gswarm.rlswarm.login import prepare_node
+
+        s = self.settings
+        self.prepared = await prepare_node(s, self.checkout, state_dir=self.state_dir, console=self.setup_console,
+                                           modal_port=s.modal_port, ollama_port=s.ollama_port,
+                                           login_timeout=s.login_timeout, activation_timeout=s.activation_timeout)
+        for note in self.prepared.notes:
+            self.bus.publish(Notice(self.node, self.clock.time(), "setup", Severity.INFO, note))
+        self.settings = s.model_copy(update=self.prepared.settings_update())
+        self.prestart = self._prepared_prestart
+        self.poststart = self.prepared.after_start
+
+    async def _prepared_prestart(self) -> None:
+        for note in await self.prepared.before_start():
+            self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.NONE, note))
+
     def build_spec(self) -> LaunchSpec:
-        """Build (and remember) the LaunchSpec for the next start (raises CheckoutError/ConfigError)."""
+        """Build (and remember) the LaunchSpec for the next start (raises CheckoutError/ConfigError).
+
+        ``on_first_spec(spec)``, when set, is called once with the first spec built (the CLI prints the plan).
+        """
+        first = self.spec is None
         self.spec = self._spec_factory()
+        if first and self.on_first_spec is not None:
+            self.on_first_spec(self.spec)
         return self.spec
 
     # ----------------------------------------------------------------- running
@@ -133,17 +182,21 @@ class Runtime:
         lock.acquire()
         try:
             await self._adopt_leftover(lock)
+            if self.prepare:
+                await self._prepare()
             self.watcher = Watcher(self.node, self.settings, self.bus, self.clock, self.state_dir, self.build_spec,
                                    self.commands, rng=self.rng, lock=lock, console=self.console, reinstall=self.reinstall,
-                                   prestart=self.prestart)
+                                   prestart=self.prestart, poststart=self.poststart, update_settings=self.update_settings)
+            tasks = await self._start_services()
             self._install_signals()
-            tasks = self._start_services()
             try:
                 return await self.watcher.run()
             finally:
                 self._remove_signals()
                 await self._stop_services(tasks)
         finally:
+            if self.prepared is not None:
+                await self.prepared.close()
             lock.release()
 
     async def _adopt_leftover(self, lock: Any) -> None:
@@ -163,8 +216,10 @@ class Runtime:
             self.bus.publish(Notice(self.node, self.clock.time(), "orphan", Severity.WARNING,
                                     "stopped a node left behind by a killed gswarm", detail))
 
-    def _start_services(self) -> list[asyncio.Task]:
-        tasks = []
+    async def _start_services(self) -> list[asyncio.Task]:
+        """Create and start the services. A factory raising GSwarmError (e.g. the API port is taken)
+        ends the run with that error after stopping what was started; any other failure is logged."""
+        tasks: list[asyncio.Task] = []
         for path in self.service_paths:
             mod_name, _, attr = path.partition(":")
             try:
@@ -174,6 +229,9 @@ class Runtime:
                 continue
             try:
                 svc = factory(self)
+            except GSwarmError:
+                await self._stop_services(tasks)
+                raise
             except Exception:
                 log.exception("service factory %s failed; continuing without it", path)
                 continue

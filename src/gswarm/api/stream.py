@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Callable
 from gswarm import events as ev
 from gswarm.api import logfile
 
-TYPES = {ev.OutputLine: "log", ev.StateChanged: "state", ev.ProcessStarted: "start", ev.ProcessExited: "exit",
+TYPES = {ev.OutputLine: "log", ev.OutputBatch: "log", ev.StateChanged: "state", ev.ProcessStarted: "start", ev.ProcessExited: "exit",
          ev.Incident: "incident", ev.RestartScheduled: "restart", ev.RecoveryAction: "recovery",
          ev.ProgressUpdate: "progress", ev.ResourceSample: "sample", ev.Notice: "notice"}
 _TABLES = ("events", "incidents", "progress", "samples")
@@ -29,6 +29,15 @@ def event_dict(event: ev.Event) -> dict[str, Any]:
     """``{"type": ..., <fields>}`` for a bus event (OutputLine drops ``raw``)."""
     data = {f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event) if f.name != "raw"}
     return {"type": TYPES.get(type(event), type(event).__name__.lower()), **data}
+
+
+def event_dicts(event: ev.Event) -> list[dict[str, Any]]:
+    """The dicts for a bus event: one ``log`` dict per line of an ``OutputBatch`` (the same shape as an
+    ``OutputLine``'s: type, node, ts, pid, text, stream), else ``[event_dict(event)]``."""
+    if type(event) is not ev.OutputBatch:
+        return [event_dict(event)]
+    node, ts, pid, stream = event.node, event.ts, event.pid, event.stream
+    return [{"type": "log", "node": node, "ts": ts, "pid": pid, "text": text, "stream": stream} for text in event.texts]
 
 
 def _plain(v: Any) -> Any:
@@ -57,21 +66,27 @@ def _finite(v: Any) -> Any:
 
 class LiveFeed:
     """Bus events as dicts. Subscribes at construction (so nothing published after it is
-    missed); ``close()`` unsubscribes. At most ``maxsize`` events wait; more are dropped."""
+    missed); ``close()`` unsubscribes. At most about ``maxsize`` items wait (an output batch
+    counts its lines; one batch may overshoot); more are dropped and counted in ``dropped``."""
 
     def __init__(self, bus: ev.EventBus, maxsize: int = 2000) -> None:
-        self.queue: asyncio.Queue[ev.Event] = asyncio.Queue(maxsize)
+        self.queue: asyncio.Queue[ev.Event] = asyncio.Queue()
+        self.maxsize = maxsize
+        self.waiting = 0  # items (lines for output batches) in the queue
         self.dropped = 0
         self.close = bus.subscribe(self._put)
 
     def _put(self, event: ev.Event) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.dropped += 1
+        n = len(event.texts) if type(event) is ev.OutputBatch else 1
+        if self.waiting >= self.maxsize:
+            self.dropped += n
+            return
+        self.waiting += n
+        self.queue.put_nowait(event)
 
     async def items(self, heartbeat: float, stopping: asyncio.Event) -> AsyncIterator[dict[str, Any] | None]:
-        """Yield event dicts; None after ``heartbeat`` seconds of silence; end when ``stopping`` is set."""
+        """Yield event dicts (one per output line); None after ``heartbeat`` seconds of silence; end when
+        ``stopping`` is set."""
         while not stopping.is_set():
             getter = asyncio.ensure_future(self.queue.get())
             stop = asyncio.ensure_future(stopping.wait())
@@ -79,7 +94,10 @@ class LiveFeed:
             for task in pending:
                 task.cancel()
             if getter in done:
-                yield event_dict(getter.result())
+                event = getter.result()
+                self.waiting -= len(event.texts) if type(event) is ev.OutputBatch else 1
+                for item in event_dicts(event):
+                    yield item
             elif not done:
                 yield None
 

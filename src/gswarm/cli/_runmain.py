@@ -35,9 +35,13 @@ def run_main(flags: dict[str, Any], seconds: float | None = None, generation: st
         settings = settings.model_copy(update={"rl_swarm_dir": checkout, "extra_env": {**settings.extra_env, **env}})
         view.say(f"emulated {generation} checkout in {checkout} (faults: {env.get('GSWARM_EMU_FAULTS') or 'none'})")
     try:
-        rt = Runtime(settings, console=view.lines)
+        rt = Runtime(settings, console=view.lines, prepare=_wants_setup(settings, view))
+        rt.setup_console = view.console
         rt.bus.subscribe(view.event)
-        view.plan(rt.build_spec())
+        if rt.prepare:  # the plan needs the venv interpreter and ORG_ID that preparation finds
+            rt.on_first_spec = view.plan
+        else:
+            view.plan(rt.build_spec())
         code = asyncio.run(_supervise(rt, seconds))
     finally:
         if tmp is not None:
@@ -47,6 +51,22 @@ def run_main(flags: dict[str, Any], seconds: float | None = None, generation: st
         raise NodeFatal(f"node {rt.node} gave up ({snap['state']}): {snap['fatal_reason'] or 'see the output above'}; "
                         f"fix the cause shown above, then start gswarm run again")
     return code
+
+
+def _wants_setup(settings: Any, view: Any) -> bool:
+    """Prepare the environment (venv, modal-login, login) unless told not to or the checkout is emulated.
+
+    An emulated checkout (``gswarm emulate init``; marker folder ``.gswarm-emulator``) runs its stdlib-only
+    node on GSwarm's own interpreter and needs no venv, yarn or browser login.
+    """
+    from gswarm.emulator.checkout import EMU_DIR
+
+    if not settings.auto_setup or settings.emulated:
+        return False
+    if (Path(settings.rl_swarm_dir) / EMU_DIR).is_dir():
+        view.say("emulated checkout: no environment setup or login needed (--no-auto-setup implied)")
+        return False
+    return True
 
 
 async def _supervise(rt: Any, seconds: float | None) -> int:

@@ -66,6 +66,16 @@ def record_of(e: ev.Event) -> dict[str, Any] | None:
                    "kind": kind, "data": data}
 
 
+def records_of(e: ev.Event) -> list[dict[str, Any]]:
+    """The JSON records for an event: one per line of an ``OutputBatch``, else ``[record_of(e)]`` (or none)."""
+    if type(e) is not ev.OutputBatch:
+        rec = record_of(e)
+        return [] if rec is None else [rec]
+    ts, ts_unix, node, pid, stream, level = iso(e.ts), round(e.ts, 6), e.node, e.pid, e.stream, line_level
+    return [{"ts": ts, "ts_unix": ts_unix, "node": node, "level": level(text), "category": "output", "message": text,
+             "pid": pid, "kind": "output", "stream": stream} for text in e.texts]
+
+
 def _describe(e: ev.Event) -> tuple[str, str, str, str, dict[str, Any]]:
     if isinstance(e, ev.StateChanged):
         return "state", "info", "supervisor", f"{e.old.value} -> {e.new.value} {e.reason}".strip(), {"old": e.old.value, "new": e.new.value}
@@ -168,7 +178,8 @@ def _order(p: Path) -> tuple[str, int]:
 
 
 class JsonLogService:
-    """Service ``jsonlog``: buffers events (inline subscriber, no drops up to ``max_buffer``) and writes
+    """Service ``jsonlog``: buffers events (inline subscriber, no drops up to ``max_buffer`` records, i.e.
+    output lines + other events; ``dropped`` counts records) and writes
     them every ``flush_interval`` seconds and at shutdown; compresses and prunes after rotations."""
 
     name = "jsonlog"
@@ -177,20 +188,23 @@ class JsonLogService:
         self.bus, self.clock, self.writer = bus, clock, writer
         self.flush_interval, self.max_buffer = flush_interval, max_buffer
         self._buf: list[ev.Event] = []
+        self._buffered = 0  # lines (records) waiting in _buf
         self.dropped = 0
         self.rotations = 0
         self._unsubscribe = bus.subscribe(self._on_event)
 
     def _on_event(self, e: ev.Event) -> None:
-        if len(self._buf) < self.max_buffer:
+        n = len(e.texts) if type(e) is ev.OutputBatch else 1  # max_buffer counts lines, not batches
+        if self._buffered + n <= self.max_buffer:
             self._buf.append(e)
+            self._buffered += n
         else:
-            self.dropped += 1
+            self.dropped += n
 
     def flush(self) -> int:
         """Write the buffered events now; returns the number of records written."""
-        batch, self._buf = self._buf, []
-        records = [r for r in map(record_of, batch) if r is not None]
+        batch, self._buf, self._buffered = self._buf, [], 0
+        records = [r for e in batch for r in records_of(e)]
         if records:
             before = len(self.writer.rotated())
             self.writer.write(records)

@@ -132,12 +132,10 @@ class HealthService:
         """Inline bus subscriber (cheap): feeds the tracker and the live classifier."""
         if e.node != self.rt.node:
             return
-        if isinstance(e, ev.OutputLine):
-            self.tracker.on_output(e.text, e.ts)
-            if self._stream is not None:
-                found = self._stream.on_line(e.text, e.ts)
-                if found is not None:
-                    self._on_incident(found, e.ts)
+        if type(e) is ev.OutputBatch:  # the live output path: one event per chunk read
+            self._on_lines(e.texts, e.ts)
+        elif isinstance(e, ev.OutputLine):
+            self._on_lines((e.text,), e.ts)
         elif isinstance(e, ev.ProgressUpdate):
             self.tracker.on_progress(e)
         elif isinstance(e, ev.ProcessStarted):
@@ -147,6 +145,17 @@ class HealthService:
             self._stream = self._new_stream(e.generation)
         elif isinstance(e, ev.ProcessExited):
             self.tracker.on_exit(e.ts)
+
+    def _on_lines(self, texts: tuple[str, ...], ts: float) -> None:
+        """Per line: count swallowed errors, run the live classifier, act on what it finds."""
+        on_output = self.tracker.on_output
+        for text in texts:
+            on_output(text, ts)
+            stream = self._stream
+            if stream is not None:
+                found = stream.on_line(text, ts)
+                if found is not None:
+                    self._on_incident(found, ts)
 
     def _share_generation(self, generation: str) -> None:
         """Tell the restart policy the generation (``History.extra["generation"]``) for its OOM ladder, as long

@@ -1,7 +1,8 @@
 """Training progress from the node's output and its log files → ``ProgressUpdate`` events.
 
-Two sources feed one :class:`ProgressTracker`: ``OutputLine`` events (inline bus
-subscriber; a single prefilter regex rejects most lines) and the files the node
+Two sources feed one :class:`ProgressTracker`: ``OutputBatch`` events (inline bus
+subscriber, every line of the batch; a single prefilter regex rejects most lines;
+a lone ``OutputLine`` is accepted too) and the files the node
 writes, followed with rotation/truncation handled (E2 ``logs/swarm.log``, E3–E6
 ``logs/swarm_launcher.log``, E3/E4 ``logs/training_<animal>.log``; generations.md
 §5.6–§9.6 and §13.7). The same fact seen on stdout and in a file is recorded once
@@ -133,7 +134,13 @@ class ProgressService:
     def _on_event(self, e: ev.Event) -> None:
         if e.node != self.node:
             return
-        if isinstance(e, ev.OutputLine):
+        if type(e) is ev.OutputBatch:  # the live output path: one event per chunk read
+            feed, publish, ts = self.tracker.feed, self.bus.publish, e.ts
+            for text in e.texts:
+                upd = feed(text, ts)
+                if upd is not None:
+                    publish(upd)
+        elif isinstance(e, ev.OutputLine):
             upd = self.tracker.feed(e.text, e.ts)
             if upd is not None:
                 self.bus.publish(upd)

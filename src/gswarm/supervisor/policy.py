@@ -233,14 +233,15 @@ def _reduce(cls: Classification, exit_info: ExitInfo, history: History, settings
                     data=dict(step), model_size=step.get("size"), reason=f"{cls.category.value}: {step['detail']}")
 
 
-def maybe_step_up(history: History, uptime: float, now: float, generation: str = "") -> Decision | None:
-    """After ``STEP_UP_AFTER`` s of uptime (and as long since the last ladder step), undo one model rung.
+def maybe_step_up(history: History, uptime: float, now: float, generation: str = "",
+                  after: float = STEP_UP_AFTER) -> Decision | None:
+    """After ``after`` s (default ``STEP_UP_AFTER``) of uptime and as long since the last ladder step, undo one model rung.
 
     Returns a "restart" Decision carrying the new env/model_size (the watcher applies it at its convenience,
     e.g. a graceful restart), or None. Mutates ``history.extra["oom"]``.
     """
     st = history.extra.get("oom")
-    if not st or uptime < STEP_UP_AFTER or now - (st.get("since") or now) < STEP_UP_AFTER:
+    if not st or uptime < after or now - (st.get("since") or now) < after:
         return None
     gen = generation or history.extra.get("generation", "") or ""
     up = oom.step_up(st, gen, now)

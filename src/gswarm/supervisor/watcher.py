@@ -68,8 +68,12 @@ class Watcher:
     ``spec_factory()`` builds the LaunchSpec before every start (may raise
     GSwarmError → FATAL). ``clock`` drives backoff and maintenance waits; ``rng``
     draws the jitter. ``reinstall`` is an optional hook (sync or async) run when
-    the policy asks for it; ``prestart`` (sync or async) runs before every start
-    (e.g. restore the login files the script deleted). :meth:`run` returns the exit code for ``gswarm run``
+    the policy asks for it (called with the ``Decision.reinstall_target``, "python" or
+    "modal-login"); ``prestart`` (sync or async) runs before every start (e.g. restore
+    the login files the script deleted), ``poststart`` (sync) after every spawn (e.g. back
+    up a new swarm.pem); ``update_settings(**changes)`` applies option changes for the next
+    start (the OOM ladder's E2 ``model_size``). Every ``step_up_check`` seconds of a run the
+    OOM ladder may step back up (``policy.maybe_step_up``) through a graceful restart. :meth:`run` returns the exit code for ``gswarm run``
     (0, or NodeFatal.exit_code).
     """
 
@@ -77,12 +81,15 @@ class Watcher:
                  spec_factory: Callable[[], LaunchSpec], commands: asyncio.Queue, *,
                  rng: random.Random | None = None, lock: CheckoutLock | None = None,
                  console: BatchCallback | None = None, reinstall: Callable[[], Any] | None = None,
-                 prestart: Callable[[], Any] | None = None, capture: bool = True) -> None:
+                 prestart: Callable[[], Any] | None = None, capture: bool = True,
+                 poststart: Callable[[], Any] | None = None,
+                 update_settings: Callable[..., None] | None = None, step_up_check: float = 300.0) -> None:
         self.node, self.settings, self.bus, self.clock = node, settings, bus, clock
         self.state_dir = Path(state_dir)
         self.spec_factory, self.commands = spec_factory, commands
         self.rng = rng or random.Random()
         self.lock, self.console, self.reinstall, self.prestart = lock, console, reinstall, prestart
+        self.poststart, self.update_settings, self.step_up_check = poststart, update_settings, step_up_check
         self.sm = StateMachine(node, bus, clock.time)
         self.history = policy.History()
         self.info = RunInfo()
@@ -140,6 +147,12 @@ class Watcher:
         except GSwarmError as exc:
             return self._fatal(f"cannot start the node: {exc}")
         self.sm.move(S.RUNNING, f"pid {proc.pid}")
+        if self.poststart is not None:
+            try:
+                self.poststart()
+            except Exception as exc:  # e.g. a swarm.pem that differs from the backup
+                log.warning("after-start hook failed: %s", exc)
+                self._notice("identity", Severity.ERROR, "after-start check failed", str(exc))
         status, cmd = await self._supervise(proc)
         return await self._after_exit(proc, status, cmd)
 
@@ -179,9 +192,12 @@ class Watcher:
         ended_by = None
         try:
             while not waiter.done():
-                cmd = await next_command(self.commands, waiter)
+                cmd = await next_command(self.commands, waiter, self.clock, self.step_up_check)
                 if cmd is None:
-                    continue
+                    if not waiter.done():
+                        cmd = self._maybe_step_up(proc)
+                    if cmd is None:
+                        continue
                 if cmd.kind == "start":
                     continue
                 if getattr(cmd, "shutdown", False):
@@ -213,6 +229,27 @@ class Watcher:
                 self._shutdown = True
         await waiter
 
+    def _maybe_step_up(self, proc: Any) -> Any:
+        """After a long stable run, undo one OOM-ladder step: returns a restart Command or None."""
+        uptime = self.clock.time() - proc.started_at
+        gen = self.spec.generation if self.spec else ""
+        d = policy.maybe_step_up(self.history, uptime, self.clock.time(), gen,
+                                 after=getattr(self.settings, "oom_step_up_after", policy.STEP_UP_AFTER))
+        if d is None:
+            return None
+        self._apply(d)
+        from gswarm.runtime import Command
+
+        return Command("restart", "policy:step-up")
+
+    def _apply(self, d: policy.Decision) -> None:
+        """Carry a decision's environment, E2 model size and ladder step into the next start."""
+        self.info.extra_env.update(d.env)
+        if d.model_size and self.update_settings is not None:
+            self.update_settings(model_size=d.model_size)
+        if d.detail:
+            self.bus.publish(RecoveryAction(self.node, self.clock.time(), d.recovery, d.detail, dict(d.data)))
+
     def _set_degraded(self, flag: bool, why: str) -> None:
         self.info.degraded = flag
         if flag and self.sm.can(S.DEGRADED) and self.sm.state == S.RUNNING:
@@ -243,7 +280,8 @@ class Watcher:
             if cmd.kind == "restart" and not self._shutdown:
                 return "start"
             return "exit" if self._shutdown else "idle"
-        exit_info = policy.ExitInfo(status.exit_code, status.signal, uptime, False, "stalled" if stalled else "")
+        gen = self.spec.generation if self.spec else ""
+        exit_info = policy.ExitInfo(status.exit_code, status.signal, uptime, False, "stalled" if stalled else "", gen)
         if stalled:  # the exit was ours; what matters is the missing progress
             cls = policy.Classification(Category.STALLED, Recovery.RESTART, Severity.WARNING, "supervisor.stalled",
                                         tuple(list(self.classifier.tail)[-3:]),
@@ -269,7 +307,7 @@ class Watcher:
                 self._notice("stopped", Severity.ERROR, f"node {self.node} stopped: {d.reason}", d.advice or cls.advice)
                 return "fatal"
             return "exit"  # nothing more to do: the node finished (e.g. a clean exit the policy accepts)
-        self.info.extra_env.update(d.env)
+        self._apply(d)
         self.sm.move(S.BACKOFF, d.reason or "restart")
         self.info.restarts += 1
         self.info.next_restart_at = self.clock.time() + d.delay
@@ -289,10 +327,14 @@ class Watcher:
                              "No reinstall hook is configured; run `gswarm setup` and restart.")
                 return
             try:
-                res = self.reinstall()
+                target = d.reinstall_target or "python"
+                try:
+                    res = self.reinstall(target)
+                except TypeError:  # a hook that takes no target
+                    res = self.reinstall()
                 if inspect.isawaitable(res):
                     await res
-                self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.REINSTALL_DEPS, "reinstalled"))
+                self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.REINSTALL_DEPS, f"reinstalled ({target})"))
             except Exception as exc:
                 log.exception("reinstall failed")
                 self._notice("reinstall", Severity.ERROR, "reinstall failed", str(exc))
