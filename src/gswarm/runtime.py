@@ -188,6 +188,10 @@ class Runtime:
                                    self.commands, rng=self.rng, lock=lock, console=self.console, reinstall=self.reinstall,
                                    prestart=self.prestart, poststart=self.poststart, update_settings=self.update_settings)
             tasks = await self._start_services()
+            for svc in self.services:
+                if getattr(svc, "name", "") == "api" and getattr(svc, "url", None):
+                    self.bus.publish(Notice(self.node, self.clock.time(), "api", Severity.INFO,
+                                            f"dashboard {svc.url}/ (API {svc.url}/api/v1, docs {svc.url}/docs)"))
             self._install_signals()
             try:
                 return await self.watcher.run()

@@ -17,10 +17,12 @@ evaluation are in ``_rules.py``, ``_gate.py`` and ``_engine.py``.
 
 from __future__ import annotations
 
+import operator
 import re
 import time
 from collections import deque
 from functools import lru_cache
+from itertools import repeat
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -30,6 +32,8 @@ from gswarm.logs._rules import Pat, Rule, RuleSet, load_rules
 from gswarm.supervisor.policy import Classification, ExitInfo, effective
 
 RULES_FILE = Path(__file__).with_name("rules.toml")
+# ANSI escape sequences (CSI colours/cursor moves, OSC titles, ESC pairs) as the live capture strips them
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\r\n]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 _GATED = ("any", "all", "live_anchor", "reset", "gap_from")  # `near` is read around anchors
 
 
@@ -59,6 +63,8 @@ class Classifier:
         of the run (the watcher passes them) the result accounts for the exit: SIGKILL without decisive
         output → ``system_oom_killed``, status 0 with nothing found → ``clean_exit`` (``policy.effective``).
         """
+        if any(map(operator.contains, lines, repeat("\x1b"))):  # raw terminal output: colours would hide markers
+            lines = [_ANSI.sub("", line) if "\x1b" in line else line for line in lines]
         text_of = (lambda i: lines[i] if 0 <= i < len(lines) else None)
         cls = self._all.classify(self._all.scan(enumerate(lines)), generation, text_of)
         if exit_code is None and signal is None:
