@@ -10,6 +10,11 @@ Usage::
   supervisor's) that this process drains with a blocking ``os.read(fd, 1 MiB)``
   loop and discards (the cheapest possible reader; not /dev/null, so the child
   pays the same pipe costs in both runs).
+* **bare (pipe, idle reader)**: the pipe floor — the same pipe read exactly the
+  way the supervisor reads it (1 MiB reads, a 5 ms pause after a read of ≥ 4 KiB)
+  but with nothing done with the data. What the child pays for writing into a
+  pipe at all (kernel page allocation and copy, on the child's side); no reader
+  can go below it, so ``supervised / floor`` is the supervisor's own share.
 * **supervised**: :class:`gswarm.supervisor.process.NodeProcess` — the path
   ``gswarm run`` uses — with the line splitter, the capture file (a real file in
   a temp folder, rotation at the default 50 MB), one ``OutputBatch`` event per
@@ -44,7 +49,7 @@ from pathlib import Path
 
 from gswarm.events import EventBus, OutputBatch
 from gswarm.supervisor.capture import CaptureFile
-from gswarm.supervisor.process import F_SETPIPE_SZ, READ_SIZE, NodeProcess
+from gswarm.supervisor.process import COALESCE_DELAY, COALESCE_MIN, F_SETPIPE_SZ, READ_SIZE, NodeProcess
 from gswarm.supervisor.spec import LaunchSpec
 
 CHILD = """import sys
@@ -78,6 +83,25 @@ def bare(code: str) -> float:
         pass
     while os.read(fd, 1 << 20):
         pass
+    p.wait()
+    return time.perf_counter() - t0
+
+
+def bare_idle_reader(code: str) -> float:
+    """Wall seconds for the child with the pipe read in the supervisor's pattern, data discarded."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    fd = p.stdout.fileno()  # type: ignore[union-attr]
+    try:
+        fcntl.fcntl(fd, F_SETPIPE_SZ, READ_SIZE)
+    except OSError:
+        pass
+    while True:
+        data = os.read(fd, READ_SIZE)
+        if not data:
+            break
+        if len(data) >= COALESCE_MIN:
+            time.sleep(COALESCE_DELAY)
     p.wait()
     return time.perf_counter() - t0
 
@@ -116,11 +140,12 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     code = CHILD.format(n=args.lines)
-    bares, pipes, sups, noev = [], [], [], []
+    bares, pipes, floors, sups, noev = [], [], [], [], []
     with tempfile.TemporaryDirectory(prefix="gswarm-bench-") as tmp:
         for i in range(args.repeat):
             bares.append(bare_devnull(code))
             pipes.append(bare(code))
+            floors.append(bare_idle_reader(code))
             folder = Path(tmp) / f"run{i}"
             folder.mkdir()
             sups.append(asyncio.run(supervised(code, folder)))
@@ -131,7 +156,7 @@ def main() -> None:
         qc0, qt0 = _cpu(), time.perf_counter()
         asyncio.run(supervised(QUIET.format(s=args.quiet_seconds), Path(tmp)))
         quiet_pct = 100 * (_cpu() - qc0) / (time.perf_counter() - qt0)
-    best_bare, best_pipe, best_sup = min(bares), min(pipes), min(s[0] for s in sups)
+    best_bare, best_pipe, best_sup, best_floor = min(bares), min(pipes), min(s[0] for s in sups), min(floors)
     cpu_per_m = min(s[1] for s in sups) * 1_000_000 / args.lines
     result = {
         "lines": args.lines, "bare_wall_s": round(best_bare, 3), "supervised_wall_s": round(best_sup, 3),
@@ -139,10 +164,12 @@ def main() -> None:
         "no_events_wall_s": round(min(s[0] for s in noev), 3),
         "no_events_ratio": round(min(s[0] for s in noev) / best_bare, 3),
         "no_events_cpu_s_per_million_lines": round(min(s[1] for s in noev) * 1_000_000 / args.lines, 3),
-        "ratio_vs_pipe": round(best_sup / best_pipe, 3), "supervisor_cpu_s_per_million_lines": round(cpu_per_m, 3),
+        "ratio_vs_pipe": round(best_sup / best_pipe, 3), "pipe_floor_wall_s": round(best_floor, 3),
+        "pipe_floor_ratio": round(best_floor / best_bare, 3), "ratio_vs_pipe_floor": round(best_sup / best_floor, 3), "supervisor_cpu_s_per_million_lines": round(cpu_per_m, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "quiet_seconds": args.quiet_seconds, "quiet_cpu_percent_of_core": round(quiet_pct, 3),
-        "all_bare_s": [round(b, 3) for b in bares], "all_pipe_s": [round(b, 3) for b in pipes], "all_supervised_s": [round(s[0], 3) for s in sups],
+        "all_bare_s": [round(b, 3) for b in bares], "all_pipe_s": [round(b, 3) for b in pipes],
+        "all_pipe_floor_s": [round(b, 3) for b in floors], "all_supervised_s": [round(s[0], 3) for s in sups],
         "cpus": os.cpu_count(),
     }
     if args.json:
@@ -151,8 +178,9 @@ def main() -> None:
     print(f"child: {args.lines:,} lines of ~95 bytes, {os.cpu_count()} CPUs, best of {args.repeat}")
     print(f"bare (/dev/null)          {best_bare:8.3f} s")
     print(f"bare (plain pipe drain)   {best_pipe:8.3f} s")
+    print(f"bare (pipe, idle reader)  {best_floor:8.3f} s   ratio {best_floor / best_bare:.3f} vs /dev/null: the pipe floor")
     print(f"supervised (NodeProcess)  {best_sup:8.3f} s   ratio {best_sup / best_bare:.3f} vs /dev/null (target ≤ 1.05), "
-          f"{best_sup / best_pipe:.3f} vs pipe")
+          f"{best_sup / best_pipe:.3f} vs pipe, {best_sup / best_floor:.3f} vs the pipe floor")
     print(f"supervisor CPU            {cpu_per_m:8.3f} s per million lines")
     print(f"  same without bus events: {result['no_events_wall_s']:.3f} s, ratio {result['no_events_ratio']:.3f}, "
           f"CPU {result['no_events_cpu_s_per_million_lines']:.3f} s per million lines")

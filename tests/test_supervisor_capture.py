@@ -100,3 +100,27 @@ def test_capture_rotation(tmp_path: Path) -> None:
     assert all(p.stat().st_size <= 200 for p in tmp_path.iterdir())
     assert (tmp_path / "output.log").read_text().splitlines()[-1].endswith("42 > line 19 " + "x" * 40)
     assert (tmp_path / "output.log").read_text().startswith("2023-11-14T22:13:20.500000Z 42 > ")
+
+
+def test_capture_writes_plain_chunks_from_their_bytes_identically(tmp_path: Path) -> None:
+    from gswarm.supervisor.stream import LineSplitter
+
+    chunks = [b"plain one\nplain two\n\nlast", b" line\n", "unicode \u20ac \U0001f41d \ufffd ok\n".encode(),
+              b"bad \xff utf8\n", b"\x1b[1mbold\x1b[0m\n", b"redraw\r50%\rdone\n"]
+    fast, slow = CaptureFile(tmp_path / "fast.log", max_bytes=120, backups=50), CaptureFile(tmp_path / "slow.log", max_bytes=120, backups=50)
+    splitter, used = LineSplitter(), []
+    for i, chunk in enumerate(chunks):
+        b = splitter.feed(chunk)
+        used.append(b.data is not None)
+        fast.write_batch(b, 1_700_000_000.25 + i, 42)
+        slow.write_batch(Batch(b.texts, b.raws, b.flags), 1_700_000_000.25 + i, 42)  # no bytes: the per-line path
+    fast.close()
+    slow.close()
+    # plain and valid UTF-8 chunks use their bytes; U+FFFD (real or replaced), ESC or \r take the per-line path
+    assert used == [True, True, False, False, False, False]
+    read = lambda stem: [(tmp_path / f"{stem}.log{s}").read_bytes() for s in ["", *(f".{k}" for k in range(1, 50))]  # noqa: E731
+                         if (tmp_path / f"{stem}.log{s}").exists()]
+    assert read("fast") == read("slow") and len(read("fast")) > 2  # rotated alike
+    rows = b"".join(reversed(read("fast"))).decode().splitlines()
+    assert [r.split(" ", 2)[2] for r in rows] == ["> plain one", "> plain two", "> ", "> last line", "> unicode \u20ac \U0001f41d \ufffd ok",
+                                                  "> bad \ufffd utf8", "> bold", "~ redraw", "~ 50%", "> done"]

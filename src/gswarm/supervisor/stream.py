@@ -66,14 +66,21 @@ class Line(NamedTuple):
 
 
 class Batch:
-    """Lines from one chunk: ``texts``, ``raws`` (may be ``texts`` itself), ``flags`` (None = all 0)."""
+    """Lines from one chunk: ``texts``, ``raws`` (may be ``texts`` itself), ``flags`` (None = all 0).
 
-    __slots__ = ("texts", "raws", "flags")
+    ``data``: when not None, the UTF-8 bytes of ``"\n".join(texts)`` exactly as read (set
+    by the common path for a chunk without ``\r``, ESC or invalid UTF-8), so the capture
+    file can write the chunk without re-encoding every line.
+    """
 
-    def __init__(self, texts: list[str], raws: list[str], flags: list[int] | None = None) -> None:
+    __slots__ = ("texts", "raws", "flags", "data")
+
+    def __init__(self, texts: list[str], raws: list[str], flags: list[int] | None = None,
+                 data: bytes | None = None) -> None:
         self.texts = texts
         self.raws = raws
         self.flags = flags
+        self.data = data
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -124,10 +131,12 @@ class LineSplitter:
             self._pending = data
             return EMPTY
         self._pending = data[end + 1 :]
-        text = data[:end].decode("utf-8", "replace")
+        chunk = data[:end]
+        text = chunk.decode("utf-8", "replace")
         raws = text.split("\n")
         if "\x1b" not in text:
-            return Batch(raws, raws)
+            # U+FFFD test is O(1) for an ASCII text; without it the decode was lossless
+            return Batch(raws, raws, None, None if "\ufffd" in text else chunk)
         return Batch(ANSI_RE.sub("", text).split("\n"), raws)
 
     def _split_generic(self, data: bytes) -> Batch:
