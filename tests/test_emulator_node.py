@@ -140,17 +140,19 @@ def test_exit0_and_run_counter(tmp_path: Path) -> None:
 
 def test_hang_then_sigterm_ends_child(tmp_path: Path) -> None:
     proc, co = start(tmp_path, "E6", faults="hang@0")
-    log = co / "logs/swarm_launcher.log"
-    deadline = time.monotonic() + 15
-    while "Using Model:" not in (log.read_text() if log.exists() else ""):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    time.sleep(0.3)  # 30 steps at this pace: a running node would have printed rounds by now
-    assert "Joining round" not in log.read_text()  # hung at its first step, no output
-    (child,) = psutil.Process(proc.pid).children()
-    assert "gswarm-emu-p2pd" in child.cmdline() and os.getpgid(child.pid) == proc.pid
-    os.kill(proc.pid, signal.SIGTERM)  # the node only: it ends its child itself
-    finish(proc)
+    try:
+        log = co / "logs/swarm_launcher.log"
+        deadline = time.monotonic() + 15
+        while "Using Model:" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.3)  # 30 steps at this pace: a running node would have printed rounds by now
+        assert "Joining round" not in log.read_text()  # hung at its first step, no output
+        (child,) = psutil.Process(proc.pid).children()
+        assert "gswarm-emu-p2pd" in child.cmdline() and os.getpgid(child.pid) == proc.pid
+        os.kill(proc.pid, signal.SIGTERM)  # the node only: it ends its child itself
+    finally:
+        finish(proc)  # reaps and, whatever happened above, ends the node's whole group
     assert proc.returncode == -15
     assert not psutil.pid_exists(child.pid)
 

@@ -90,3 +90,41 @@ def test_malformed_override_names_file(tmp_path):
     (sd / "config_override.json").write_text("{oops")
     with pytest.raises(ConfigError, match="config_override.json"):
         load_settings({}, env={"GSWARM_STATE_DIR": str(sd)})
+
+
+@pytest.mark.parametrize("content, needle", [
+    (None, "is a folder"),
+    (b'swarm = "\xff\xfe"\n', "not UTF-8"),
+])
+def test_config_file_errors_are_one_clear_line(tmp_path, content, needle):
+    path = tmp_path if content is None else tmp_path / "b.toml"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match=needle):
+        load_settings({"config_file": path}, env={})
+
+
+def test_bom_and_top_level_keys_next_to_gswarm_table(tmp_path):
+    cfg = tmp_path / "g.toml"
+    cfg.write_bytes('\ufeffbackoff_initial = 7\n[gswarm]\nswarm = "B"\n'.encode("utf-8"))
+    s = load_settings({"config_file": cfg}, env={})
+    assert (s.backoff_initial, s.swarm) == (7.0, "B")
+    cfg.write_text('backoff_initial = "abc"\n[gswarm]\nswarm = "B"\n')
+    with pytest.raises(ConfigError, match="backoff_initial"):
+        load_settings({"config_file": cfg}, env={})
+
+
+def test_env_json_options_and_empty_values():
+    s = load_settings({}, env={"GSWARM_EXTRA_ENV": '{"A": "1"}', "GSWARM_HARDWARE": ""})
+    assert s.extra_env == {"A": "1"} and s.hardware == "auto"
+    with pytest.raises(ConfigError, match="GSWARM_EXTRA_ENV"):
+        load_settings({}, env={"GSWARM_EXTRA_ENV": "notjson"})
+
+
+def test_notification_schedule_validated_early():
+    with pytest.raises(ConfigError, match="notify_digest"):
+        load_settings({}, env={"GSWARM_NOTIFY_DIGEST": "sometimes"})
+    with pytest.raises(ConfigError, match="quiet_hours"):
+        load_settings({}, env={"GSWARM_QUIET_HOURS": "late"})
+    s = load_settings({}, env={"GSWARM_NOTIFY_DIGEST": "weekly mon 08:30", "GSWARM_QUIET_HOURS": "22:00-07:00"})
+    assert (s.notify_digest, s.quiet_hours) == ("weekly mon 08:30", "22:00-07:00")

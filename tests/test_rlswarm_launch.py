@@ -170,9 +170,8 @@ def test_prompt_patterns_ignore_leading_marker() -> None:
 def test_inapplicable_options() -> None:
     s = settings(model_size="7", cpu_only=True, model_name="a/b")
     assert inapplicable(s, "E6") == [
-        "--model-size means nothing for E6 and is ignored (used by E2: parameter count → config file; generations.md §5)",
-        "--cpu-only means nothing for E6 and is ignored (used by E0, E1, E2: CPU/mac config and requirements; "
-        "generations.md §3-§5 (CPU_ONLY has no effect from E3 on, §14))",
+        "--model-size means nothing for E6 and is ignored (used by E2: parameter count → config file)",
+        "--cpu-only means nothing for E6 and is ignored (used by E0, E1, E2: CPU/mac config and requirements)",
     ]
     assert [m.split()[0] for m in inapplicable(s, "E2")] == ["--model-name"]
     assert inapplicable(s, "unknown") == []

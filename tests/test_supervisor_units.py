@@ -93,3 +93,22 @@ def test_run_rejects_bad_flag_values_naming_the_option(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "gswarm", "run", "--swarm", "C", "--rl-swarm-dir", str(tmp_path)],
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "swarm" in out.stderr and "'A'" in out.stderr
+
+
+def test_lock_is_host_wide_across_state_dirs(tmp_path: Path) -> None:
+    """Two state directories, one checkout: the second supervisor is refused (same swarm.pem otherwise)."""
+    host = tmp_path / "host"
+    host.mkdir()
+    first = CheckoutLock(tmp_path / "s1", tmp_path / "co", host_dir=host)
+    first.acquire()
+    try:
+        with pytest.raises(LockError, match=rf"pid {os.getpid()}\) already supervises {tmp_path / 'co'}"):
+            CheckoutLock(tmp_path / "s2", tmp_path / "co", host_dir=host).acquire()
+        other = CheckoutLock(tmp_path / "s2", tmp_path / "other", host_dir=host)
+        other.acquire()
+        other.release()
+    finally:
+        first.release()
+    again = CheckoutLock(tmp_path / "s2", tmp_path / "co", host_dir=host)
+    again.acquire()
+    again.release()

@@ -13,7 +13,7 @@ from gswarm import maintenance
 from gswarm.clock import FakeClock
 from gswarm.config import load_settings
 from gswarm.errors import LockError, NodeFatal
-from gswarm.events import Event, NodeState, ProcessExited, ProcessStarted, RestartScheduled, StateChanged
+from gswarm.events import Event, NodeState, Notice, ProcessExited, ProcessStarted, RestartScheduled, StateChanged
 from gswarm.runtime import Command, Runtime
 from gswarm.supervisor.spec import LaunchSpec
 
@@ -97,6 +97,8 @@ async def test_maintenance_window_delays_restart(tmp_path: Path, fake_clock: Fak
     fake_clock.advance(50)
     await asyncio.sleep(0.1)
     assert sum(isinstance(e, ProcessStarted) for e in events) == 1 and rt.snapshot()["state"] == "BACKOFF"
+    held = [e for e in events if isinstance(e, Notice) and e.kind == "maintenance"]
+    assert len(held) == 1 and held[0].title.startswith("restart held: maintenance window until ")
     fake_clock.advance(51)
     await until(lambda: sum(isinstance(e, ProcessStarted) for e in events) == 2)
     rt.request("stop", "test", shutdown=True)  # RUNNING or already BACKOFF again: either way it ends

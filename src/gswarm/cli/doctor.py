@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gswarm.cli._common import ConfigFile, JsonOut, RlSwarmDir, StateDir, settings_from, state_dir_of
@@ -42,9 +43,14 @@ def register(app: typer.Typer) -> None:
         if json_out:
             typer.echo(json.dumps({"checks": [c.to_json() for c in checks]}, indent=2))
         else:
-            table = Table("check", "status", "detail", "fix", show_lines=False)
-            for c in checks:
-                table.add_row(c.name, f"[{_STYLE[c.status]}]{c.status}[/]", c.detail, c.fix)
-            Console().print(table)
+            console = Console()
+            if not console.is_terminal:  # piped (bug reports): one line per check, nothing cut off
+                for c in checks:
+                    typer.echo(f"{c.status:4}  {c.name}: {c.detail}" + (f"  → fix: {c.fix}" if c.fix else ""))
+            else:
+                table = Table("check", "status", "detail", "fix", show_lines=False)
+                for c in checks:
+                    table.add_row(c.name, f"[{_STYLE[c.status]}]{c.status}[/]", escape(c.detail), escape(c.fix))
+                console.print(table)
         if any(c.status == "fail" for c in checks):
             raise typer.Exit(1)

@@ -121,6 +121,26 @@ class Settings(BaseSettings):
             return v.split()
         return v
 
+    @field_validator("notify_digest")
+    @classmethod
+    def _digest_spec(cls, v: str | None) -> str | None:
+        import re
+
+        if v is None or v.strip().lower() == "off":
+            return v
+        if not re.fullmatch(r"\s*(daily|weekly\s+(mon|tue|wed|thu|fri|sat|sun))\s+([01]?\d|2[0-3]):[0-5]\d\s*", v, re.I):
+            raise ValueError('use "daily HH:MM", "weekly mon HH:MM" (mon..sun) or "off"')
+        return v
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_spec(cls, v: str | None) -> str | None:
+        import re
+
+        if v is not None and not re.fullmatch(r"\s*([01]?\d|2[0-3]):[0-5]\d\s*-\s*([01]?\d|2[0-3]):[0-5]\d\s*", v):
+            raise ValueError('use "HH:MM-HH:MM", e.g. "22:00-07:00"')
+        return v
+
     @field_validator("model_size", mode="before")
     @classmethod
     def _size_str(cls, v: Any) -> Any:
@@ -137,18 +157,33 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings)
+        # load_settings reads GSWARM_* itself (to name the variable in errors and treat "" as unset)
+        return (init_settings,)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """Options from a TOML file: top-level keys, overridden by those of a ``[gswarm]`` table.
+
+    Raises ConfigError naming the file for a missing/unreadable file, bad encoding or bad TOML.
+    A UTF-8 byte-order mark (Windows editors) is accepted.
+    """
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8-sig")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist; create it or drop --config-file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; pass the path of a TOML file to --config-file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror}); check the path and its permissions") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}; fix the file") from None
-    if isinstance(data.get("gswarm"), dict):
-        data = data["gswarm"]
+    table = data.pop("gswarm", None)
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: `gswarm` must be a table ([gswarm]); fix the file")
+    data.update(table or {})
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
@@ -174,12 +209,26 @@ def _read_override(state_dir: Any) -> dict[str, Any]:
     return data
 
 
-def _env_values(env: Mapping[str, str]) -> dict[str, str]:
-    out = {}
+_JSON_FIELDS = frozenset({"extra_env", "notify_channels"})
+
+
+def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
+    """``GSWARM_<FIELD>`` values; empty means unset; dict/list options are JSON (ConfigError if not)."""
+    out: dict[str, Any] = {}
     for name in Settings.model_fields:
         key = f"GSWARM_{name.upper()}"
-        if key in env and env[key] != "":
-            out[name] = env[key]
+        raw = env.get(key, "")
+        if raw.strip() == "":
+            continue
+        if name in _JSON_FIELDS:
+            try:
+                out[name] = json.loads(raw)
+            except ValueError:
+                raise ConfigError(f"option {name} (from {key}): not valid JSON; write it as JSON, "
+                                  f"e.g. {key}='{{\"NAME\": \"value\"}}'" if name == "extra_env"
+                                  else f"option {name} (from {key}): not valid JSON; write a JSON list of tables") from None
+        else:
+            out[name] = raw
     return out
 
 

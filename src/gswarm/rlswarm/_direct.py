@@ -86,7 +86,7 @@ def genrl_argv(settings: Any, checkout: Path, gen: str, env: dict[str, str], not
     if settings.model_name:
         env["MODEL_NAME"] = settings.model_name
     else:
-        notes.append("no --model-name: the node picks a model at random at every start (generations.md §7.4/§9.4)")
+        notes.append("no --model-name: the node picks a model at random at every start (E4-E6 choose one of a pool when MODEL_NAME is unset)")
     if gen == "E5":
         env["PRG_GAME"] = "true" if settings.prg_game else "false"
     if gen == "E6":

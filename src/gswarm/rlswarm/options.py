@@ -74,5 +74,5 @@ def inapplicable(settings: Any, generation: str, explicitly_set: Iterable[str] |
         if generation not in opt.generations:
             used = ", ".join(sorted(opt.generations))
             out.append(f"{flag_name(opt.field)} means nothing for {generation} and is ignored "
-                       f"(used by {used}: {opt.meaning}; generations.md {opt.source})")
+                       f"(used by {used}: {opt.meaning})")
     return out

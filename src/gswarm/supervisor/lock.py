@@ -18,6 +18,8 @@ import hashlib
 import json
 import os
 import signal
+import stat
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,41 +47,77 @@ class PidRecord:
     ts: float
 
 
+def host_lock_dir() -> Path | None:
+    """A per-user folder shared by every state directory on this host (``$XDG_RUNTIME_DIR/gswarm``,
+    else ``<tmp>/gswarm-<uid>``), mode 0700; None when it exists but belongs to someone else."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    path = Path(base) / "gswarm" if base and Path(base).is_dir() else Path(tempfile.gettempdir()) / f"gswarm-{os.getuid()}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        st = path.lstat()
+    except OSError:
+        return None
+    if st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode):
+        return None
+    return path
+
+
+def _flock(path: Path, checkout: Path) -> int:
+    """Take an exclusive non-blocking flock on ``path`` (holder pid written in); LockError when held."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise LockError(
+            f"another gswarm run (pid {holder}) already supervises {checkout}; "
+            f"stop it first (or use a different --rl-swarm-dir)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
 class CheckoutLock:
     """``with CheckoutLock(state_dir, checkout):`` — exclusive supervision of ``checkout``.
 
+    Two flocks: ``<state_dir>/run/<hash>.lock`` (read by ``gswarm status``) and a host-wide
+    ``<host_lock_dir>/checkout-<hash>.lock``, so two gswarm runs with different state
+    directories cannot supervise the same checkout (and identity) either.
     Raises LockError("another gswarm run (pid N) already supervises <dir>") when held.
     """
 
-    def __init__(self, state_dir: Path, checkout: Path) -> None:
+    def __init__(self, state_dir: Path, checkout: Path, host_dir: Path | None | bool = True) -> None:
         self.checkout = Path(checkout).resolve()
         run = subdir(Path(state_dir), "run")
         key = _key(self.checkout)
         self.lock_path = run / f"{key}.lock"
         self.record_path = run / f"{key}.json"
+        hd = host_lock_dir() if host_dir is True else (host_dir or None)
+        self.host_lock_path = Path(hd) / f"checkout-{key}.lock" if hd else None
         self._fd = -1
+        self._host_fd = -1
 
     def acquire(self) -> None:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise LockError(
-                f"another gswarm run (pid {holder}) already supervises {self.checkout}; "
-                f"stop it first (or use a different --rl-swarm-dir)"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        fd = _flock(self.lock_path, self.checkout)
+        if self.host_lock_path is not None:
+            try:
+                self._host_fd = _flock(self.host_lock_path, self.checkout)
+            except LockError:
+                os.close(fd)
+                raise
         self._fd = fd
 
     def release(self) -> None:
-        """Release the lock and drop the pid record (idempotent)."""
+        """Release the locks and drop the pid record (idempotent)."""
         if self._fd >= 0:
             self.clear_record()
             os.close(self._fd)
             self._fd = -1
+        if self._host_fd >= 0:
+            os.close(self._host_fd)
+            self._host_fd = -1
 
     def __enter__(self) -> "CheckoutLock":
         self.acquire()

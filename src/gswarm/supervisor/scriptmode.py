@@ -29,6 +29,7 @@ import psutil
 
 from gswarm.supervisor._procgroup import proc_info, zombie_exit_status
 from gswarm.supervisor.process import ExitStatus, NodeProcess
+from gswarm.events import Notice, Severity
 from gswarm.supervisor.spec import MASK, LaunchSpec
 from gswarm.supervisor.stream import Batch
 
@@ -52,6 +53,7 @@ class ScriptRun:
                  read_zombie: Any = zombie_exit_status) -> None:
         pty_spec = spec if spec.use_pty else LaunchSpec(**{**spec.__dict__, "use_pty": True})
         self.spec, self.capture, self._outer = spec, capture, on_batch
+        self._bus, self._node = bus, node
         self.proc = NodeProcess(pty_spec, node, bus, time_fn, capture=capture, on_batch=self._on_batch,
                                 extra_env=extra_env, prompt_idle=prompt_idle)
         self._time = time_fn
@@ -96,6 +98,8 @@ class ScriptRun:
         log.info("answered prompt %s with %s", prompt.name, shown)
         if self.capture is not None:
             self.capture.note(f"gswarm: answered prompt {prompt.name} with {shown}", ts, self.proc.pid)
+        if self._bus is not None:  # shown by gswarm run and kept in the JSON log
+            self._bus.publish(Notice(self._node, ts, "prompt", Severity.INFO, f"answered prompt {prompt.name}: {shown}"))
 
     # ------------------------------------------------------------- python child
     async def _watch(self) -> None:

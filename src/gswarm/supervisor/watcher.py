@@ -22,6 +22,7 @@ import asyncio
 import inspect
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -342,11 +343,17 @@ class Watcher:
     async def _backoff_wait(self, delay: float) -> str:
         """BACKOFF: deadline or command; then honour a maintenance window."""
         deadline = self.clock.monotonic() + delay
+        held_until = None
         while True:
             left = deadline - self.clock.monotonic()
             until = maintenance.active_until(self.state_dir, self.clock.time())
             if until is not None:
                 left = max(left, until - self.clock.time())
+                if until != held_until and until - self.clock.time() > deadline - self.clock.monotonic():
+                    held_until = until
+                    when = time.strftime("%H:%M", time.localtime(until))
+                    self._notice("maintenance", Severity.INFO, f"restart held: maintenance window until {when}",
+                                 "GSwarm restarts the node when the window ends (`gswarm maintenance off` ends it now).")
             if left <= 0:
                 return "start"
             cmd = await next_command(self.commands, None, self.clock, min(left, 5.0))
