@@ -214,7 +214,6 @@ class Runtime:
         lock.clear_record()
         if stopped:
             detail = f"stopped node group {rec.pgid} (pid {rec.node_pid}) left behind by gswarm pid {rec.gswarm_pid}"
-            log.warning(detail)
             self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.CLEANUP_THEN_RESTART, detail,
                                             {"pgid": rec.pgid, "pid": rec.node_pid, "gswarm_pid": rec.gswarm_pid}))
             self.bus.publish(Notice(self.node, self.clock.time(), "orphan", Severity.WARNING,

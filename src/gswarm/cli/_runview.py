@@ -8,6 +8,7 @@ masked env only, and answers to secret prompts are masked by script mode.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from typing import Any, TextIO
 
@@ -58,7 +59,7 @@ class RunView:
     def plan(self, spec: Any) -> None:
         """The generation, the mode, the argv and the notes (no secrets: argv carries none)."""
         self.say(f"generation [bold]{spec.generation}[/] ({escape(', '.join(spec.evidence[:3]))})")
-        self.say(f"mode {spec.mode}: {escape(' '.join(spec.argv))}  (cwd {escape(str(spec.cwd))})")
+        self.say(f"mode {spec.mode}: {escape(shlex.join(spec.argv))}  (cwd {escape(str(spec.cwd))})")
         for note in spec.notes:
             self.say(f"note: {escape(note)}", "yellow")
 
@@ -76,8 +77,9 @@ class RunView:
             if ev.advice:
                 self.say(f"  advice: {escape(ev.advice)}", "italic")
         elif isinstance(ev, RestartScheduled):
-            self.say(f"restart #{ev.attempt} in [bold]{ev.delay:.1f}s[/] (backoff; cause {ev.cause.value}"
-                     f"{', ' + escape(ev.detail) if ev.detail else ''})", "bold magenta")
+            detail = ev.detail if ev.detail and not ev.detail.startswith(ev.cause.value) else ""
+            self.say(f"restart #{ev.attempt} in [bold]{ev.delay:.1f}s[/] (cause {ev.cause.value}, recovery {ev.recovery.value}"
+                     f"{'; ' + escape(detail) if detail else ''})", "bold magenta")
         elif isinstance(ev, StateChanged):
             self.say(f"state {ev.old.value} → {ev.new.value}" + (f" ({escape(ev.reason)})" if ev.reason else ""), "dim")
         elif isinstance(ev, Notice):

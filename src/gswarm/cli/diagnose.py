@@ -65,8 +65,6 @@ def diagnosis(lines: list[str], generation: str | None) -> dict[str, Any]:
 
 def _print(d: dict[str, Any]) -> None:
     typer.echo(f"category: {d['category']}")
-    if d["category"] == "none":
-        typer.echo("no failure found in this log" + (f" (rule {d['rule_id']})" if d["rule_id"] else ""))
     typer.echo(f"severity: {d['severity']}   rule: {d['rule_id'] or '-'}")
     a = d["action"]
     what = a["action"] + (f" after {a['delay']:g} s" if a["action"] == "restart" else "")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gswarm.cli._common import ConfigFile, JsonOut, RlSwarmDir, StateDir, settings_from
 from gswarm.rlswarm.generations import detect
@@ -34,7 +36,7 @@ def _print(data: dict) -> None:
     for fact in data["facts"]:
         out.print(f"  fact: {fact}", markup=False)
     out.print(f"[bold]cwd[/]       {data['cwd']}", markup=True)
-    out.print("[bold]argv[/]      " + " ".join(data["argv"]), markup=True)
+    out.print("[bold]argv[/]      " + escape(shlex.join(data["argv"])), markup=True)
     for key, value in sorted(data["env"].items()):
         out.print(f"  env {key}={value}", markup=False)
     for p in data["prompts"]:

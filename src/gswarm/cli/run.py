@@ -24,7 +24,10 @@ def parse_duration(text: str) -> float:
     m = _DURATION.match(text or "")
     if not m:
         raise ConfigError(f"option --duration: {text!r} is not a duration; use e.g. 60, 90s, 2m or 1h")
-    return float(m.group(1)) * {"s": 1, None: 1, "m": 60, "h": 3600}[m.group(2)]
+    seconds = float(m.group(1)) * {"s": 1, None: 1, "m": 60, "h": 3600}[m.group(2)]
+    if seconds <= 0:
+        raise ConfigError(f"option --duration: {text!r} must be more than 0 seconds; use e.g. 60, 90s, 2m or 1h")
+    return seconds
 
 
 def run(
