@@ -47,13 +47,43 @@ def test_loopback_detection() -> None:
         [True, True, True, True, False, False, False]
 
 
-@pytest.mark.parametrize("command", ["start", "stop", "restart"])
-async def test_control_posts_a_command_and_answers_202(live, runtime, command) -> None:
+@pytest.mark.parametrize("command, state", [("start", NodeState.STOPPED), ("stop", NodeState.RUNNING),
+                                            ("restart", NodeState.RUNNING)])
+async def test_control_posts_a_command_and_answers_202(live, runtime, command, state) -> None:
+    runtime.snap["state"] = state
     async with running_api(live) as (_, c):
         r = await c.post(f"/api/v1/nodes/{NODE}/{command}", headers=bearer(_token(runtime.state_dir)))
     assert r.status_code == 202 and r.json() == {"accepted": True, "node": NODE, "command": command}
     cmd = runtime.commands.get_nowait()
     assert (cmd.kind, cmd.source) == (command, "api") and runtime.commands.empty()
+
+
+START_409 = "node 'alpha' is {}; start only applies to a STOPPED, FATAL or BACKOFF node (use restart to restart it)"
+STOP_409 = "node 'alpha' is already {}; there is nothing to stop"
+
+
+async def test_control_answers_409_when_the_command_does_not_fit_the_state(live, runtime) -> None:
+    expected = {  # (command, state) -> 202 or the 409 message
+        **{("start", s): 202 for s in ("STOPPED", "FATAL", "BACKOFF")},
+        **{("start", s): START_409.format(s) for s in ("STARTING", "RUNNING", "STALLED", "DEGRADED", "STOPPING")},
+        **{("stop", s): STOP_409.format(s) for s in ("STOPPED", "FATAL")},
+        **{("stop", s): 202 for s in ("STARTING", "RUNNING", "STALLED", "DEGRADED", "BACKOFF", "STOPPING")},
+        **{("restart", s.value): 202 for s in NodeState},
+    }
+    got = {}
+    async with running_api(live) as (_, c):
+        h = bearer(_token(runtime.state_dir))
+        for command, state in expected:
+            runtime.snap["state"] = NodeState(state)
+            r = await c.post(f"/api/v1/nodes/{NODE}/{command}", headers=h)
+            if r.status_code == 202:
+                cmd = runtime.commands.get_nowait()
+                got[command, state] = 202 if (cmd.kind, r.json()["command"]) == (command, command) else r.json()
+            else:
+                assert r.status_code == 409 and r.json()["detail"] == {"state": state, "command": command}
+                got[command, state] = r.json()["error"]
+            assert runtime.commands.empty()
+    assert got == expected
 
 
 @pytest.mark.parametrize("headers, status", [

@@ -177,3 +177,43 @@ async def test_empty_state_dir_answers_without_a_database(state_dir) -> None:
     assert [n["node"] for n in status["nodes"]] == [NODE] and status["nodes"][0]["state"] is None
     assert events["count"] == 0
     assert ready.status_code == 503 and ready.json()["reason"] == "no supervisor state recorded for this node"
+
+
+async def test_maintenance_window_in_status_and_nodes(source, state_dir) -> None:
+    from gswarm.maintenance import set_window
+
+    async with running_api(source) as (_, c):
+        before = (await c.get("/api/v1/status")).json()
+        set_window(state_dir, NOW + 600, "swapping the GPU")
+        status = (await c.get("/api/v1/status")).json()
+        node = (await c.get(f"/api/v1/nodes/{NODE}")).json()
+        nodes = (await c.get("/api/v1/nodes")).json()
+        set_window(state_dir, NOW + 60)
+        no_reason = (await c.get("/api/v1/status")).json()["maintenance"]
+        source.clock.advance(61)
+        over = (await c.get("/api/v1/status")).json()
+        node_over = (await c.get(f"/api/v1/nodes/{NODE}")).json()
+    window = {"until": NOW + 600, "reason": "swapping the GPU"}
+    assert before["maintenance"] is None and [n["maintenance"] for n in before["nodes"]] == [None, None]
+    assert status["maintenance"] == window and [n["maintenance"] for n in status["nodes"]] == [window, window]
+    assert node["maintenance"] == window and [n["maintenance"] for n in nodes] == [window, window]
+    assert no_reason == {"until": NOW + 60, "reason": ""}
+    assert over["maintenance"] is None and node_over["maintenance"] is None
+
+
+async def test_dashboard_needs_no_cdn_and_openapi_json_is_the_offline_reference(source) -> None:
+    import re
+
+    import gswarm.api
+
+    async with running_api(source) as (_, c):
+        page, js, css = [(await c.get(p)).text for p in ("/", "/static/app.js", "/static/style.css")]
+        spec, docs, redoc = await c.get("/openapi.json"), await c.get("/docs"), await c.get("/redoc")
+    assert re.findall(r'(?:src|href)="([^"]*)"', page) == ["/static/style.css", "/static/app.js"]
+    assert re.findall(r"https?://[^\s\"'`)]+", js) == ["http://www.w3.org/2000/svg"]  # an XML namespace, never fetched
+    assert re.findall(r"https?://|@import|url\(", css) == []
+    assert spec.status_code == 200 and "/api/v1/status" in spec.json()["paths"]
+    assert set(spec.json()["components"]["schemas"]["MaintenanceOut"]["properties"]) == {"until", "reason"}
+    assert docs.status_code == 200 and redoc.status_code == 404
+    doc = " ".join(gswarm.api.__doc__.split())
+    assert "it needs internet in the browser, offline use ``/openapi.json``" in doc

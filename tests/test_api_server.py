@@ -17,7 +17,7 @@ from gswarm.api.server import ApiService, create_service
 from gswarm.api.source import DataSource
 from gswarm.clock import FakeClock
 from gswarm.errors import ConfigError
-from tests.test_api_support import NODE, T0, LiveRuntime, fill_store, settings
+from tests.test_api_support import NODE, T0, LiveRuntime, fill_store, live_source, settings
 
 NOW = T0 + 1000
 
@@ -45,6 +45,51 @@ async def test_port_zero_api_file_and_clean_cancel(state_dir) -> None:
     with pytest.raises(httpx.TransportError):
         async with httpx.AsyncClient() as c:
             await c.get(f"{svc.url}/healthz")
+
+
+async def _started(svc: ApiService) -> asyncio.Task:
+    task = asyncio.create_task(svc.run())
+    for _ in range(200):
+        if svc.api_file.exists() and svc.server.started:
+            break
+        await asyncio.sleep(0.02)
+    return task
+
+
+async def _cancel(task: asyncio.Task) -> None:
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_read_only_server_never_touches_the_live_api_file(state_dir) -> None:
+    live = ApiService(live_source(LiveRuntime(state_dir, settings(), FakeClock(NOW))), "127.0.0.1", 0)
+    live_task = await _started(live)
+    api = state_dir / "run" / "api.json"
+    live_info = api.read_text()
+    assert live.api_file == api and json.loads(live_info)["port"] == live.port
+    ro = ApiService(DataSource(state_dir, settings(), clock=FakeClock(NOW)), "127.0.0.1", 0)
+    ro_task = await _started(ro)
+    assert ro.api_file == state_dir / "run" / "serve.json"
+    assert json.loads(ro.api_file.read_text()) == {"host": "127.0.0.1", "port": ro.port, "pid": os.getpid(), "url": ro.url}
+    assert api.read_text() == live_info  # not overwritten
+    await _cancel(ro_task)
+    assert api.read_text() == live_info and not ro.api_file.exists()  # not removed either
+    await _cancel(live_task)
+    assert not api.exists()
+
+
+async def test_api_file_is_removed_only_by_its_writer(state_dir) -> None:
+    live = ApiService(live_source(LiveRuntime(state_dir, settings(), FakeClock(NOW))), "127.0.0.1", 0)
+    task = await _started(live)
+    other = {"host": "127.0.0.1", "port": 9, "pid": os.getppid(), "url": "http://127.0.0.1:9"}
+    live.api_file.write_text(json.dumps(other))  # another supervisor took over the file
+    await _cancel(task)
+    assert json.loads(live.api_file.read_text()) == other
+    same_pid = {**other, "pid": os.getpid()}  # same process, another server's port
+    live.api_file.write_text(json.dumps(same_pid))
+    live._remove_api_file()
+    assert json.loads(live.api_file.read_text()) == same_pid
 
 
 async def test_embedded_server_leaves_signal_handlers_alone(state_dir) -> None:
@@ -85,15 +130,20 @@ def test_create_service_follows_api_enabled(state_dir) -> None:
 @pytest.mark.slow
 def test_gswarm_serve_is_read_only_and_stops_on_sigterm(state_dir) -> None:
     fill_store(state_dir, time.time())
+    api = state_dir / "run" / "api.json"  # a running supervisor's file (the test process stands in for it)
+    api.parent.mkdir()
+    live_info = json.dumps({"host": "127.0.0.1", "port": 8787, "pid": os.getpid(), "url": "http://127.0.0.1:8787"})
+    api.write_text(live_info)
     proc = subprocess.Popen([sys.executable, "-m", "gswarm", "serve", "--port", "0", "--state-dir", str(state_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "GSWARM_NODE_NAME": NODE})
     try:
-        api = state_dir / "run" / "api.json"
+        serve = state_dir / "run" / "serve.json"
         deadline = time.monotonic() + 30
-        while not api.exists() and time.monotonic() < deadline and proc.poll() is None:
+        while not serve.exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
-        url = json.loads(api.read_text())["url"]
+        url = json.loads(serve.read_text())["url"]
+        assert api.read_text() == live_info
         token = (state_dir / "api_token").read_text().strip()
         with httpx.Client(base_url=url, timeout=10) as c:
             status = c.get("/api/v1/status").json()
@@ -104,4 +154,5 @@ def test_gswarm_serve_is_read_only_and_stops_on_sigterm(state_dir) -> None:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
-    assert "read-only" in out and not (state_dir / "run" / "api.json").exists()
+    assert "read-only" in out and f"{url}/openapi.json" in out and not serve.exists()
+    assert api.read_text() == live_info  # the supervisor's address survives the serve

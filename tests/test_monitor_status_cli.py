@@ -7,6 +7,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -136,3 +137,94 @@ def test_follow_yields_new_records_across_rotation(state_dir: Path) -> None:
                                                            interval=0.0, sleep=lambda _: jl.write(next(batches)))]
     assert got == ["after 1", "after 2", "after 3"]  # history is not repeated; the rotation is followed
     assert len(jl.rotated()) == 1
+
+
+def run_all(*args: str) -> tuple[int, str, str]:
+    res = CliRunner().invoke(app(), list(args), catch_exceptions=False)
+    return res.exit_code, res.stdout, res.stderr
+
+
+def test_status_shows_the_maintenance_window(recorded: float, state_dir: Path) -> None:
+    from datetime import datetime
+
+    from gswarm.maintenance import set_window
+
+    set_window(state_dir, recorded + 1800, "driver update")
+    code, out = run("status", "--json", "--state-dir", str(state_dir), "--node", "n1")
+    assert code == 0 and json.loads(out)["maintenance"] == {"until": recorded + 1800, "reason": "driver update"}
+    code, out = run("status", "--state-dir", str(state_dir), "--node", "n1")
+    end = datetime.fromtimestamp(recorded + 1800)
+    when = f"{end:%H:%M}" if end.date() == datetime.fromtimestamp(time.time()).date() else f"{end:%Y-%m-%d %H:%M}"
+    assert code == 0 and out.splitlines()[0] == f"maintenance until {when} (driver update) — restarts and alerts paused"
+    set_window(state_dir, recorded - 1, "over")
+    code, out = run("status", "--json", "--state-dir", str(state_dir), "--node", "n1")
+    assert json.loads(out)["maintenance"] is None
+    assert "maintenance" not in run("status", "--state-dir", str(state_dir), "--node", "n1")[1]
+
+
+@pytest.mark.parametrize("make", [False, True])
+def test_status_on_an_empty_state_dir_says_so(tmp_path: Path, make: bool) -> None:
+    sd = tmp_path / "fresh"
+    if make:
+        (sd / "logs").mkdir(parents=True)
+    code, out, err = run_all("status", "--state-dir", str(sd))
+    assert (code, err) == (0, "")
+    assert out == f"no gswarm run has recorded anything in {sd} yet (start one with `gswarm run`, or pass --state-dir)\n"
+
+
+def test_status_unknown_node_lists_the_known_ones(recorded: float, state_dir: Path) -> None:
+    Store(state_dir / "gswarm.db").write([ev.StateChanged("n2", recorded, ev.NodeState.STOPPED, ev.NodeState.STARTING)])
+    for extra in ((), ("--json",)):
+        code, out, err = run_all("status", "--state-dir", str(state_dir), "--node", "nosuch", *extra)
+        assert (code, out) == (1, "")
+        assert err == f"unknown node 'nosuch' in {state_dir}; known nodes: n1, n2 (pass one with --node)\n"
+
+
+def test_logs_follow_starts_with_the_last_10_records(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = time.time()
+    jl = JsonLog(state_dir / "logs", max_bytes=1500)  # several rotated files: the tail spans them
+    jl.write([record_of(ev.OutputLine("n1", now - 100 + i, 1, f"line {i:02d}")) for i in range(25)])
+    jl.compress()
+    assert len(jl.rotated()) >= 2
+    followed: list[Any] = []
+    monkeypatch.setattr(status_cli, "follow_records", lambda d, flt: followed.append(flt) or iter(()))
+    msgs = lambda out: [json.loads(x)["message"] for x in out.splitlines()]  # noqa: E731
+    code, out = run("logs", "-f", "--json", "--state-dir", str(state_dir))
+    assert code == 0 and msgs(out) == [f"line {i:02d}" for i in range(15, 25)] and len(followed) == 1
+    assert msgs(run("logs", "-f", "--json", "--limit", "3", "--state-dir", str(state_dir))[1]) == ["line 22", "line 23", "line 24"]
+    from datetime import datetime, timezone
+
+    start = datetime.fromtimestamp(now - 90.5, timezone.utc).isoformat()
+    since = run("logs", "-f", "--json", "--since", start, "--state-dir", str(state_dir))[1]
+    assert msgs(since) == [f"line {i:02d}" for i in range(10, 25)]
+    assert len(msgs(run("logs", "--json", "--state-dir", str(state_dir))[1])) == 25  # without -f: everything
+    assert "last 10" in " ".join(CliRunner().invoke(app(), ["logs", "--help"]).stdout.split())
+
+
+def test_logs_level_error_shows_a_crash(state_dir: Path) -> None:
+    """A node crash: traceback lines and the exit record are errors (``gswarm logs --since 1h --level error``)."""
+    from gswarm.clock import FakeClock
+    from gswarm.logs.jsonlog import JsonLogService
+
+    now = time.time()
+    bus = ev.EventBus()
+    svc = JsonLogService(bus, FakeClock(start=now), JsonLog(state_dir / "logs"))
+    bus.publish(ev.ProcessStarted("n1", now - 60, 321, 321, ("python",), "E4", "direct"))
+    bus.publish(ev.OutputBatch("n1", now - 30, 321, ("INFO:x:training", "Traceback (most recent call last):",
+                                                     '  File "/app/train.py", line 3, in <module>'), stream="stderr"))
+    bus.publish(ev.OutputBatch("n1", now - 29, 321, ("    main()", "RuntimeError: DHT daemon died", "cleanup done"),
+                               stream="stderr"))
+    bus.publish(ev.ProcessExited("n1", now - 28, 321, 1, None, 32.0))
+    bus.publish(ev.ProcessExited("n1", now - 20, 322, None, 15, 5.0))  # SIGTERM: a stop, not an error
+    svc.flush()
+    code, out = run("logs", "--json", "--since", "1h", "--level", "error", "--state-dir", str(state_dir))
+    assert code == 0 and [(r["kind"], r["message"]) for r in map(json.loads, out.splitlines())] == [
+        ("output", "Traceback (most recent call last):"), ("output", '  File "/app/train.py", line 3, in <module>'),
+        ("output", "    main()"), ("output", "RuntimeError: DHT daemon died"),
+        ("exit", "pid 321 exited code=1 signal=None")]
+
+
+def test_status_without_node_uses_the_only_recorded_node(recorded: float, state_dir: Path) -> None:
+    """A run with --node-name emu: plain `gswarm status` shows emu instead of refusing "default"."""
+    code, out = run("status", "--json", "--state-dir", str(state_dir))
+    assert code == 0 and json.loads(out)["node"] == "n1"

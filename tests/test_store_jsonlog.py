@@ -136,3 +136,80 @@ def test_filter_level_category_node_time_grep() -> None:
     assert pick(node="a") == [T0, T0 + 20]
     assert pick(since=T0 + 5, until=T0 + 15) == [T0 + 10]
     assert pick(grep=compile_grep("bo+m")) == [T0 + 10]
+
+
+@pytest.mark.parametrize("code, sig, level", [
+    (0, None, "info"), (None, 15, "info"), (None, None, "info"), (1, None, "error"), (137, None, "error"),
+    (None, 9, "error"), (None, 2, "error"), (None, 11, "error"), (-9, None, "error"),
+])
+def test_exit_levels(code, sig, level) -> None:
+    assert record_of(ev.ProcessExited("n1", T0, 5, code, sig, 1.0))["level"] == level
+
+
+@pytest.mark.parametrize("severity", list(ev.Severity))
+def test_incident_level_is_its_severity(severity) -> None:
+    inc = ev.Incident("n1", T0, ev.Category.CUDA_OOM, ev.Recovery.RESTART, severity, "r", (), "a")
+    assert record_of(inc)["level"] == severity.value
+
+
+TB = ["Traceback (most recent call last):", '  File "/app/rgym_exp/runner.py", line 42, in <module>',
+      "    main()", "    ~~~~^^", "\tat frame", 'File "<string>", line 1', "torch.OutOfMemoryError: CUDA out of memory."]
+
+
+def test_traceback_lines_are_errors_across_batches_and_streams() -> None:
+    from gswarm.logs.jsonlog import TracebackTracker
+
+    t = TracebackTracker()
+    lv = lambda texts, stream="stderr", node="n1": t.levels(node, stream, texts)  # noqa: E731
+    assert lv(["INFO:x:ok", "plain", *TB[:2]]) == ["info", "info", "error", "error"]
+    assert lv(["progress 5%"], stream="stdout") == ["info"]  # stdout does not close stderr's traceback
+    assert lv(["  indented on another node"], node="n2") == ["info"]
+    assert lv([*TB[2:], "after", "  indented after"]) == ["error"] * 5 + ["info", "info"]
+    chained = ["", "During handling of the above exception, another exception occurred:", "", *TB, "WARNING:x:w"]
+    assert lv(chained) == ["info", "error", "info"] + ["error"] * 7 + ["warning"]
+    assert lv(["The above exception was the direct cause of the following exception:"]) == ["error"]
+    assert lv(["[ERROR] x", "Traceback (most recent call last): "]) == ["error", "error"]
+    t.reset("n1")  # a new process: the open traceback is forgotten
+    assert lv(["plain"]) == ["info"]
+    from gswarm.logs import jsonlog
+
+    assert lv(["Traceback (most recent call last):"] + ["  x"] * (jsonlog._TB_MAX - 1) + ["  y", "z"]) == \
+        ["error"] * jsonlog._TB_MAX + ["info", "info"]  # an unterminated traceback stops marking at the cap
+
+
+def test_service_levels_tracebacks_across_flushes_and_restarts(tmp_path: Path) -> None:
+    bus = ev.EventBus()
+    svc = JsonLogService(bus, FakeClock(start=T0), JsonLog(tmp_path / "logs"))
+    bus.publish(ev.OutputBatch("n1", T0, 7, tuple(TB[:3]), stream="stderr"))
+    svc.flush()
+    bus.publish(ev.OutputBatch("n1", T0 + 1, 7, tuple(TB[3:]) + ("next",), stream="stderr"))
+    bus.publish(ev.OutputLine("n1", T0 + 2, 7, TB[0], "stderr"))
+    bus.publish(ev.ProcessStarted("n1", T0 + 3, 8, 8, ("python",), "E4", "direct"))
+    bus.publish(ev.OutputBatch("n1", T0 + 4, 8, ("  starting again",), stream="stderr"))
+    svc.flush()
+    assert [(r["kind"], r["level"]) for r in iter_records(tmp_path / "logs")] == \
+        [("output", "error")] * 7 + [("output", "info"), ("output", "error"), ("start", "info"), ("output", "info")]
+
+
+def test_tail_records_reads_newest_files_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gswarm.logs import _jsonread
+    from gswarm.logs._jsonread import tail_records
+
+    jl = JsonLog(tmp_path, max_bytes=1000, backups=100)
+    jl.write([rec(i, T0 + i, f"m{i:02d} " + "x" * 100) for i in range(40)])
+    jl.compress()
+    files = log_files(tmp_path)
+    assert len(files) >= 4
+    msgs = lambda recs: [r["message"][:3] for r in recs]  # noqa: E731
+    assert msgs(tail_records(tmp_path, lambda r: True, 10)) == [f"m{i:02d}" for i in range(30, 40)]
+    assert msgs(tail_records(tmp_path, lambda r: r["ts_unix"] % 2 == 0, 3)) == ["m34", "m36", "m38"]
+    assert len(tail_records(tmp_path, lambda r: True, 100)) == 40 and tail_records(tmp_path / "none", lambda r: True, 5) == []
+    opened: list[str] = []
+    real = _jsonread.read_lines
+    monkeypatch.setattr(_jsonread, "read_lines", lambda path: opened.append(path.name) or real(path))
+    current = sum(1 for _ in _jsonread.parse_records(real(files[-1])))  # records in gswarm.jsonl
+    assert msgs(tail_records(tmp_path, lambda r: True, current)) == [f"m{i:02d}" for i in range(40 - current, 40)]
+    assert opened == ["gswarm.jsonl"]  # a tail that the current file holds reads nothing else
+    opened.clear()
+    assert msgs(tail_records(tmp_path, lambda r: True, current + 1))[0] == f"m{39 - current:02d}"
+    assert opened == ["gswarm.jsonl", files[-2].name]

@@ -121,6 +121,9 @@ def test_dashboard_live_restart_and_control(supervised) -> None:
                                    f" return p !== '{before['pid']}' && p !== '—'; }})()", timeout=30000)
             after = _matches_api(page, url, ("state", "pid"))
             assert after["pid"] != before["pid"] and after["state"] == "RUNNING"
+            # RUNNING: Start does not apply (the API would answer 409), Stop and Restart do
+            page.wait_for_function("(() => { const d = (id) => document.getElementById(id).disabled;"
+                                   " return d('btn-start') && !d('btn-stop') && !d('btn-restart'); })()", timeout=10000)
             runs = httpx.get(f"{url}/api/v1/runs", params={"limit": 5}, timeout=10).json()["items"]
             assert str(runs[0]["pid"]) == after["pid"] and runs[1]["signal"] == 15  # the old run was stopped by SIGTERM
             # phone screen: nothing wider than the viewport

@@ -83,3 +83,26 @@ def test_non_loopback_bind_makes_the_page_ask_for_the_token(browser, state_dir) 
         assert page.evaluate("sessionStorage.getItem('gswarm-token')") == token_path(state_dir).read_text().strip()
         page.wait_for_function("document.getElementById('conn').textContent === 'live'", timeout=15000)
         page.close()
+
+
+def test_maintenance_banner(browser, state_dir) -> None:
+    from gswarm.maintenance import set_window
+
+    _prepare(state_dir)
+    until = time.time() + 3600
+    set_window(state_dir, until, "disk swap")
+    with ThreadServer(state_dir) as server:
+        page = browser.new_page()
+        page.goto(server.svc.url + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=15000)
+        hm = page.evaluate(f"new Date({until * 1000}).toLocaleTimeString([], {{hour: '2-digit', minute: '2-digit'}})")
+        assert page.locator("#maintenance").is_visible()
+        assert page.locator("#maintenance").text_content() == f"Maintenance until {hm} (disk swap) — restarts and alerts paused"
+        page.close()
+    (state_dir / "maintenance.json").unlink()
+    with ThreadServer(state_dir) as server:
+        page = browser.new_page()
+        page.goto(server.svc.url + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=15000)
+        assert page.locator("#maintenance").is_hidden() and page.locator("#maintenance").text_content() == ""
+        page.close()

@@ -2,8 +2,11 @@
 
 Built in a function (no import-time app). Routes live in ``routes_*`` modules,
 each with ``register(app, source, guard)``. CORS is off unless ``cors_origins``
-is given. OpenAPI at ``/openapi.json``, interactive docs at ``/docs``; the
-dashboard (``gswarm/web``: index.html, app.js, style.css) at ``/``.
+is given. OpenAPI at ``/openapi.json`` (the offline reference); interactive docs at ``/docs``
+(FastAPI's Swagger UI page, whose script and CSS come from a CDN: it needs internet;
+ReDoc is off); the dashboard (``gswarm/web``: index.html, app.js, style.css, no external
+assets) at ``/``. On a loopback bind, requests for any other ``Host`` answer 421
+(:mod:`gswarm.api.hosts`, DNS rebinding).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from gswarm import __version__
 from gswarm.api import errors, routes_config, routes_control, routes_history, routes_logs, routes_stream, routes_status
 from gswarm.api.auth import Guard, is_loopback, load_or_create_token
+from gswarm.api.hosts import LoopbackHostMiddleware
 from gswarm.api.scrub import ScrubMiddleware
 from gswarm.api.source import DataSource
 
@@ -40,16 +44,18 @@ def create_app(source: DataSource, *, host: str | None = None, token: str | None
     """The app over ``source``.
 
     ``host`` is the bind address (default ``settings.api_host``): non-loopback means
-    every API request needs the token. ``token`` defaults to ``settings.api_token``
-    or the token file (created 0600 on first use). ``poll``/``heartbeat`` (seconds)
-    tune the event stream. Raises OSError when the token file cannot be written.
+    every API request needs the token; loopback means only loopback ``Host`` names are
+    served. ``token`` defaults to ``settings.api_token`` or the token file (created 0600
+    on first use). ``poll``/``heartbeat`` (seconds) tune the event stream. Raises OSError
+    when the token file cannot be written.
     """
     settings = source.settings
     host = settings.api_host if host is None else host
     configured = settings.api_token.get_secret_value() if settings.api_token else None
     token = token or load_or_create_token(source.state_dir, configured)
     source.add_secret(token)
-    guard = Guard(token, reads_need_token=not is_loopback(host))
+    loopback = is_loopback(host)
+    guard = Guard(token, reads_need_token=not loopback)
     app = FastAPI(title="GSwarm API", version=__version__, description=DESCRIPTION,
                   docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
     app.state.source, app.state.guard = source, guard
@@ -64,6 +70,8 @@ def create_app(source: DataSource, *, host: str | None = None, token: str | None
 
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST", "PUT", "PATCH"],
                            allow_headers=["Authorization", "Content-Type"])
+    if loopback:  # outermost: a rebound name never reaches a route (see gswarm.api.hosts)
+        app.add_middleware(LoopbackHostMiddleware)
     return app
 
 

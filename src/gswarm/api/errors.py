@@ -55,7 +55,7 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         msg = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 404 and msg == "Not Found":
-            msg = "not found: no such endpoint; see /docs"
+            msg = "not found: no such endpoint; see /openapi.json (or /docs with internet)"
         return JSONResponse(error_body(msg), exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(StoreError)

@@ -1,7 +1,10 @@
 """Control routes: ``POST /api/v1/nodes/{node}/start|stop|restart`` (token always required).
 
 The handler only posts ``Command(kind, "api")`` on the runtime's queue and answers
-202; the supervisor loop acts. Read-only (``gswarm serve``) → 409.
+202; the supervisor loop acts. Read-only (``gswarm serve``) → 409. A command that does
+not apply to the node's current state (from the live snapshot) → 409 naming the state:
+``start`` only from STOPPED, FATAL or BACKOFF; ``stop`` not when already STOPPED or FATAL;
+``restart`` is always accepted while a supervisor runs.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from gswarm.api.errors import ApiError
 from gswarm.api.schemas import CommandOut, ErrorOut
 from gswarm.api.source import DataSource, NotLive
 
+# gswarm.events.NodeState values: start only from these; stop from any other; restart from any.
+START_FROM = frozenset({"STOPPED", "FATAL", "BACKOFF"})
+STOPPED = frozenset({"STOPPED", "FATAL"})
 _ERR = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}}
 
 
@@ -26,11 +32,16 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
 
     @api.post("/nodes/{node}/{command}", status_code=202, response_model=CommandOut)
     async def control(node: str, command: Literal["start", "stop", "restart"]) -> Any:
-        """Ask the supervisor to start, stop or restart ``node``."""
+        """Ask the supervisor to start, stop or restart ``node``.
+
+        409 when read-only, or when the command does not fit the node's state (start only from
+        STOPPED/FATAL/BACKOFF; stop not when STOPPED/FATAL); ``detail.state`` names the state.
+        """
         if not source.live:
             raise ApiError(409, "no supervisor running: `gswarm serve` is read-only; control needs `gswarm run`")
         if node != source.node:
             raise ApiError(404, f"unknown node {node!r}; this supervisor runs {source.node!r}", {"field": "node"})
+        check_state(command, node, (source.snapshot() or {}).get("state"))
         try:
             source.send(command, "api")
         except NotLive as exc:  # pragma: no cover - live checked above
@@ -40,3 +51,20 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
         return JSONResponse({"accepted": True, "node": node, "command": command}, 202)
 
     app.include_router(api)
+
+
+def check_state(command: str, node: str, state: object) -> None:
+    """Raise ApiError 409 when ``command`` does not apply to ``state``.
+
+    ``state`` is a NodeState or its value; None (not known yet) lets the command through.
+    """
+    state = getattr(state, "value", state)
+    if state is None:
+        return
+    if command == "start" and state not in START_FROM:
+        why = f"node {node!r} is {state}; start only applies to a STOPPED, FATAL or BACKOFF node (use restart to restart it)"
+    elif command == "stop" and state in STOPPED:
+        why = f"node {node!r} is already {state}; there is nothing to stop"
+    else:
+        return
+    raise ApiError(409, why, {"state": state, "command": command})

@@ -13,6 +13,7 @@ from gswarm.api.auth import Guard
 from gswarm.api.errors import ApiError
 from gswarm.api.schemas import ErrorOut, NodeOut, ReadyOut, StatusOut
 from gswarm.api.source import DataSource
+from gswarm.monitor.status import maintenance
 
 _ERR = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}}
 
@@ -25,7 +26,9 @@ def _collect(reader: Any, source: DataSource, only: str | None, now: float) -> l
             raise ApiError(404, f"unknown node {only!r}; known nodes: {', '.join(names) or 'none'}", {"field": "node"})
         names = [only]
     snap = source.snapshot()
-    return [nodeview.summary(reader, n, snap if n == live_node else None, now, source.cache) for n in names]
+    window = maintenance(source.state_dir, now)  # one window per state dir: every node shows it
+    return [nodeview.summary(reader, n, snap if n == live_node else None, now, source.cache) | {"maintenance": window}
+            for n in names]
 
 
 def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
@@ -34,15 +37,18 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
 
     @api.get("/status", response_model=StatusOut)
     async def status() -> JSONResponse:
-        """Version, data source and a summary of every node (live node first).
+        """Version, data source, the active maintenance window (``{until, reason}`` or null: restarts
+        and alerts paused) and a summary of every node (live node first).
 
         Answered as a plain JSONResponse (shape documented by StatusOut) to skip the
         response-model round trip on the hottest endpoint.
         """
         now = source.now()
         nodes = await source.db(_collect, source, None, now)
+        window = nodes[0]["maintenance"] if nodes else maintenance(source.state_dir, now)
         return JSONResponse({"version": __version__, "source": "live" if source.live else "store", "now": now,
-                             "auth": {"reads": guard.reads_need_token, "control": True}, "nodes": nodes})
+                             "auth": {"reads": guard.reads_need_token, "control": True}, "maintenance": window,
+                             "nodes": nodes})
 
     @api.get("/nodes", response_model=list[NodeOut])
     async def nodes() -> list[dict[str, Any]]:

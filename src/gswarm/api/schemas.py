@@ -18,6 +18,13 @@ class ErrorOut(BaseModel):
     detail: Any = None
 
 
+class MaintenanceOut(BaseModel):
+    """An active maintenance window (``<state_dir>/maintenance.json``): no restarts, no alerts until ``until``."""
+
+    until: float = Field(description="End of the window, Unix seconds.")
+    reason: str = Field(description="Why (as given to `gswarm maintenance`); may be empty.")
+
+
 class NodeOut(BaseModel):
     """One node: supervisor snapshot keys plus progress, last sample and last incident."""
 
@@ -39,6 +46,7 @@ class NodeOut(BaseModel):
     last_advance: Optional[float] = None
     sample: Optional[dict[str, Any]] = None
     last_incident: Optional[dict[str, Any]] = None
+    maintenance: Optional[MaintenanceOut] = Field(None, description="Active maintenance window, or null.")
 
 
 class StatusOut(BaseModel):
@@ -48,6 +56,7 @@ class StatusOut(BaseModel):
     source: str
     now: float
     auth: dict[str, bool]
+    maintenance: Optional[MaintenanceOut] = Field(None, description="Active maintenance window, or null.")
     nodes: list[NodeOut]
 
 

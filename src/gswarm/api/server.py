@@ -3,8 +3,11 @@
 uvicorn runs in the caller's event loop (``await server.serve()``) and installs
 no signal handlers (:class:`EmbeddedServer`): the runtime owns signals. The
 socket is bound here before serving, so port 0 resolves to a free port at once;
-the bound address is on ``service.port`` and in ``<state_dir>/run/api.json``
-(``{"host", "port", "pid", "url"}``, removed on stop).
+the bound address is on ``service.port`` and in a run file
+(``{"host", "port", "pid", "url"}``): ``<state_dir>/run/api.json`` for the live API of
+``gswarm run``, ``<state_dir>/run/serve.json`` for the read-only ``gswarm serve``, so a
+``gswarm serve`` next to a running supervisor never overwrites or removes the supervisor's
+``api.json``. On stop a run file is removed only by the process (pid) and port that wrote it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from gswarm.paths import atomic_write
 
 log = logging.getLogger(__name__)
 API_FILE = "api.json"
+SERVE_FILE = "serve.json"
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -64,7 +68,8 @@ class ApiService:
 
     The socket is bound in the constructor (ConfigError when the port is taken);
     ``port`` is the bound port. Cancelling ``run()`` stops accepting, closes open
-    event streams (``graceful`` seconds at most) and removes ``run/api.json``.
+    event streams (``graceful`` seconds at most) and removes its run file (``run/api.json``
+    when ``source`` is live, ``run/serve.json`` when read-only) if it still names this process.
     """
 
     name = "api"
@@ -83,8 +88,8 @@ class ApiService:
 
     @property
     def api_file(self) -> Path:
-        """``<state_dir>/run/api.json``."""
-        return self.source.state_dir / "run" / API_FILE
+        """``<state_dir>/run/api.json`` (live source) or ``<state_dir>/run/serve.json`` (read-only)."""
+        return self.source.state_dir / "run" / (API_FILE if self.source.live else SERVE_FILE)
 
     async def run(self) -> None:
         """Serve until cancelled; errors are logged, never raised."""
@@ -119,7 +124,8 @@ class ApiService:
 
     def _remove_api_file(self) -> None:
         with contextlib.suppress(OSError):
-            if json.loads(self.api_file.read_text()).get("pid") == os.getpid():
+            data = json.loads(self.api_file.read_text())
+            if data.get("pid") == os.getpid() and data.get("port") == self.port:
                 self.api_file.unlink()
 
 

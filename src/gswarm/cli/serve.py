@@ -1,7 +1,9 @@
 """``gswarm serve``: the REST API and dashboard over a state directory, read-only (no supervisor).
 
 Control endpoints answer 409 here; use ``gswarm run`` to supervise. Ctrl-C or
-SIGTERM stops the server.
+SIGTERM stops the server. The bound address goes to ``<state_dir>/run/serve.json``
+(never ``run/api.json``, which belongs to a running ``gswarm run``). ``/openapi.json`` is the
+offline API reference; ``/docs`` (Swagger UI) loads its script from a CDN and needs internet.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ async def _serve(settings, folder: Path) -> None:  # type: ignore[no-untyped-def
     from gswarm.api.source import DataSource
 
     service = ApiService(DataSource(folder, settings), settings.api_host, settings.api_port)
-    typer.echo(f"GSwarm dashboard (read-only) at {service.url}/  API docs at {service.url}/docs", err=False)
+    typer.echo(f"GSwarm dashboard (read-only) at {service.url}/  API reference at {service.url}/openapi.json "
+               f"(interactive {service.url}/docs needs internet)", err=False)
     typer.echo(f"state directory {folder}; API token in {token_path(folder)}" if not settings.api_token
                else f"state directory {folder}; API token from the configuration")
     if not is_loopback(settings.api_host):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import deque
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
@@ -15,6 +14,7 @@ from rich.table import Table
 
 from gswarm.cli._common import ConfigFile, JsonOut, StateDir, settings_from, state_dir_of
 
+FOLLOW_TAIL = 10  # records shown before following when `logs -f` has no --since/--limit (like tail -f)
 NodeOpt = typer.Option(None, "--node", help="Node name (default: settings node_name).")
 
 
@@ -32,10 +32,24 @@ def _ago(ts: Any, now: float) -> str:
     return "-" if ts is None else f"{datetime.fromtimestamp(ts):%Y-%m-%d %H:%M:%S} ({now - ts:.0f} s ago)"
 
 
+def maintenance_line(m: dict[str, Any] | None, now: float) -> str | None:
+    """``maintenance until HH:MM (reason) — restarts and alerts paused`` (local time; the date too
+    when the window ends on another day than ``now``), or None without a window."""
+    if not m:
+        return None
+    end = datetime.fromtimestamp(m["until"])
+    when = f"{end:%H:%M}" if end.date() == datetime.fromtimestamp(now).date() else f"{end:%Y-%m-%d %H:%M}"
+    reason = f" ({m['reason']})" if m.get("reason") else ""
+    return f"maintenance until {when}{reason} — restarts and alerts paused"
+
+
 def _print_status(d: dict[str, Any], now: float) -> None:
     t = Table(show_header=False, box=None)
     sup = d["supervisor"]
     t.add_row("node", d["node"])
+    line = maintenance_line(d.get("maintenance"), now)
+    if line:  # first, on its own line: it explains why nothing restarts (plain echo: no rich markup in the reason)
+        typer.echo(line)
     t.add_row("supervisor", f"running (pid {sup['pid']})" if sup["alive"] else "not running")
     stale = "" if sup["alive"] or d["state"] in (None, "STOPPED", "FATAL") else " (last recorded)"
     t.add_row("state", f"{d['state'] or '-'}{stale} since {_ago(d['state_since'], now)}")
@@ -76,7 +90,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def status(node: Optional[str] = NodeOpt, state_dir: Optional[Path] = StateDir,
                config_file: Optional[Path] = ConfigFile, json_out: bool = JsonOut) -> None:
-        """State, uptime, restarts (24 h) by cause, round/stage and last advance, CPU/RAM/GPU, last incident."""
+        """State, uptime, restarts (24 h) by cause, round/stage and last advance, CPU/RAM/GPU, last incident,
+        and the active maintenance window (restarts and alerts paused)."""
         from gswarm.logs.store import DB_NAME, StoreReader
         from gswarm.monitor.status import status as build
 
@@ -85,11 +100,25 @@ def register(app: typer.Typer) -> None:
         sdir = state_dir_of(settings)
         reader = StoreReader(sdir / DB_NAME)
         try:
-            data = build(reader, sdir, node or settings.node_name, now)
+            name = node or settings.node_name
+            data = build(reader, sdir, name, now)
+            if node is None and data["known_nodes"] and not data["recorded"] and len(data["known_nodes"]) == 1:
+                name = data["known_nodes"][0]  # the only node this state dir knows (e.g. run with --node-name)
+                data = build(reader, sdir, name, now)
         finally:
             reader.close()
+        if data["known_nodes"] and not data["recorded"]:
+            typer.echo(f"unknown node {name!r} in {sdir}; known nodes: {', '.join(data['known_nodes'])} "
+                       "(pass one with --node)", err=True)
+            raise typer.Exit(1)
         if json_out:
             typer.echo(json.dumps(data, indent=2))
+        elif not data["known_nodes"]:
+            typer.echo(f"no gswarm run has recorded anything in {sdir} yet "
+                       "(start one with `gswarm run`, or pass --state-dir)")
+            line = maintenance_line(data["maintenance"], now)
+            if line:
+                typer.echo(line)
         else:
             _print_status(data, now)
 
@@ -101,12 +130,16 @@ def register(app: typer.Typer) -> None:
         since: Optional[str] = typer.Option(None, "--since", help="Start: 2h, 30m, 7d or an ISO time."),
         until: Optional[str] = typer.Option(None, "--until", help="End: 2h, 30m, 7d (ago) or an ISO time."),
         grep: Optional[str] = typer.Option(None, "--grep", help="Regular expression searched in the message."),
-        follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new records."),
+        follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new records (like tail -f: without "
+                                    "--since or --limit, starts with the last 10 matching records)."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the last N matching records."),
         json_out: bool = JsonOut, state_dir: Optional[Path] = StateDir, config_file: Optional[Path] = ConfigFile,
     ) -> None:
-        """The JSON log (node output and GSwarm events), rotated and compressed files included, oldest first."""
-        from gswarm.logs._jsonread import LogFilter, compile_grep, iter_records, parse_time
+        """The JSON log (node output and GSwarm events), rotated and compressed files included, oldest first.
+
+        With -f and neither --since nor --limit, only the last 10 records are printed before following.
+        """
+        from gswarm.logs._jsonread import LogFilter, compile_grep, iter_records, parse_time, tail_records
 
         settings = settings_from(state_dir=state_dir, config_file=config_file)
         now = time.time()
@@ -114,8 +147,10 @@ def register(app: typer.Typer) -> None:
                         compile_grep(grep))
         directory = state_dir_of(settings) / "logs"
         out = Console(highlight=False, soft_wrap=True)
-        matched = (r for r in iter_records(directory) if flt.match(r))
-        for rec in (deque(matched, maxlen=limit) if limit else matched):
+        if follow and since is None and limit is None:
+            limit = FOLLOW_TAIL
+        history = tail_records(directory, flt.match, limit) if limit else (r for r in iter_records(directory) if flt.match(r))
+        for rec in history:
             _print_record(rec, json_out, out)
         if follow:
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -78,6 +79,21 @@ def iter_records(directory: Path) -> Iterator[dict[str, Any]]:
     """Every record of every file, oldest file first."""
     for path in log_files(directory):
         yield from parse_records(read_lines(path))
+
+
+def tail_records(directory: Path, match: Any, n: int) -> list[dict[str, Any]]:
+    """The last ``n`` records passing ``match(record) -> bool``, oldest first.
+
+    Reads files newest first and stops as soon as ``n`` records are found, so a short tail
+    of a long history only reads the current file.
+    """
+    found: list[dict[str, Any]] = []
+    for path in reversed(log_files(directory)):
+        last = deque((r for r in parse_records(read_lines(path)) if match(r)), maxlen=n - len(found))
+        found[:0] = last
+        if len(found) >= n:
+            break
+    return found
 
 
 @dataclass

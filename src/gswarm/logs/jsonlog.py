@@ -5,7 +5,12 @@ One object per line: ``ts`` (ISO-8601 UTC with microseconds), ``ts_unix`` (s), `
 for output and ``data`` for events. ``category`` is the failure category for incidents, else the
 source: ``output``, ``supervisor``, ``progress``, ``notice``. Output levels come from the node's
 own markers (generations.md §12 "Timestamp prefixes": ``LEVEL:logger:``, `` - LEVEL - ``,
-``[LEVEL]``, `` LEVEL: ``), else ``info``.
+``[LEVEL]``, `` LEVEL: ``), else ``info``; the lines of a Python traceback (``Traceback (most
+recent call last):``, the indented and ``File`` lines after it, up to and including the final
+exception line; chained-exception headers too) are ``error`` (:class:`TracebackTracker`, state
+per node and stream). Exits with a non-zero code or a signal other than SIGTERM (15) are
+``error`` (the log cannot tell a requested stop; SIGTERM is how GSwarm stops a node), other exits
+``info``; incidents take their severity.
 
 Rotation by size (``max_bytes``) and by UTC day into ``gswarm.jsonl.<YYYYmmddTHHMMSSZ>``, then
 gzip (``.gz``); at most ``backups`` rotated files are kept, none older than ``retention_days``.
@@ -32,6 +37,10 @@ log = logging.getLogger(__name__)
 LOG_NAME = "gswarm.jsonl"
 _LEVEL = re.compile(r"^(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL):|\[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\]"
                     r"| - (DEBUG|INFO|WARNING|ERROR|CRITICAL) - |^\[[a-z_]+\] [\d\- :,]+ (DEBUG|INFO|WARNING|ERROR|CRITICAL): ")
+_TB_START = "Traceback (most recent call last):"
+_TB_OPENERS = (_TB_START, "During handling of the above exception", "The above exception was the direct cause")
+_TB_INNER = (" ", "\t", "File ")
+_TB_MAX = 2000  # lines; a traceback whose final line never came stops marking lines after this
 _STAMP = re.compile(r"\.(\d{8}T\d{6}Z)(?:-\d+)?(?:\.gz)?$")
 
 
@@ -49,11 +58,58 @@ def line_level(text: str) -> str:
     return "warning" if lvl == "warn" else lvl
 
 
-def record_of(e: ev.Event) -> dict[str, Any] | None:
-    """The JSON record for an event, or None for events not logged (resource samples)."""
+class TracebackTracker:
+    """Levels of node output lines, with Python tracebacks as ``error``.
+
+    ``levels(node, stream, texts) -> list[str]``: one level per line, in order; remembers per
+    ``(node, stream)`` whether a traceback is open across calls (a traceback may span reads).
+    A traceback opens at a line starting ``Traceback (most recent call last):``, stays open
+    over lines starting with a space, a tab or ``File ``, and closes after the first other
+    line (the exception line, e.g. ``ValueError: x``), which is ``error`` too; the headers of
+    chained exceptions (``During handling of the above exception…``, ``The above exception was
+    the direct cause…``) are ``error``. A traceback still open after ``_TB_MAX`` lines is closed.
+    Elsewhere :func:`line_level`. Cost per line: one ``startswith`` when no traceback is open.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str], int] = {}  # (node, stream) -> lines marked so far
+
+    def levels(self, node: str, stream: str, texts: Any) -> list[str]:
+        """The level of each of ``texts`` (strings, oldest first) of ``node``'s ``stream``."""
+        key, out = (node, stream), []
+        depth = self._open.pop(key, 0)
+        for text in texts:
+            if not depth:
+                if text.startswith(_TB_OPENERS):
+                    depth = 1 if text.startswith(_TB_START) else 0  # a chain header is error, opens nothing
+                    out.append("error")
+                else:
+                    out.append(line_level(text))
+            elif depth >= _TB_MAX:
+                depth = 0
+                out.append(line_level(text))
+            else:
+                depth = depth + 1 if text.startswith(_TB_INNER) else 0  # 0: this is the final exception line
+                out.append("error")
+        if depth:
+            self._open[key] = depth
+        return out
+
+    def reset(self, node: str) -> None:
+        """Forget open tracebacks of ``node`` (a new process starts)."""
+        for key in [k for k in self._open if k[0] == node]:
+            del self._open[key]
+
+
+def record_of(e: ev.Event, tracker: TracebackTracker | None = None) -> dict[str, Any] | None:
+    """The JSON record for an event, or None for events not logged (resource samples).
+
+    ``tracker`` keeps traceback state across output events (None = this line alone).
+    """
     base: dict[str, Any] = {"ts": iso(e.ts), "ts_unix": round(e.ts, 6), "node": e.node}
     if isinstance(e, ev.OutputLine):
-        return base | {"level": line_level(e.text), "category": "output", "message": e.text, "pid": e.pid,
+        level = (tracker or TracebackTracker()).levels(e.node, e.stream, (e.text,))[0]
+        return base | {"level": level, "category": "output", "message": e.text, "pid": e.pid,
                        "kind": "output", "stream": e.stream}
     if isinstance(e, ev.ResourceSample):
         return None
@@ -66,14 +122,20 @@ def record_of(e: ev.Event) -> dict[str, Any] | None:
                    "kind": kind, "data": data}
 
 
-def records_of(e: ev.Event) -> list[dict[str, Any]]:
-    """The JSON records for an event: one per line of an ``OutputBatch``, else ``[record_of(e)]`` (or none)."""
+def records_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[dict[str, Any]]:
+    """The JSON records for an event: one per line of an ``OutputBatch``, else ``[record_of(e)]`` (or none).
+
+    ``tracker`` keeps traceback state across events (the service passes one; None = this event alone).
+    """
     if type(e) is not ev.OutputBatch:
-        rec = record_of(e)
+        if tracker is not None and type(e) is ev.ProcessStarted:
+            tracker.reset(e.node)
+        rec = record_of(e, tracker)
         return [] if rec is None else [rec]
-    ts, ts_unix, node, pid, stream, level = iso(e.ts), round(e.ts, 6), e.node, e.pid, e.stream, line_level
-    return [{"ts": ts, "ts_unix": ts_unix, "node": node, "level": level(text), "category": "output", "message": text,
-             "pid": pid, "kind": "output", "stream": stream} for text in e.texts]
+    ts, ts_unix, node, pid, stream = iso(e.ts), round(e.ts, 6), e.node, e.pid, e.stream
+    levels = (tracker or TracebackTracker()).levels(node, stream, e.texts)
+    return [{"ts": ts, "ts_unix": ts_unix, "node": node, "level": lvl, "category": "output", "message": text,
+             "pid": pid, "kind": "output", "stream": stream} for text, lvl in zip(e.texts, levels)]
 
 
 def _describe(e: ev.Event) -> tuple[str, str, str, str, dict[str, Any]]:
@@ -82,7 +144,7 @@ def _describe(e: ev.Event) -> tuple[str, str, str, str, dict[str, Any]]:
     if isinstance(e, ev.ProcessStarted):
         return "start", "info", "supervisor", f"started pid {e.pid} ({e.generation}, {e.mode})", {"argv": list(e.argv), "generation": e.generation}
     if isinstance(e, ev.ProcessExited):
-        lvl = "info" if e.exit_code == 0 else "warning"
+        lvl = "error" if e.exit_code not in (0, None) or e.signal not in (None, 15) else "info"
         return "exit", lvl, "supervisor", f"pid {e.pid} exited code={e.exit_code} signal={e.signal}", {"exit_code": e.exit_code, "signal": e.signal, "uptime": e.uptime}
     if isinstance(e, ev.RestartScheduled):
         return "restart", "warning", "supervisor", e.detail or f"restart in {e.delay:.1f} s", {"delay": e.delay, "cause": e.cause.value, "recovery": e.recovery.value, "attempt": e.attempt}
@@ -191,6 +253,7 @@ class JsonLogService:
         self._buffered = 0  # lines (records) waiting in _buf
         self.dropped = 0
         self.rotations = 0
+        self._tracebacks = TracebackTracker()  # traceback state across flushes
         self._unsubscribe = bus.subscribe(self._on_event)
 
     def _on_event(self, e: ev.Event) -> None:
@@ -204,7 +267,7 @@ class JsonLogService:
     def flush(self) -> int:
         """Write the buffered events now; returns the number of records written."""
         batch, self._buf, self._buffered = self._buf, [], 0
-        records = [r for e in batch for r in records_of(e)]
+        records = [r for e in batch for r in records_of(e, self._tracebacks)]
         if records:
             before = len(self.writer.rotated())
             self.writer.write(records)

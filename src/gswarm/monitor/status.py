@@ -11,9 +11,12 @@ for microseconds only.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from gswarm import maintenance as _maintenance
 
 if TYPE_CHECKING:  # domain packages do not import each other at run time
     from gswarm.logs.store import StoreReader
@@ -44,6 +47,23 @@ def supervisors(state_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
+def maintenance(state_dir: Path, now: float) -> dict[str, Any] | None:
+    """The active maintenance window at ``now`` (Unix s): ``{"until": Unix s, "reason": str}``, or None.
+
+    ``until`` from :func:`gswarm.maintenance.active_until`; ``reason`` from the same
+    ``<state_dir>/maintenance.json`` (``""`` when missing). While active GSwarm neither
+    restarts the node nor alerts.
+    """
+    until = _maintenance.active_until(Path(state_dir), now)
+    if until is None:
+        return None
+    try:
+        reason = json.loads((Path(state_dir) / _maintenance.FILE).read_text(encoding="utf-8")).get("reason") or ""
+    except (OSError, ValueError, AttributeError):
+        reason = ""
+    return {"until": until, "reason": str(reason)}
+
+
 def status(reader: StoreReader, state_dir: Path, node: str, now: float) -> dict[str, Any]:
     """The status document of ``node`` at ``now`` (Unix s) from ``reader`` (a StoreReader). Keys:
 
@@ -55,7 +75,9 @@ def status(reader: StoreReader, state_dir: Path, node: str, now: float) -> dict[
     ``since_advance`` (s)} or None; ``resources`` {``ts``, ``cpu_percent``, ``rss_bytes``,
     ``threads``, ``host_cpu_percent``, ``host_mem_percent``, ``swap_percent``, ``load1``,
     ``disk_free_bytes``, ``gpu``: list} or None; ``last_incident`` {``ts``, ``category``,
-    ``severity``, ``recovery``, ``rule_id``, ``advice``, ``evidence``} or None; ``store`` (path).
+    ``severity``, ``recovery``, ``rule_id``, ``advice``, ``evidence``} or None; ``maintenance``
+    {``until`` (Unix s), ``reason``} while a maintenance window is active, else None; ``recorded``
+    (bool: the store has any row for ``node``); ``known_nodes`` (every node in the store); ``store`` (path).
     Raises StoreError when the database file is foreign or corrupted.
     """
     sups = [s for s in supervisors(state_dir) if s["alive"]]
@@ -65,6 +87,7 @@ def status(reader: StoreReader, state_dir: Path, node: str, now: float) -> dict[
     run = runs[0] if runs else None
     open_run = run is not None and run["stopped_at"] is None and alive
     restarts = reader.restarts_by_cause(node, since=now - DAY)
+    known = reader.nodes()
     return {
         "node": node,
         "supervisor": {"alive": alive, "pid": sups[0]["pid"] if sups else None},
@@ -79,6 +102,9 @@ def status(reader: StoreReader, state_dir: Path, node: str, now: float) -> dict[
         "progress": _progress(reader, node, now),
         "resources": _resources(reader, node),
         "last_incident": _incident(reader, node),
+        "maintenance": maintenance(state_dir, now),
+        "recorded": node in known,
+        "known_nodes": known,
         "store": str(reader.path),
     }
 

@@ -56,8 +56,20 @@ async function refreshStatus() {
     sel.hidden = names.length < 2;
   }
   sel.value = S.node;
+  renderMaintenance(st.maintenance);
   renderNode(st.nodes.find((n) => n.node === S.node), st.source === "live");
 }
+
+function renderMaintenance(m) {
+  const b = $("maintenance");
+  b.hidden = !m;
+  b.textContent = m ? `Maintenance until ${fmt.hm(m.until)}${m.reason ? " (" + m.reason + ")" : ""} — restarts and alerts paused` : "";
+  if (m) b.title = fmt.time(m.until);
+}
+
+/* start only from STOPPED/FATAL/BACKOFF, stop not when STOPPED/FATAL (the API answers 409 otherwise) */
+const FITS = { start: (s) => ["STOPPED", "FATAL", "BACKOFF"].includes(s), stop: (s) => !["STOPPED", "FATAL"].includes(s),
+               restart: () => true };
 
 function renderNode(n, live) {
   if (!n) return;
@@ -77,7 +89,8 @@ function renderNode(n, live) {
   $("animal").textContent = fmt.val(p.animal);
   $("last-advance").textContent = fmt.ago(n.last_advance);
   $("last-advance").title = fmt.time(n.last_advance);
-  for (const b of document.querySelectorAll(".controls button")) b.disabled = !live || !n.supervised;
+  for (const b of document.querySelectorAll(".controls button"))
+    b.disabled = !live || !n.supervised || (n.state != null && !FITS[b.dataset.command](n.state));
   tickUptime();
 }
 
