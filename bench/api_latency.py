@@ -56,7 +56,7 @@ def start_server(state_dir: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "GSWARM_NODE_NAME": "bench"}
     proc = subprocess.Popen([sys.executable, "-m", "gswarm", "serve", "--host", "127.0.0.1", "--port", "0",
                              "--state-dir", str(state_dir)], stdout=subprocess.DEVNULL, env=env)
-    api = state_dir / "run" / "api.json"
+    api = state_dir / "run" / "serve.json"  # gswarm serve (read-only) never writes the live api.json
     deadline = time.monotonic() + 30
     while not api.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
