@@ -14,15 +14,7 @@ from gswarm.emulator.checkout import init_checkout
 from gswarm.events import (Category, Event, Incident, Notice, ProcessStarted, Recovery, RecoveryAction, RestartScheduled,
                            StateChanged)
 from gswarm.runtime import Runtime
-
-
-async def until(pred, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.02)
+from tests.helpers import until
 
 
 CASES = [  # fault, incident category, recovery of the scheduled restart (None = the node is stopped)

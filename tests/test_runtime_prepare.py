@@ -20,16 +20,10 @@ from gswarm.emulator.modal_server import write_fake_yarn
 from gswarm.events import ProcessExited, ProcessStarted, RecoveryAction
 from gswarm.rlswarm import identity
 from gswarm.runtime import Runtime
+from tests.helpers import until
 from tests.test_setup_support import free_port, offline, session_checkout, shared_venv, wheelhouse  # noqa: F401
 
 pytestmark = pytest.mark.slow
-
-
-async def _until(pred, timeout: float = 60.0) -> None:
-    end = asyncio.get_running_loop().time() + timeout
-    while not pred():
-        assert asyncio.get_running_loop().time() < end, "condition not reached"
-        await asyncio.sleep(0.05)
 
 
 async def test_crash_restart_keeps_login_and_sidecar(tmp_path, monkeypatch, shared_venv, offline):
@@ -58,9 +52,9 @@ async def test_crash_restart_keeps_login_and_sidecar(tmp_path, monkeypatch, shar
 
     rt.bus.subscribe(on_event)
     task = asyncio.create_task(rt.run())
-    await _until(lambda: rt.prepared is not None and rt.prepared.modal is not None, 120)
+    await until(lambda: rt.prepared is not None and rt.prepared.modal is not None, 120)
     sidecar_pid = rt.prepared.modal.sidecar.pid
-    await _until(lambda: len([e for e in seen if isinstance(e, ProcessStarted)]) >= 2)
+    await until(lambda: len([e for e in seen if isinstance(e, ProcessStarted)]) >= 2)
     started = [e for e in seen if isinstance(e, ProcessStarted)]
     assert rt.prepared.modal.sidecar.pid == sidecar_pid and rt.prepared.modal.sidecar.running()
     notes = [e.detail for e in seen if isinstance(e, RecoveryAction)]

@@ -18,18 +18,10 @@ from gswarm.emulator.checkout import init_checkout
 from gswarm.events import Event, Incident, OutputBatch, ProcessStarted, RestartScheduled
 from gswarm.runtime import Runtime
 from gswarm.supervisor._procgroup import live_members
+from tests.helpers import until
 
 pytestmark = pytest.mark.slow
 ROUND_MARKERS = ("Training round:", "Joining round:", "Starting round", "Starting new round")
-
-
-async def until(pred, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("mode", ["direct", "script"])

@@ -16,6 +16,7 @@ from gswarm.errors import LockError, NodeFatal
 from gswarm.events import Event, NodeState, Notice, ProcessExited, ProcessStarted, RestartScheduled, StateChanged
 from gswarm.runtime import Command, Runtime
 from gswarm.supervisor.spec import LaunchSpec
+from tests.helpers import until
 
 
 class FixedRng(random.Random):
@@ -34,15 +35,6 @@ def make_rt(tmp: Path, code: str, clock: FakeClock, **flags) -> tuple[Runtime, l
     events: list[Event] = []
     rt.bus.subscribe(events.append)
     return rt, events
-
-
-async def until(pred, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.01)
 
 
 async def test_backoff_delays_and_crash_loop_fatal(tmp_path: Path, fake_clock: FakeClock) -> None:
