@@ -122,7 +122,8 @@ async function refreshRuns() {
 
 function causeNear(restarts, ts) {
   if (ts == null) return null;
-  const hit = restarts.find((e) => Math.abs(e.ts - ts) < 5);
+  // a restart is scheduled right after the exit it answers (never before it)
+  const hit = restarts.find((e) => e.ts >= ts && e.ts - ts < 5);
   return hit && hit.data ? hit.data.cause : null;
 }
 
