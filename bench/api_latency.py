@@ -60,6 +60,8 @@ def start_server(state_dir: Path) -> tuple[subprocess.Popen, str]:
     deadline = time.monotonic() + 30
     while not api.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
+            proc.terminate()  # never leave the server behind
+            proc.wait(10)
             raise SystemExit("gswarm serve did not start")
         time.sleep(0.05)
     return proc, json.loads(api.read_text())["url"]
