@@ -15,25 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from gswarm.ansi import strip_ansi
 from gswarm.events import Category, Recovery
 from gswarm.logs.classify import Classifier
+from tests.test_failures_corpus import parse_case
 
 DATA = Path(__file__).resolve().parent / "data" / "failures_extra"
 CASES = sorted(DATA.glob("*.txt"))
 VOCAB = {r.value for r in Recovery}
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def parse_case(path: Path) -> tuple[dict[str, str], list[str]]:
-    """Header fields and log lines (log = everything after the first '---' line; CRLF-safe)."""
-    raw = path.read_text(encoding="utf-8", errors="replace")
-    head, sep, log = raw.partition("\n---\n")
-    assert sep, f"{path.name}: no --- separator"
-    fields = {}
-    for line in head.splitlines():
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
-    return fields, log.splitlines()
 
 
 def named_recoveries(text: str) -> list[str]:
@@ -73,7 +62,7 @@ def test_extra_case(path: Path, clf: Classifier) -> None:
         assert got.recovery.value in named, (path.name, got.rule_id)
     if got.category != Category.NONE:
         assert got.rule_id and got.advice and got.evidence
-        text = _ANSI.sub("", "\n".join(lines))
+        text = strip_ansi("\n".join(lines))
         assert all(line.removesuffix("…") in text for line in got.evidence), got.evidence  # long lines are cut
 
 
@@ -83,7 +72,7 @@ def test_extra_case_live_path(path: Path, clf: Classifier) -> None:
     fields, lines = parse_case(path)
     stream = clf.stream()
     for line in lines:
-        stream.on_line(_ANSI.sub("", line), now=0.0)
+        stream.on_line(strip_ansi(line), now=0.0)
     assert stream.result().category == Category(fields["category"]), path.name
 
 

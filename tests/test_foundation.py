@@ -128,3 +128,10 @@ def test_notification_schedule_validated_early():
         load_settings({}, env={"GSWARM_QUIET_HOURS": "late"})
     s = load_settings({}, env={"GSWARM_NOTIFY_DIGEST": "weekly mon 08:30", "GSWARM_QUIET_HOURS": "22:00-07:00"})
     assert (s.notify_digest, s.quiet_hours) == ("weekly mon 08:30", "22:00-07:00")
+
+
+def test_channel_urls_in_tables_are_redacted_too(tmp_path):
+    cfg = tmp_path / "g.toml"
+    cfg.write_text('[[notify_channels]]\nurl = "tgram://123456:SECRETTOKEN/987"\ntags = ["ops"]\n')
+    red = redacted_dict(load_settings({"config_file": cfg}, env={}))
+    assert red["notify_channels"] == [{"url": "tgram://***/***", "tags": ["ops"]}]

@@ -11,7 +11,8 @@ import pytest
 from gswarm import events as ev
 from gswarm.clock import FakeClock
 from gswarm.monitor._progress_rules import parse_line
-from gswarm.monitor.progress import ProgressService, ProgressTracker, _ANSI, create_service
+from gswarm.ansi import strip_ansi
+from gswarm.monitor.progress import ProgressService, ProgressTracker, create_service
 
 DATA = Path(__file__).parent / "data" / "progress"
 T0 = 1_700_000_000.0
@@ -21,7 +22,7 @@ def replay(generation: str, name: str) -> tuple[ProgressTracker, list[ev.Progres
     t = ProgressTracker("n1", generation)
     out = []
     for i, line in enumerate((DATA / name).read_text(encoding="utf-8").splitlines()):
-        u = t.feed(_ANSI.sub("", line), T0 + i)
+        u = t.feed(strip_ansi(line), T0 + i)
         if u is not None:
             out.append(u)
     return t, out

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from gswarm.api.errors import ApiError
 from gswarm.config import Settings
-from gswarm.config.settings import SECRET_FIELDS, is_secret_name, redact_url
+from gswarm.config.settings import SECRET_FIELDS, redact_options
 from gswarm.paths import atomic_write
 
 OVERRIDE_FILE = "config_override.json"
@@ -66,14 +66,4 @@ def save(state_dir: Path, override: dict[str, Any]) -> None:
 
 def shown(override: dict[str, Any]) -> dict[str, Any]:
     """The override as shown by the API: secrets, URL credentials and secret env values as ``***``."""
-    out: dict[str, Any] = {}
-    for key, value in override.items():
-        if key in SECRET_FIELDS:
-            out[key] = "***"
-        elif key == "notify_urls" and isinstance(value, list):
-            out[key] = [redact_url(str(u)) for u in value]
-        elif key == "extra_env" and isinstance(value, dict):
-            out[key] = {k: ("***" if is_secret_name(k) else v) for k, v in value.items()}
-        else:
-            out[key] = value
-    return out
+    return redact_options(override)

@@ -15,10 +15,10 @@ from typing import Any, Optional
 
 import typer
 
+from gswarm.ansi import strip_ansi
 from gswarm.cli._common import ConfigFile, JsonOut, RlSwarmDir, StateDir, settings_from, state_dir_of
 from gswarm.errors import ConfigError
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 _CAPTURE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z \d+ [>~?+#] ?")
 GENERATIONS = ("E0", "E1", "E2", "E3", "E4", "E5", "E6")
 
@@ -38,7 +38,7 @@ def read_log(source: str) -> list[str]:
             raise ConfigError(f"{path} is a folder; pass a log file such as {path}/logs/swarm_launcher.log") from None
         except OSError as exc:
             raise ConfigError(f"cannot read log file {path}: {exc.strerror}; check the path and permissions") from None
-    text = _ANSI.sub("", raw.decode("utf-8", errors="replace")).replace("\r\n", "\n").replace("\r", "\n")
+    text = strip_ansi(raw.decode("utf-8", errors="replace")).replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
     if lines and lines[0].startswith("source:") and "---" in lines[:15]:
         lines = lines[lines.index("---") + 1:]  # a corpus excerpt (shared/failures/): skip its header

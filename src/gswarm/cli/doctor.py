@@ -30,16 +30,17 @@ def register(app: typer.Typer) -> None:
         config_file: Optional[Path] = ConfigFile,
         json_out: bool = JsonOut,
         python: Optional[Path] = typer.Option(None, "--python", help="Interpreter of the node's venv."),
-        modal_port: int = typer.Option(3000, "--modal-port", help="modal-login port to check."),
+        modal_port: Optional[int] = typer.Option(None, "--modal-port", help="modal-login port to check (default: option modal_port, 3000)."),
         p2p_port: int = typer.Option(38331, "--p2p-port", help="libp2p port of E0-E2 GPU configs to check."),
-        ollama_port: int = typer.Option(11434, "--ollama-port", help="ollama port to check (E6)."),
+        ollama_port: Optional[int] = typer.Option(None, "--ollama-port", help="ollama port to check (E6; default: option ollama_port, 11434)."),
     ) -> None:
         """Check Python, venv, Node/yarn, GPU, memory, disk, ports, identity, login and ollama."""
         from gswarm.rlswarm.doctor import run_checks
 
-        settings = settings_from(rl_swarm_dir=rl_swarm_dir, state_dir=state_dir, config_file=config_file, python=python)
-        checks = run_checks(settings, state_dir=state_dir_of(settings), modal_port=modal_port, p2p_port=p2p_port,
-                            ollama_port=ollama_port)
+        settings = settings_from(rl_swarm_dir=rl_swarm_dir, state_dir=state_dir, config_file=config_file, python=python,
+                                 modal_port=modal_port, ollama_port=ollama_port)
+        checks = run_checks(settings, state_dir=state_dir_of(settings), modal_port=settings.modal_port, p2p_port=p2p_port,
+                            ollama_port=settings.ollama_port)
         if json_out:
             typer.echo(json.dumps({"checks": [c.to_json() for c in checks]}, indent=2))
         else:

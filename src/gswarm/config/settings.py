@@ -22,6 +22,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gswarm.errors import ConfigError
+from gswarm.redact import redact_url
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -277,25 +278,29 @@ def _explain(exc: ValidationError, origin: Mapping[str, str]) -> str:
 
 
 def redacted_dict(settings: Settings) -> dict[str, Any]:
-    """The settings as JSON-ready data with every secret replaced by ``"***"``."""
-    data = settings.model_dump(mode="json")
+    """The settings as JSON-ready data with every secret replaced by ``"***"`` (see :func:`redact_options`)."""
+    return redact_options(settings.model_dump(mode="json"))
+
+
+def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of option → value data (all or some options) safe to show: secret options, credentials in
+    notification URLs (``notify_urls`` and the ``url`` of ``notify_channels``) and secret-named
+    ``extra_env`` values become ``"***"``."""
+    out = dict(options)
     for name in SECRET_FIELDS:
-        if data.get(name):
-            data[name] = "***"
-    data["notify_urls"] = [redact_url(u) for u in settings.notify_urls]
-    data["extra_env"] = {k: ("***" if is_secret_name(k) else v) for k, v in settings.extra_env.items()}
-    return data
+        if out.get(name):
+            out[name] = "***"
+    if isinstance(out.get("notify_urls"), list):
+        out["notify_urls"] = [redact_url(str(u)) for u in out["notify_urls"]]
+    if isinstance(out.get("notify_channels"), list):
+        out["notify_channels"] = [{**c, "url": redact_url(str(c["url"]))} if isinstance(c, dict) and "url" in c else c
+                                  for c in out["notify_channels"]]
+    if isinstance(out.get("extra_env"), dict):
+        out["extra_env"] = {k: ("***" if is_secret_name(k) else v) for k, v in out["extra_env"].items()}
+    return out
 
 
 def is_secret_name(name: str) -> bool:
     """True for environment/option names that carry secrets (TOKEN, KEY, PASSWORD, SECRET)."""
     upper = name.upper()
     return any(w in upper for w in ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "PRIVATE", "API_KEY"))
-
-
-def redact_url(url: str) -> str:
-    """Hide credentials and path tokens of a notification URL: ``tgram://***/***``."""
-    if "://" not in url:
-        return "***"
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***"

@@ -26,14 +26,13 @@ from itertools import repeat
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from gswarm.ansi import strip_ansi
 from gswarm.logs._engine import Hit, evaluate, evidence
 from gswarm.logs._gate import build_gate
 from gswarm.logs._rules import Pat, Rule, RuleSet, load_rules
 from gswarm.supervisor.policy import Classification, ExitInfo, effective
 
 RULES_FILE = Path(__file__).with_name("rules.toml")
-# ANSI escape sequences (CSI colours/cursor moves, OSC titles, ESC pairs) as the live capture strips them
-_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\r\n]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 _GATED = ("any", "all", "live_anchor", "reset", "gap_from")  # `near` is read around anchors
 
 
@@ -64,7 +63,7 @@ class Classifier:
         output → ``system_oom_killed``, status 0 with nothing found → ``clean_exit`` (``policy.effective``).
         """
         if any(map(operator.contains, lines, repeat("\x1b"))):  # raw terminal output: colours would hide markers
-            lines = [_ANSI.sub("", line) if "\x1b" in line else line for line in lines]
+            lines = [strip_ansi(line) for line in lines]
         text_of = (lambda i: lines[i] if 0 <= i < len(lines) else None)
         cls = self._all.classify(self._all.scan(enumerate(lines)), generation, text_of)
         if exit_code is None and signal is None:

@@ -15,17 +15,16 @@ advance (failure corpus 056: slower nodes skip rounds). "Already finished round"
 from __future__ import annotations
 
 import logging
-import re
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from gswarm import events as ev
+from gswarm.ansi import strip_ansi
 from gswarm.monitor._progress_rules import Fact, family_of, parse_line
 from gswarm.monitor.follow import FileFollower, GlobFollower
 
 log = logging.getLogger(__name__)
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 _POSITIONAL = ("join", "round", "stage", "stage_done")
 _CONTEXT = ("reward", "bet", "claim", "winners", "waiting", "peer", "hello", "swarm")
 
@@ -157,7 +156,7 @@ class ProgressService:
         n = 0
         for follower in self.followers:
             for line in follower.read_lines():
-                upd = self.tracker.feed(_ANSI.sub("", line), self.clock.time())
+                upd = self.tracker.feed(strip_ansi(line), self.clock.time())
                 if upd is not None:
                     self.bus.publish(upd)
                     n += 1

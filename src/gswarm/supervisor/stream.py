@@ -27,22 +27,15 @@ Rules (a line is what a terminal would show on one row):
 
 from __future__ import annotations
 
-import re
 from typing import Iterator, NamedTuple
+
+from gswarm.ansi import ANSI_RE, strip_ansi
 
 REDRAW = 1
 PARTIAL = 2
 CONTINUED = 4
 DEFAULT_MAX_LINE = 8 * 1024 * 1024
 
-# CSI (ESC [ params intermediates final), OSC (ESC ] ... BEL | ESC \), other ESC x.
-# None of them may contain \r or \n, so stripped and raw text split identically.
-ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\r\n]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
-
-
-def strip_ansi(text: str) -> str:
-    """``text`` without ANSI escape sequences (colours, cursor moves, titles)."""
-    return ANSI_RE.sub("", text) if "\x1b" in text else text
 
 
 class Line(NamedTuple):
