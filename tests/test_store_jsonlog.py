@@ -213,3 +213,96 @@ def test_tail_records_reads_newest_files_first(tmp_path: Path, monkeypatch: pyte
     opened.clear()
     assert msgs(tail_records(tmp_path, lambda r: True, current + 1))[0] == f"m{39 - current:02d}"
     assert opened == ["gswarm.jsonl", files[-2].name]
+
+
+@pytest.mark.parametrize("texts", [
+    ("INFO:x:a", "ERROR:x:b", "plain"),
+    ('quote " backslash \\ tab \t ctrl \x01 \x7f', "unicode 🐝 已杀死 \ufffd", ""),
+    ("Traceback (most recent call last):", '  File "x.py", line 1', "ValueError: boom", "after"),
+])
+def test_encoded_output_is_exactly_json_dumps_of_the_records(texts: tuple[str, ...]) -> None:
+    from gswarm.logs.jsonlog import encoded_of
+
+    batch = ev.OutputBatch("nöde\"1", T0 + 0.123457, 4242, texts, None, None, "stderr")
+    groups = encoded_of(batch)
+    assert len(groups) == 1 and groups[0][:2] == ("2023-11-14T22:13:20.123457+00:00", round(T0 + 0.123457, 6))
+    assert groups[0][2] == [json.dumps(r, ensure_ascii=False) for r in records_of(batch)]
+    assert [json.loads(x)["message"] for x in groups[0][2]] == list(texts)
+
+
+def test_grouped_write_rotates_inside_a_batch_exactly_like_per_record(tmp_path: Path) -> None:
+    """A batch crossing max_bytes (and a day change) rotates at the same record as writing record by record."""
+    from gswarm.logs.jsonlog import encoded_of
+
+    batches = [ev.OutputBatch("n1", T0 + i * 20_000, 1, tuple(f"b{i} line {j:03d} " + "y" * 40 for j in range(30)))
+               for i in range(6)]  # 20,000 s apart: some batches start a new UTC day
+    a, b = JsonLog(tmp_path / "a", max_bytes=3000, backups=1000), JsonLog(tmp_path / "b", max_bytes=3000, backups=1000)
+    for batch in batches:
+        a.write(records_of(batch))
+        b.write_encoded(encoded_of(batch))
+    sizes = lambda jl: [p.stat().st_size for p in jl.rotated()] + [jl.path.stat().st_size]
+    assert sizes(a) == sizes(b) and len(sizes(a)) > 10
+    assert [r["message"] for r in iter_records(tmp_path / "a")] == [r["message"] for r in iter_records(tmp_path / "b")]
+    assert len(list(iter_records(tmp_path / "b"))) == 180
+
+
+def test_chunk_levels_equal_line_levels_on_every_recorded_output() -> None:
+    """One regex scan of a chunk gives each line the level line_level() gives it (all generations' logs,
+    the failure corpus, lines with two markers and lines with none)."""
+    from gswarm.logs.jsonlog import chunk_levels
+
+    data = Path(__file__).resolve().parent / "data"
+    lines = ["ERROR:x:y [INFO] z", "plain", "", " - WARNING - a [DEBUG]", "[r] 2025-06-26 10:00:33,020 CRITICAL: c"]
+    for f in sorted((data / "progress").glob("*.*")) + sorted((data / "failures").glob("*.txt")):
+        lines += f.read_text(encoding="utf-8", errors="replace").splitlines()
+    want = [line_level(t) for t in lines]
+    assert [line_level(t) for t in lines] == [_slow_level(t) for t in lines]  # the bounded search is exact
+    assert chunk_levels(lines, "\n".join(lines)) == want
+    assert {"debug", "info", "warning", "error", "critical"} <= set(want)
+    assert chunk_levels(["a", "b"], "a\nb") == ["info", "info"]
+
+
+def _slow_level(text: str) -> str:
+    """The definition: the leftmost match of the full marker pattern anywhere in the line."""
+    from gswarm.logs.jsonlog import _LEVEL
+
+    m = _LEVEL.search(text)
+    lvl = next(g for g in m.groups() if g).lower() if m else "info"
+    return "warning" if lvl == "warn" else lvl
+
+
+async def test_flood_is_written_early_instead_of_dropped(tmp_path: Path) -> None:
+    """30 batches of 1,000 lines in one loop turn (a flood) with max_buffer 5,000: the half-full buffer is
+    flushed between them, so every line reaches the file and nothing is dropped."""
+    bus = ev.EventBus()
+    svc = JsonLogService(bus, FakeClock(start=T0), JsonLog(tmp_path / "logs"), max_buffer=5000)
+    for b in range(30):
+        bus.publish(ev.OutputBatch("n1", T0 + b, 7, tuple(f"b{b} l{i}" for i in range(1000))))
+        await asyncio.sleep(0)  # the reader yields to the loop between reads, as NodeProcess does
+    svc.flush()
+    assert svc.dropped == 0
+    msgs = [r["message"] for r in iter_records(tmp_path / "logs")]
+    assert len(msgs) == 30_000 and msgs[0] == "b0 l0" and msgs[-1] == "b29 l999"
+
+
+def test_log_files_and_store_are_private(tmp_path: Path) -> None:
+    """The JSON log (current, rotated, gzipped), its folder and the SQLite store are 0600/0700: they hold the node's output."""
+    import os
+    import stat
+
+    from gswarm.logs.store import Store
+
+    (tmp_path / "logs").mkdir(mode=0o755)
+    os.chmod(tmp_path / "logs", 0o755)
+    jl = JsonLog(tmp_path / "logs", max_bytes=500, backups=10)
+    jl.write([rec(i, T0 + i) for i in range(20)])
+    jl.compress()
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)
+    assert mode(tmp_path / "logs") == 0o700
+    files = [jl.path] + jl.rotated()
+    assert len(files) > 3 and {mode(p) for p in files} == {0o600}
+    assert any(p.name.endswith(".gz") for p in files)
+    store = Store(tmp_path / "gswarm.db")
+    store.write([ev.StateChanged("n1", T0, ev.NodeState.STOPPED, ev.NodeState.STARTING)])
+    assert {mode(p) for p in tmp_path.glob("gswarm.db*")} == {0o600}
+    store.close()

@@ -10,6 +10,7 @@ import asyncio
 import enum
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Iterator
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,14 @@ class OutputBatch(Event):
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    @cached_property
+    def joined(self) -> str:
+        """``"\\n".join(texts)``, built once and shared by the subscribers that prefilter a whole
+        chunk with one C-level search (progress, health, classifier) instead of a Python loop per
+        line. Lines never contain ``\\n``, so a literal word is found in ``joined`` exactly when
+        some line contains it."""
+        return "\n".join(self.texts)
 
     def lines(self) -> Iterator[OutputLine]:
         """The lines as :class:`OutputLine` events (created lazily, ``raw`` filled in)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -89,6 +90,8 @@ class Store:
             log.warning("store %s %s; moved it to %s and started a new one", self.path, problem, moved)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))  # 0600 before SQLite creates it
+            os.chmod(self.path, 0o600)  # (its -wal/-shm files take the same mode)
             self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
             if _schema.version(self.conn) == 0:
                 self.conn.execute("PRAGMA auto_vacuum = INCREMENTAL")

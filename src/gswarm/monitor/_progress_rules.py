@@ -72,6 +72,9 @@ _GENRL = [  # E3-E6
 ]
 FAMILIES = {"hivemind": _COMMON + _HIVEMIND, "genrl": _COMMON + _GENRL, "all": _COMMON + _HIVEMIND + _GENRL}
 _PREFILTER = re.compile("|".join(sorted({re.escape(k) for k, _, _ in FAMILIES["all"]})))
+prefilter_search = _PREFILTER.search  # (text, pos) -> match of any rule key (plain words, never a newline)
+# per family: a line without a key of its own family gives no fact in that family
+FAMILY_PREFILTER = {f: re.compile("|".join(sorted({re.escape(k) for k, _, _ in rules}))).search for f, rules in FAMILIES.items()}
 
 
 def family_of(generation: str | None) -> str:
@@ -85,7 +88,7 @@ def family_of(generation: str | None) -> str:
 
 def parse_line(text: str, family: str = "all") -> Fact | None:
     """The progress fact in one ANSI-stripped line, or None (most lines: one prefilter search)."""
-    if not _PREFILTER.search(text):
+    if not FAMILY_PREFILTER[family](text):
         return None
     for key, rx, make in FAMILIES[family]:
         if key in text:

@@ -133,7 +133,7 @@ class HealthService:
         if e.node != self.rt.node:
             return
         if type(e) is ev.OutputBatch:  # the live output path: one event per chunk read
-            self._on_lines(e.texts, e.ts)
+            self._on_batch(e)
         elif isinstance(e, ev.OutputLine):
             self._on_lines((e.text,), e.ts)
         elif isinstance(e, ev.ProgressUpdate):
@@ -145,6 +145,19 @@ class HealthService:
             self._stream = self._new_stream(e.generation)
         elif isinstance(e, ev.ProcessExited):
             self.tracker.on_exit(e.ts)
+
+    def _on_batch(self, e: ev.OutputBatch) -> None:
+        """A chunk: the same as :meth:`_on_lines` (swallowed errors are counted first, then the live
+        classifier sees the lines), prefiltered on the whole chunk (``e.joined``)."""
+        joined, ts = e.joined, e.ts
+        if "continuing" in joined:
+            on_output = self.tracker.on_output
+            for text in e.texts:
+                on_output(text, ts)
+        stream = self._stream
+        if stream is not None:
+            for found in stream.on_lines(e.texts, ts, joined):
+                self._on_incident(found, ts)
 
     def _on_lines(self, texts: tuple[str, ...], ts: float) -> None:
         """Per line: count swallowed errors, run the live classifier, act on what it finds."""

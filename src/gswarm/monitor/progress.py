@@ -21,7 +21,7 @@ from typing import Any
 
 from gswarm import events as ev
 from gswarm.ansi import strip_ansi
-from gswarm.monitor._progress_rules import Fact, family_of, parse_line
+from gswarm.monitor._progress_rules import FAMILY_PREFILTER, Fact, family_of, parse_line
 from gswarm.monitor.follow import FileFollower, GlobFollower
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,25 @@ class ProgressTracker:
         """Parse one ANSI-stripped line received at ``ts`` (Unix seconds)."""
         fact = parse_line(text, self.family)
         return self.apply(fact, ts) if fact is not None else None
+
+    def feed_chunk(self, joined: str, ts: float) -> list[ev.ProgressUpdate]:
+        """The updates of the ``"\\n"``-joined lines of one chunk, in order (same as :meth:`feed` per
+        line). Only the lines holding a prefilter key are parsed: one C-level search over the chunk
+        finds them, so a chunk without progress lines costs no Python work per line."""
+        out: list[ev.ProgressUpdate] = []
+        pos, n, prefilter_search = 0, len(joined), FAMILY_PREFILTER[self.family]
+        while pos <= n:
+            m = prefilter_search(joined, pos)
+            if m is None:
+                break
+            start = joined.rfind("\n", 0, m.start()) + 1
+            end = joined.find("\n", m.end())
+            end = n if end < 0 else end
+            upd = self.feed(joined[start:end], ts)
+            if upd is not None:
+                out.append(upd)
+            pos = end + 1
+        return out
 
     def apply(self, fact: Fact, ts: float) -> ev.ProgressUpdate | None:
         """Record ``fact``; None when it repeats a fact already recorded in this run."""
@@ -134,11 +153,8 @@ class ProgressService:
         if e.node != self.node:
             return
         if type(e) is ev.OutputBatch:  # the live output path: one event per chunk read
-            feed, publish, ts = self.tracker.feed, self.bus.publish, e.ts
-            for text in e.texts:
-                upd = feed(text, ts)
-                if upd is not None:
-                    publish(upd)
+            for upd in self.tracker.feed_chunk(e.joined, e.ts):
+                self.bus.publish(upd)
         elif isinstance(e, ev.OutputLine):
             upd = self.tracker.feed(e.text, e.ts)
             if upd is not None:
