@@ -171,10 +171,10 @@ def test_traceback_lines_are_errors_across_batches_and_streams() -> None:
     assert lv(["[ERROR] x", "Traceback (most recent call last): "]) == ["error", "error"]
     t.reset("n1")  # a new process: the open traceback is forgotten
     assert lv(["plain"]) == ["info"]
-    from gswarm.logs import jsonlog
+    from gswarm.logs import _levels
 
-    assert lv(["Traceback (most recent call last):"] + ["  x"] * (jsonlog._TB_MAX - 1) + ["  y", "z"]) == \
-        ["error"] * jsonlog._TB_MAX + ["info", "info"]  # an unterminated traceback stops marking at the cap
+    assert lv(["Traceback (most recent call last):"] + ["  x"] * (_levels._TB_MAX - 1) + ["  y", "z"]) == \
+        ["error"] * _levels._TB_MAX + ["info", "info"]  # an unterminated traceback stops marking at the cap
 
 
 def test_service_levels_tracebacks_across_flushes_and_restarts(tmp_path: Path) -> None:
@@ -264,7 +264,7 @@ def test_chunk_levels_equal_line_levels_on_every_recorded_output() -> None:
 
 def _slow_level(text: str) -> str:
     """The definition: the leftmost match of the full marker pattern anywhere in the line."""
-    from gswarm.logs.jsonlog import _LEVEL
+    from gswarm.logs._levels import _LEVEL
 
     m = _LEVEL.search(text)
     lvl = next(g for g in m.groups() if g).lower() if m else "info"

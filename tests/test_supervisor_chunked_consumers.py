@@ -7,7 +7,6 @@ sizes: same updates, same live incidents, same classification at exit.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
