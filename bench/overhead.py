@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/overhead.py [--lines 1000000] [--repeat 5] [--quiet-seconds 60] [--json]
+    python bench/overhead.py [--lines 1000000] [--repeat 5] [--quiet-seconds 60] [--burn S] [--json]
 
 What "bare" means. The supervisor exists to read, show and keep the node's
 output, so the child's stdout must be something another process can read: a
@@ -40,6 +40,10 @@ runs (the child's own CPU excluded); the child's CPU is the
   health service with the live classifier, and the watcher's exit-classifier tail. Not the
   console (its cost is the terminal's) nor the API's live log (only while a browser watches);
   the SQLite store sees events, not lines. What a flood of output costs the real supervisor.
+* **--burn S** (optional): the pipe floor again, its reader spinning S CPU seconds per
+  million lines after each read (pure computation, no memory traffic, no syscalls): separates
+  what the second vCPU merely being busy costs the child from what the supervisor's own kinds of
+  work (reads, the capture's page-cache writes, allocations) cost it.
 * **quiet**: a child printing one line every 5 s for ``--quiet-seconds``; the
   supervisor's CPU time divided by the wall time = % of one core.
 
@@ -114,8 +118,12 @@ def bare_tee(code: str, log: Path) -> float:
     return wall
 
 
-def bare_floor(code: str) -> float:
-    """Wall seconds for the child with its pipe read in the supervisor's pattern, data discarded."""
+def bare_floor(code: str, burn_per_byte: float = 0.0) -> float:
+    """Wall seconds for the child with its pipe read in the supervisor's pattern, data discarded.
+
+    ``burn_per_byte`` (CPU seconds): after each read, spin that much CPU per byte read (no memory
+    traffic, no syscalls) — a reader that only *uses* as much CPU as the supervisor, to show how much
+    of the slowdown is the second vCPU being busy at all (``--burn``)."""
     t0 = time.perf_counter()
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
     fd = p.stdout.fileno()  # type: ignore[union-attr]
@@ -127,6 +135,10 @@ def bare_floor(code: str) -> float:
         data = os.read(fd, READ_SIZE)
         if not data:
             break
+        if burn_per_byte:
+            end = time.thread_time() + len(data) * burn_per_byte
+            while time.thread_time() < end:
+                pass
         if len(data) >= COALESCE_MIN:
             time.sleep(COALESCE_DELAY)
     p.wait()
@@ -182,9 +194,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--quiet-seconds", type=float, default=60.0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--burn", type=float, default=0.0, metavar="S",
+                    help="also run the pipe floor with a reader spinning S CPU seconds per million lines "
+                         "(e.g. the supervisor's own figure) and report its ratio")
     args = ap.parse_args()
     code = CHILD.format(n=args.lines)
-    kinds = ("devnull", "tee", "floor", "supervised", "services")
+    kinds = ("devnull", "tee", "floor", "supervised", "services") + (("burn",) if args.burn else ())
+    per_byte = args.burn / (1_000_000 * 95) if args.burn else 0.0  # S per million lines of ~95 bytes
     wall: dict[str, list[float]] = {k: [] for k in kinds}
     child_cpu: dict[str, list[float]] = {k: [] for k in kinds}
     sup_cpu: list[float] = []
@@ -199,6 +215,8 @@ def main() -> None:
                     wall[kind].append(bare_devnull(code))
                 elif kind == "tee":
                     wall[kind].append(bare_tee(code, folder / "tee.log"))
+                elif kind == "burn":
+                    wall[kind].append(bare_floor(code, per_byte))
                 elif kind == "floor":
                     wall[kind].append(bare_floor(code))
                 else:
@@ -234,6 +252,9 @@ def main() -> None:
         "quiet_seconds": args.quiet_seconds, "quiet_cpu_percent_of_core": round(quiet_pct, 3),
         "all_wall_s": {k: [round(x, 3) for x in v] for k, v in wall.items()},
     }
+    if args.burn:
+        result["burn_cpu_s_per_million_lines"] = args.burn
+        result["burn_ratio"] = round(_median([b / f for b, f in zip(wall["burn"], wall["floor"])]), 3)
     result["targets_met"] = {"ratio": result["ratio"] <= 1.05, "quiet_cpu": quiet_pct < 1.0,
                              "peak_rss": result["peak_rss_mb"] < 80}
     if args.json:
@@ -255,6 +276,9 @@ def main() -> None:
     print(f"supervisor CPU                 {result['supervisor_cpu_s_per_million_lines']:.3f} s per million lines")
     print(f"with gswarm run's consumers    {result['services_cpu_s_per_million_lines']:.3f} s per million lines, ratio "
           f"{result['services_ratio']:.3f} vs the floor (JSON log, progress, health + live classifier)")
+    if args.burn:
+        print(f"pipe floor + {args.burn:g} s CPU/M lines spun by the reader: ratio {result['burn_ratio']:.3f} vs the floor "
+              f"(the other vCPU merely busy)")
     print(f"peak RSS                       {result['peak_rss_mb']:.1f} MB  (target < 80: {ok[result['targets_met']['peak_rss']]})")
     print(f"quiet child {args.quiet_seconds:g} s: supervisor  {quiet_pct:.3f} % of one core  "
           f"(target < 1: {ok[result['targets_met']['quiet_cpu']]})")
