@@ -34,6 +34,12 @@ from gswarm.supervisor.spec import MASK, LaunchSpec
 from gswarm.supervisor.stream import Batch
 
 log = logging.getLogger(__name__)
+# The Python child is found by scanning the script's children (no event tells us when bash forks it). For the
+# first FAST_SCAN_SECONDS after start the scan runs every FAST_SCAN_POLL s (~1 ms of CPU per scan), so a node
+# crashing at import is still seen. One that lives less than a scan interval can be missed while the script
+# sits in its final `wait`; the health service's stall detection then restarts the node.
+FAST_SCAN_SECONDS = 120.0
+FAST_SCAN_POLL = 0.05
 BASH_JOB_RE = re.compile(r"line \d+:\s+(\d+)\s+(Killed|Terminated|Segmentation fault|Aborted|Bus error|Hangup|Quit)")
 _JOB_SIGNALS = {"Killed": 9, "Terminated": 15, "Segmentation fault": 11, "Aborted": 6, "Bus error": 7, "Hangup": 1, "Quit": 3}
 
@@ -104,11 +110,14 @@ class ScriptRun:
     # ------------------------------------------------------------- python child
     async def _watch(self) -> None:
         script_wait = asyncio.ensure_future(self.proc.wait())
+        loop = asyncio.get_running_loop()
+        fast_until = loop.time() + FAST_SCAN_SECONDS
         try:
             while self.py_pid is None and not script_wait.done():
                 self.py_pid = self._find_child()
-                if self.py_pid is None:
-                    await asyncio.wait({script_wait}, timeout=self.poll)
+                if self.py_pid is None:  # scan often at first: a node that dies at import lives well under a second
+                    step = min(self.poll, FAST_SCAN_POLL) if loop.time() < fast_until else self.poll
+                    await asyncio.wait({script_wait}, timeout=step)
             if self.py_pid is None:
                 self._status = await script_wait
             else:
