@@ -85,3 +85,27 @@ async def test_stream_sends_heartbeats_when_idle(state_dir, live) -> None:
                 if line == ": ping":
                     break
     assert lines[0] == "retry: 2000" and lines[-1] == ": ping"
+
+
+async def test_closed_stream_leaves_no_pending_tasks() -> None:
+    """A client that goes away (the generator is cancelled and closed) must not leave its Queue.get and
+    stopping.wait helper tasks pending: with the feed gone they were destroyed while pending, which asyncio
+    logged as "Task was destroyed but it is pending!" on every Ctrl-C after the dashboard had been open."""
+    from gswarm.api.stream import LiveFeed
+
+    bus = ev.EventBus()
+    feed = LiveFeed(bus)
+    items = feed.items(60.0, asyncio.Event())
+    bus.publish(ev.StateChanged(NODE, T0, ev.NodeState.STOPPED, ev.NodeState.STARTING))
+    first = await items.__anext__()
+    assert first["type"] == "state"
+    pending = asyncio.ensure_future(items.__anext__())  # now waiting for the next event
+    await asyncio.sleep(0.05)
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    await items.aclose()
+    feed.close()
+    await asyncio.sleep(0)  # let the cancellations run
+    left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    assert left == []

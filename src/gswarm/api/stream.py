@@ -87,19 +87,24 @@ class LiveFeed:
     async def items(self, heartbeat: float, stopping: asyncio.Event) -> AsyncIterator[dict[str, Any] | None]:
         """Yield event dicts (one per output line); None after ``heartbeat`` seconds of silence; end when
         ``stopping`` is set."""
-        while not stopping.is_set():
-            getter = asyncio.ensure_future(self.queue.get())
-            stop = asyncio.ensure_future(stopping.wait())
-            done, pending = await asyncio.wait({getter, stop}, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-            if getter in done:
-                event = getter.result()
-                self.waiting -= len(event.texts) if type(event) is ev.OutputBatch else 1
-                for item in event_dicts(event):
-                    yield item
-            elif not done:
-                yield None
+        stop = asyncio.ensure_future(stopping.wait())
+        getter: asyncio.Future[ev.Event] | None = None
+        try:
+            while not stopping.is_set():
+                if getter is None:  # kept across heartbeats: a cancelled get could drop an event
+                    getter = asyncio.ensure_future(self.queue.get())
+                done, _ = await asyncio.wait({getter, stop}, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    event, getter = getter.result(), None
+                    self.waiting -= len(event.texts) if type(event) is ev.OutputBatch else 1
+                    for item in event_dicts(event):
+                        yield item
+                elif not done:
+                    yield None
+        finally:  # client gone or shutdown: end the helper tasks (left pending they are destroyed with the queue)
+            for task in (getter, stop):
+                if task is not None and not task.done():
+                    task.cancel()
 
 
 class StorePoller:
