@@ -133,3 +133,27 @@ def test_registry_for_runtime_is_per_runtime_and_follows_snapshot(tmp_path: Path
     assert va[("gswarm_node_up", (("node", "n1"),))] == 1.0 and vb[("gswarm_node_up", (("node", "n1"),))] == 0.0
     assert va[("gswarm_node_restarts_total", (("cause", "unknown_crash"), ("node", "n1")))] == 1.0
     assert ("gswarm_node_restarts_total", (("cause", "unknown_crash"), ("node", "n1"))) not in vb
+
+
+def test_availability_counts_restart_gaps_not_time_after_a_requested_stop(tmp_path: Path) -> None:
+    """Uptime is over the whole range; availability only over the time GSwarm kept the node up: the 10 s
+    backoff after the crash is downtime, the 8,000 s after the operator's stop is not."""
+    store = Store(tmp_path / "gswarm.db")
+    store.write([
+        ev.ProcessStarted("n1", T0, 10, 10, (), "E6", "direct"),
+        ev.ProcessExited("n1", T0 + 1000, 10, 1, None, 1000.0),
+        ev.RestartScheduled("n1", T0 + 1000, 10.0, C.DHT_DAEMON_TIMEOUT, R.CLEANUP_THEN_RESTART, 1),
+        ev.ProcessStarted("n1", T0 + 1010, 11, 11, (), "E6", "direct"),
+        ev.ProcessExited("n1", T0 + 2000, 11, None, 15, 990.0),  # requested stop: no restart scheduled
+    ])
+    store.close()
+    a = compute(StoreReader(tmp_path / "gswarm.db"), "n1", since=T0, until=T0 + 10_000)
+    assert a.running_seconds == 1990.0 and a.uptime_percent == 19.9
+    assert a.supervised_seconds == 2000.0 and a.availability_percent == 99.5
+    assert compute(StoreReader(tmp_path / "gswarm.db"), "n1", since=T0 + 1005, until=T0 + 10_000).supervised_seconds == 995.0
+    assert compute(StoreReader(tmp_path / "gswarm.db"), "ghost", since=T0, until=T0 + 10).availability_percent is None
+
+
+def test_availability_of_the_recorded_history(reader: StoreReader) -> None:
+    a = compute(reader, "n1", since=T0, until=T0 + 10_000)
+    assert (a.supervised_seconds, a.availability_percent) == (10_000.0, 99.8)  # two 10 s restart gaps

@@ -206,3 +206,14 @@ def test_digest_from_emulated_run_and_live_alerts(tmp_path: Path, http_rx: HttpR
     assert s["rounds"] >= 2 and 50.0 < s["uptime_pct"] <= 100.0
     assert s["peaks"]["cpu_percent"] is not None and s["peaks"]["rss_bytes"] > 0
     assert png.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_digest_mentions_availability_when_the_node_was_stopped_on_purpose() -> None:
+    from gswarm.notify.digest import render_text
+    from gswarm.notify.history import Summary
+
+    s = Summary("n1", T0, T0 + 86400, observed_s=86400.0, running_s=43200.0, uptime_pct=50.0, availability_pct=99.9)
+    line = next(x for x in render_text(s, tz=timezone.utc).splitlines() if x.startswith("Uptime:"))
+    assert line == "Uptime:    50.0 % (12 h 0 min running of 1 d 0 h observed); 99.9 % while GSwarm kept it up"
+    s.availability_pct = 50.0
+    assert "while GSwarm" not in render_text(s, tz=timezone.utc)

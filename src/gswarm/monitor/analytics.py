@@ -3,6 +3,10 @@
 Definitions (all times Unix seconds, ranges closed):
 * running time = union of run intervals ``[started_at, stopped_at or until]`` clipped to the range;
   ``uptime_percent`` = running time / range length × 100.
+* supervised time = running time + the gaps between a run that ended by itself (``runs.cause`` set: a
+  crash, a stall, an unexpected exit) and the next run of the same node (GSwarm was backing off to
+  restart it), clipped to the range; ``availability_percent`` = running / supervised × 100, so the time
+  after a requested stop (or before GSwarm first ran) is not counted as downtime (None without runs).
 * failures = restart events (``events.kind = 'restart'``: the supervisor restarted after an exit or
   a stall); ``mtbf_seconds`` = running time / failures (None without failures).
 * ``restarts_by_cause_per_day``: ``{"YYYY-MM-DD" (UTC): {cause: n}}``.
@@ -39,6 +43,8 @@ class Analytics:
     rounds_per_hour: float = 0.0
     incidents_by_category: dict[str, int] = field(default_factory=dict)
     peaks: dict[str, float | int | None] = field(default_factory=dict)
+    supervised_seconds: float = 0.0
+    availability_percent: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-ready)."""
@@ -63,6 +69,21 @@ def _running_seconds(runs: list[dict[str, Any]], since: float, until: float) -> 
     return total + ((cur_end - cur_start) if cur_end is not None else 0.0)
 
 
+def _restart_gaps(runs: list[dict[str, Any]], since: float, until: float) -> float:
+    """Seconds between a run that ended by itself (``cause`` set) and the next run of its node, clipped."""
+    total = 0.0
+    by_node: dict[Any, list[dict[str, Any]]] = {}
+    for r in runs:
+        by_node.setdefault(r.get("node"), []).append(r)
+    for rs in by_node.values():
+        rs.sort(key=lambda r: r["started_at"])
+        for prev, nxt in zip(rs, rs[1:]):
+            if prev.get("cause") and prev["stopped_at"] is not None:
+                a, b = max(since, prev["stopped_at"]), min(until, nxt["started_at"])
+                total += max(0.0, b - a)
+    return total
+
+
 def compute(reader: StoreReader, node: str | None = None, since: float | None = None, until: float | None = None) -> Analytics:
     """Figures for ``node`` (None = all nodes) between ``since`` (default: the first run or sample)
     and ``until`` (default now), Unix s. Raises StoreError when the database is foreign/corrupted;
@@ -75,9 +96,12 @@ def compute(reader: StoreReader, node: str | None = None, since: float | None = 
                              f" UNION ALL SELECT MIN(ts) FROM samples WHERE {w} 1=1)", (*p, *p))
         since = first[0]["t"] if first and first[0]["t"] is not None else until
     length = max(until - since, 1e-9)
-    runs = reader.query(f"SELECT started_at, stopped_at FROM runs WHERE {w} started_at <= ? AND "
+    runs = reader.query(f"SELECT node, started_at, stopped_at, cause FROM runs WHERE {w} started_at <= ? AND "
                         "(stopped_at IS NULL OR stopped_at >= ?)", (*p, until, since))
     running = _running_seconds(runs, since, until)
+    before = reader.query(f"SELECT node, started_at, stopped_at, cause FROM runs WHERE id IN (SELECT MAX(id) FROM runs"
+                          f" WHERE {w} stopped_at < ? GROUP BY node)", (*p, since))  # a gap may begin before the range
+    supervised = running + _restart_gaps(before + runs, since, until)
     per_day: dict[str, dict[str, int]] = {}
     by_cause: dict[str, int] = {}
     for e in reader.events(node, since=since, until=until, kind="restart", limit=10_000_000):
@@ -99,6 +123,8 @@ def compute(reader: StoreReader, node: str | None = None, since: float | None = 
         rounds=rounds, rounds_per_hour=round(rounds / (length / 3600.0), 3),
         incidents_by_category={r["category"]: r["n"] for r in incidents},
         peaks=_peaks(reader, node, since, until),
+        supervised_seconds=round(supervised, 3),
+        availability_percent=round(100.0 * running / supervised, 3) if supervised > 0 else None,
     )
 
 

@@ -80,6 +80,12 @@ def _peaks(p: dict[str, Any]) -> str:
     return " · ".join(parts) or "no samples"
 
 
+def _stopped_for_a_while(s: Summary) -> bool:
+    """True when the node was stopped on purpose (or GSwarm not running) for part of the period, so the
+    availability while supervised differs from the plain uptime and is worth a mention."""
+    return s.availability_pct is not None and s.uptime_pct is not None and s.availability_pct - s.uptime_pct >= 0.1
+
+
 def render_text(s: Summary, tz: tzinfo | None = None) -> str:
     """The digest body (lines of ``Label: value``); times in ``tz`` (None = local)."""
     def when(ts: float) -> str:
@@ -92,7 +98,8 @@ def render_text(s: Summary, tz: tzinfo | None = None) -> str:
         rounds = f"{s.rounds} taken part ({s.first_round} → {s.last_round}{rate})"
     lines = [
         f"Period:    {when(s.since)} → {when(s.until)}",
-        f"Uptime:    {up} ({fmt_duration(s.running_s)} running of {fmt_duration(s.observed_s)} observed)",
+        f"Uptime:    {up} ({fmt_duration(s.running_s)} running of {fmt_duration(s.observed_s)} observed)"
+        + (f"; {s.availability_pct:.1f} % while GSwarm kept it up" if _stopped_for_a_while(s) else ""),
         f"Restarts:  {s.restarts} — {_counts(s.restarts_by_cause)} (MTBF {fmt_duration(s.mtbf_s)})",
         f"Rounds:    {rounds}",
         f"Incidents: {_counts(s.incidents_by_category)}",

@@ -28,6 +28,7 @@ class Summary:
     observed_s: float = 0.0
     running_s: float = 0.0
     uptime_pct: float | None = None
+    availability_pct: float | None = None  # running / supervised time (requested stops are not downtime)
     restarts: int = 0
     restarts_by_cause: dict[str, int] = field(default_factory=dict)
     restarts_by_day: dict[str, int] = field(default_factory=dict)
@@ -71,6 +72,7 @@ def summarize(reader: Any, node: str, since: float, until: float) -> Summary:
     if s.observed_s > 0:
         a = compute(reader, node, start, until)
         s.running_s, s.uptime_pct = a.running_seconds, round(a.uptime_percent, 1)
+        s.availability_pct = None if a.availability_percent is None else round(a.availability_percent, 1)
         s.restarts, s.failures, s.mtbf_s = sum(a.restarts_by_cause.values()), a.failures, a.mtbf_seconds
         s.restarts_by_cause = dict(sorted(a.restarts_by_cause.items(), key=lambda kv: (-kv[1], kv[0])))
         s.restarts_by_day = {d: sum(c.values()) for d, c in a.restarts_by_cause_per_day.items()}
