@@ -115,6 +115,20 @@ async def test_read_only_control_answers_409(state_dir) -> None:
     assert r.status_code == 409 and "no supervisor running" in r.json()["error"]
 
 
+async def test_read_only_config_writes_answer_409_and_save_nothing(state_dir) -> None:
+    """`gswarm serve` is read-only: PUT/PATCH of the config are refused like the control commands."""
+    from gswarm.api.overrides import override_path
+
+    src = DataSource(state_dir, settings(), clock=FakeClock(NOW))
+    async with running_api(src) as (_, c):
+        put = await c.put("/api/v1/config", json={"backoff_max": 100}, headers=bearer(_token(state_dir)))
+        patch = await c.patch("/api/v1/config", json={"backoff_max": 100}, headers=bearer(_token(state_dir)))
+        got = await c.get("/api/v1/config")
+    assert put.status_code == patch.status_code == 409
+    assert put.json()["error"].startswith("`gswarm serve` is read-only: change options through the API of `gswarm run`")
+    assert not override_path(state_dir).exists() and got.status_code == 200
+
+
 async def test_configured_api_token_is_used(state_dir) -> None:
     src = DataSource(state_dir, settings(api_token=API_TOKEN), clock=FakeClock(NOW))
     async with running_api(src) as (_, c):

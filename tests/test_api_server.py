@@ -32,6 +32,7 @@ async def test_port_zero_api_file_and_clean_cancel(state_dir) -> None:
         await asyncio.sleep(0.02)
     info = json.loads(svc.api_file.read_text())
     assert info == {"host": "127.0.0.1", "port": svc.port, "pid": os.getpid(), "url": svc.url}
+    assert svc.api_file.stat().st_mode & 0o777 == 0o600  # like every file in the state dir
     async with httpx.AsyncClient() as c:
         assert (await c.get(f"{svc.url}/healthz")).status_code == 200
         async with c.stream("GET", f"{svc.url}/api/v1/events/stream") as stream:  # an open stream must not block stop

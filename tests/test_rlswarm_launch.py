@@ -114,7 +114,12 @@ def test_malformed_userdata_names_file(tmp_path: Path, content: str) -> None:
 
 def test_missing_login_testnet(tmp_path: Path) -> None:
     co = checkout(tmp_path, "E4", login=False)
-    with pytest.raises(LoginError, match=r"log in first .* or pass --org-id"):
+    with pytest.raises(LoginError, match=r"this emulated E4 checkout has no login files .* --logged-in --force` or pass any --org-id"):
+        build_launch_spec(settings(), co)  # an emulated checkout: the hint is the emulator's own login
+    import shutil
+
+    shutil.rmtree(co / ".gswarm-emulator")  # the same layout without the emulator marker: a real checkout
+    with pytest.raises(LoginError, match=r"log in first \(gswarm login, or run_rl_swarm.sh once\) or pass --org-id"):
         build_launch_spec(settings(), co)
     planned = build_launch_spec(settings(), co, require_login=False)
     assert planned.env["ORG_ID"].startswith("<missing") and any("no ORG_ID yet" in n for n in planned.notes)

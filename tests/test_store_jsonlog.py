@@ -306,3 +306,10 @@ def test_log_files_and_store_are_private(tmp_path: Path) -> None:
     store.write([ev.StateChanged("n1", T0, ev.NodeState.STOPPED, ev.NodeState.STARTING)])
     assert {mode(p) for p in tmp_path.glob("gswarm.db*")} == {0o600}
     store.close()
+
+
+def test_unknown_category_is_refused_with_the_allowed_ones() -> None:
+    with pytest.raises(ConfigError, match=r"--category 'bogus': not a category of the JSON log; use a source \(output, "
+                                          r"supervisor, progress, notice\) or a failure category \(api_key_pending, .*cuda_oom"):
+        LogFilter(category="bogus")
+    assert LogFilter(category="cuda_oom").category == "cuda_oom" and LogFilter(category="output").category == "output"

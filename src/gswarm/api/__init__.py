@@ -17,7 +17,7 @@ Endpoints (times in Unix seconds; errors ``{"error", "detail"}``; 422 names the 
   (node, category, severity, …), ``/api/v1/runs``, ``/api/v1/progress``
 * ``GET /api/v1/nodes/{node}/metrics?since&until&points`` (bucketed avg/max), ``…/analytics``
 * ``GET /api/v1/logs?tail&grep&node&level&since&until`` (JSON log, rotated and gzipped files too)
-* ``GET /api/v1/config``; ``PUT``/``PATCH /api/v1/config`` (token; next start)
+* ``GET /api/v1/config``; ``PUT``/``PATCH /api/v1/config`` (token; next start; 409 when read-only)
 * ``POST /api/v1/nodes/{node}/start|stop|restart`` (token; 202; 409 when read-only, start unless
   STOPPED/FATAL/BACKOFF, stop when STOPPED/FATAL)
 * ``GET /api/v1/events/stream`` (server-sent events), ``/healthz``, ``/readyz``, ``/metrics``

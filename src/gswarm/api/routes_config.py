@@ -2,7 +2,8 @@
 
 ``PUT`` replaces the stored override with the body, ``PATCH`` merges the body into
 it; both validate against the Settings model (422 naming the field) and apply on
-the next start (see :mod:`gswarm.api.overrides`). Answers never carry a secret.
+the next start (see :mod:`gswarm.api.overrides`). ``gswarm serve`` is read-only: there both answer
+409 (like the control commands). Answers never carry a secret.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from fastapi import APIRouter, Body, Depends, FastAPI
 
 from gswarm.api import overrides
 from gswarm.api.auth import Guard
+from gswarm.api.errors import ApiError
 from gswarm.api.schemas import ConfigOut, ErrorOut
 from gswarm.api.source import DataSource
 from gswarm.config import redacted_dict
 
 _APPLIES = "on the next start of `gswarm run` (above the config file, below GSWARM_* env and flags)"
-_ERR = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+_ERR = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}}
 _EXAMPLE = {"backoff_max": 600, "sample_interval": 5}
 
 
@@ -36,15 +38,23 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
         """The effective configuration of this process and the stored override."""
         return out()
 
+    def writable() -> None:
+        if not source.live:
+            raise ApiError(409, "`gswarm serve` is read-only: change options through the API of `gswarm run`, with "
+                                f"GSWARM_* variables or flags, or in the TOML file (--config-file); the stored override "
+                                f"is {overrides.override_path(source.state_dir)}")
+
     @api.put("/config", response_model=ConfigOut, dependencies=[Depends(guard.control)])
     async def put_config(body: dict[str, Any] = Body(..., examples=[_EXAMPLE])) -> dict[str, Any]:
-        """Replace the override with ``body`` (option → value); ``{}`` clears it."""
+        """Replace the override with ``body`` (option → value); ``{}`` clears it. 409 under ``gswarm serve``."""
+        writable()
         overrides.save(source.state_dir, overrides.validate(source.settings, body))
         return out()
 
     @api.patch("/config", response_model=ConfigOut, dependencies=[Depends(guard.control)])
     async def patch_config(body: dict[str, Any] = Body(..., examples=[_EXAMPLE])) -> dict[str, Any]:
-        """Merge ``body`` into the stored override."""
+        """Merge ``body`` into the stored override. 409 under ``gswarm serve``."""
+        writable()
         merged = {**overrides.read_override(source.state_dir), **body}
         overrides.save(source.state_dir, overrides.validate(source.settings, merged))
         return out()

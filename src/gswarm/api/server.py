@@ -118,7 +118,7 @@ class ApiService:
     def _write_api_file(self) -> None:
         data = {"host": self.host, "port": self.port, "pid": os.getpid(), "url": self.url}
         try:
-            atomic_write(self.api_file, json.dumps(data) + "\n", mode=0o644)
+            atomic_write(self.api_file, json.dumps(data) + "\n", mode=0o600)  # like every file in the state dir
         except OSError as exc:
             log.warning("cannot write %s: %s", self.api_file, exc)
 

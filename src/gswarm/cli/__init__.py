@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "report",    # gswarm report / digest
     "serve",     # gswarm serve
     "notify",    # gswarm notify ... / maintenance
+    "options",   # gswarm options        (every configuration option)
 )
 
 err_console = Console(stderr=True)

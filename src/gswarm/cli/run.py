@@ -3,12 +3,16 @@
 Precedence: flags > ``GSWARM_*`` env > TOML (``--config-file``) > defaults; only
 flags actually given are passed on. Exit code 0 after a requested stop or
 ``--duration``; NodeFatal's (6) after FATAL or a stop-and-alert cause; LockError's
-(3) when another ``gswarm run`` supervises the checkout.
+(3) when another ``gswarm run`` supervises the checkout. ``--emulated`` without ``--state-dir`` /
+``GSWARM_STATE_DIR`` keeps its state in a new temporary folder (printed at the end), never in the
+operator's real state directory.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -73,16 +77,51 @@ def run(
     flags = {k: v for k, v in locals().items() if k not in ("no_api", "emulated", "generation", "emu_faults", "emu_pace", "duration")}
     if no_api:
         flags["api_enabled"] = False
+    if emu_faults is not None:
+        check_faults(emu_faults, "option --emu-faults")
+    if os.environ.get("GSWARM_EMU_FAULTS"):
+        check_faults(os.environ["GSWARM_EMU_FAULTS"], "environment variable GSWARM_EMU_FAULTS")
+    demo_state = None
     if emulated:
         flags["emulated"] = True
+        if state_dir is None and not os.environ.get("GSWARM_STATE_DIR"):
+            # the demo must not write its crashes, history and locks into the operator's real state dir
+            demo_state = Path(tempfile.mkdtemp(prefix="gswarm-demo-state-"))
+            flags["state_dir"] = demo_state
     if hf_token:
         typer.echo("warning: --hf-token is visible to every local user (ps); prefer env GSWARM_HF_TOKEN", err=True)
     seconds = parse_duration(duration) if duration is not None else None
     from gswarm.cli._runmain import run_main
 
-    code = run_main(flags, seconds=seconds, generation=generation, emu_faults=emu_faults, emu_pace=emu_pace)
+    try:
+        code = run_main(flags, seconds=seconds, generation=generation, emu_faults=emu_faults, emu_pace=emu_pace)
+    finally:
+        if demo_state is not None:
+            typer.echo(f"gswarm demo state kept in {demo_state} (your own state directory was not used); look around with "
+                       f"`gswarm status --state-dir {demo_state}` or `gswarm logs --state-dir {demo_state} --level warning`; "
+                       f"for a real node see README \"On a real checkout\"")
     if code:
         raise typer.Exit(code)
+
+
+def check_faults(text: str, source: str) -> None:
+    """Validate an emulator fault schedule before anything starts; ConfigError naming ``source`` (the flag
+    or variable), the bad item and the kinds/categories allowed (the node would only fail at its start)."""
+    import json
+
+    import gswarm.emulator as emulator
+    from gswarm.emulator.node import parse_faults
+
+    try:
+        faults = parse_faults(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {str(exc).removeprefix('GSWARM_EMU_FAULTS: ')} (e.g. crash:cuda_oom@10,sigkill@60#2)") from None
+    texts = json.loads((Path(emulator.__file__).parent / "failure_texts.json").read_text(encoding="utf-8"))
+    known = sorted(k for k in texts if not k.startswith("_"))
+    for f in faults:
+        if f.kind == "crash" and f.arg not in texts:
+            raise ConfigError(f"{source}: crash:{f.arg} is not a failure category the emulator can show; "
+                              f"use one of {', '.join(known)}")
 
 
 def register(app: typer.Typer) -> None:

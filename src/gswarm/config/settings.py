@@ -270,7 +270,7 @@ def _explain(exc: ValidationError, origin: Mapping[str, str]) -> str:
         where = origin.get(field, "default")
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown option; see `gswarm run --help` for the option names"
+            msg = "unknown option; `gswarm options` lists every option name"
         elif err["type"] == "literal_error":
             msg = f"invalid value {err.get('input')!r}; {msg[:1].lower()}{msg[1:]}"
         lines.append(f"option {field} (from {where}): {msg}")

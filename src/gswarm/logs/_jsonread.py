@@ -96,6 +96,16 @@ def tail_records(directory: Path, match: Any, n: int) -> list[dict[str, Any]]:
     return found
 
 
+SOURCES = ("output", "supervisor", "progress", "notice")  # the ``category`` of records that are not incidents
+
+
+def categories() -> set[str]:
+    """Every ``category`` a JSON-log record can have: the sources and the failure categories (gswarm.events.Category)."""
+    from gswarm.events import Category
+
+    return set(SOURCES) | {c.value for c in Category}
+
+
 @dataclass
 class LogFilter:
     """``gswarm logs`` filters: minimum ``level``, exact ``category``/``node``, time range (Unix s), regex on message."""
@@ -110,6 +120,9 @@ class LogFilter:
     def __post_init__(self) -> None:
         if self.level is not None and self.level.lower() not in LEVELS:
             raise ConfigError(f"--level {self.level!r}: use one of {', '.join(LEVELS)}")
+        if self.category is not None and self.category not in categories():
+            raise ConfigError(f"--category {self.category!r}: not a category of the JSON log; use a source "
+                              f"({', '.join(SOURCES)}) or a failure category ({', '.join(sorted(categories() - set(SOURCES)))})")
 
     def match(self, rec: dict[str, Any]) -> bool:
         """True when ``rec`` passes every filter."""

@@ -24,6 +24,10 @@ def _org_id(settings: Any, checkout: Path, generation: str, notes: list[str] | N
         notes.append(f"no ORG_ID yet ({checkout / USER_DATA} missing): log in or pass --org-id before gswarm run")
         return MISSING_ORG_ID
     if not org:
+        if (checkout / ".gswarm-emulator").is_dir():  # gswarm.emulator.checkout.EMU_DIR: its login is faked too
+            raise LoginError(f"this emulated {generation} checkout has no login files ({checkout / USER_DATA}); "
+                             f"create them with `gswarm emulate init {checkout} --generation {generation} --logged-in "
+                             "--force` or pass any --org-id (e.g. --org-id emu-org)")
         raise LoginError(f"{generation} needs an ORG_ID to join the testnet and {checkout / USER_DATA} does not exist; "
                          "log in first (gswarm login, or run_rl_swarm.sh once) or pass --org-id")
     return org
