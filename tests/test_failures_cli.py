@@ -179,3 +179,25 @@ def test_line_time_formats() -> None:
     assert line_time("plain line") is None
     assert recent_lines("2026-11-29T15:33:17.1Z 1 > a\n  continued\n2026-11-29T15:33:19.1Z 1 > b\n", 1795966398.0) == \
         "2026-11-29T15:33:19.1Z 1 > b\n"
+
+
+def test_bundle_hides_the_org_id_everywhere(app: typer.Typer, tmp_path: Path) -> None:
+    """The ORG_ID of userData.json (and of GSwarm's backup of it) is replaced in every bundled file: logs,
+    doctor output, config — it ties a public bug report to the operator's account."""
+    now = time.time()
+    state, checkout = make_state(tmp_path, now)
+    org = "331e4b6c-90aa-4d1b-9f5e-0123456789ab"
+    (checkout / "modal-login" / "temp-data").mkdir(parents=True)
+    (checkout / "modal-login" / "temp-data" / "userData.json").write_text(json.dumps({org: {"orgId": org, "email": "x"}}))
+    (state / "backups" / "abc").mkdir(parents=True)
+    (state / "backups" / "abc" / "userData.json").write_text(json.dumps({"backup-org-7777": {}}))
+    log = state / "logs" / "default" / "output.log"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - 30))
+    log.write_text(log.read_text() + f"{stamp}.000001Z 12 > ORG_ID={org} backup-org-7777 env ORG_ID=another-org-9\n")
+    out = tmp_path / "b.tar.gz"
+    res = run(app, "bundle", "--minutes", "30", "--output", str(out), "--state-dir", str(state), "--rl-swarm-dir", str(checkout))
+    assert res.exit_code == 0, res.output
+    with tarfile.open(out) as tar:
+        blob = "\n".join(tar.extractfile(n).read().decode() for n in tar.getnames())
+    assert org not in blob and "backup-org-7777" not in blob and "another-org-9" not in blob
+    assert "ORG_ID=*** *** env ORG_ID=***" in blob

@@ -4,7 +4,8 @@ Patterns: Hugging Face tokens (``hf_`` + 8+ alphanumerics), bearer tokens, PEM p
 keys (``0x…``; tx hashes are scrubbed too, harmless), ``"privateKey": "…"`` fields (modal-login
 userApiKey.json, generations.md §2.4), ``NAME_WITH_TOKEN/SECRET/PASSWORD/API_KEY=value`` assignments, URL
 credentials (``scheme://user:pass@``) and every Apprise notification URL (tokens live in their paths).
-Known secret values (settings secrets, notify URLs, the API token file) are replaced literally first.
+Known secret values (settings secrets, notify URLs, the API token file) and the operator's ORG_IDs are
+replaced literally first; ``ORG_ID=…`` assignments too.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"), r"\1" + MASK),
     (re.compile(r"(?i)(\"?private_?key\"?\s*[:=]\s*\"?)(?:0x)?[0-9a-fA-F]{16,}"), r"\1" + MASK),
     (re.compile(r"\b0x[0-9a-fA-F]{64}\b"), "0x" + MASK),
-    (re.compile(r"(?i)\b([A-Z0-9_]*(?:TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY)[A-Z0-9_]*\s*[=:]\s*)(?!\*\*\*)[^\s\"',}]+"), r"\1" + MASK),
+    (re.compile(r"(?i)\b([A-Z0-9_]*(?:TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY|ORG_ID)[A-Z0-9_]*\s*[=:]\s*)(?!\*\*\*)[^\s\"',}]+"), r"\1" + MASK),
     (re.compile(r"\b(" + "|".join(APPRISE_SCHEMES) + r")://[^\s\"'<>]+"), r"\1://" + MASK),
     (re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]{1,20}://)[^\s/@:\"']+:[^\s/@\"']+@"), r"\1" + MASK + "@"),
 )
@@ -47,7 +48,32 @@ def secret_values(settings: Any, state_dir: Path | None = None) -> list[str]:
             values.append((Path(state_dir) / "api_token").read_text(encoding="utf-8").strip())
         except OSError:
             pass
+    values += org_ids(settings, state_dir)
     return sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True)
+
+
+def org_ids(settings: Any, state_dir: Path | None = None) -> list[str]:
+    """ORG_IDs known here: ``--org-id``, the checkout's ``modal-login/temp-data/userData.json`` (its keys,
+    generations.md §2.4) and GSwarm's 0600 backups of it under ``<state_dir>/backups``. Not a credential,
+    but it ties a report to the operator's account (the public failure corpus anonymises it too)."""
+    import json
+
+    found: list[str] = [str(settings.org_id)] if getattr(settings, "org_id", None) else []
+    files = []
+    checkout = getattr(settings, "rl_swarm_dir", None)
+    if checkout is not None:
+        files.append(Path(checkout).expanduser() / "modal-login" / "temp-data" / "userData.json")
+    if state_dir is not None:
+        files += list((Path(state_dir) / "backups").glob("*/userData.json"))
+    for f in files:
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            found += [str(k) for k in data]
+            found += [str(v.get("orgId")) for v in data.values() if isinstance(v, dict) and v.get("orgId")]
+    return [x for x in found if len(x) >= 8]
 
 
 def scrub(text: str, literals: Iterable[str] = ()) -> str:
