@@ -80,3 +80,22 @@ async def test_sigkilled_python_child_detected_with_script_alive(tmp_path: Path,
     st = await r.wait()
     assert st.signal == signal.SIGKILL and st.exit_code is None
     assert live_members(r.pgid) == []
+
+
+async def test_login_wait_is_explained_once(tmp_path: Path) -> None:
+    """run_rl_swarm.sh prints ">> Waiting for modal userData.json to be created..." once and then polls
+    silently (generations.md §2.4): GSwarm says what the operator has to do, once."""
+    from gswarm.events import Notice
+
+    (tmp_path / "run.sh").write_text('echo ">> Waiting for modal userData.json to be created..."\n'
+                                     'echo ">> Waiting for modal userData.json to be created..."\nsleep 0.5\n')
+    bus = EventBus()
+    notices: list = []
+    bus.subscribe(lambda e: notices.append(e) if isinstance(e, Notice) else None)
+    spec = LaunchSpec(argv=("bash", "run.sh"), cwd=tmp_path, env={}, mode="script", generation="E6", prompts=(),
+                      use_pty=True, watch_pattern=r"-c .*trainer")
+    r = ScriptRun(spec, "n", bus, time.time, poll=0.05, stop_timeout=2)
+    await r.start()
+    await asyncio.wait_for(r.wait(), 20)
+    assert [(n.kind, n.title) for n in notices] == [("login", "the script waits for the modal-login browser login")]
+    assert "ssh -L 3000:localhost:3000" in notices[0].body and "gswarm login" in notices[0].body

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # sits in its final `wait`; the health service's stall detection then restarts the node.
 FAST_SCAN_SECONDS = 120.0
 FAST_SCAN_POLL = 0.05
+LOGIN_WAIT = "Waiting for modal userData.json to be created"  # run_rl_swarm.sh E1-E6, printed once (generations.md §2.4)
 BASH_JOB_RE = re.compile(r"line \d+:\s+(\d+)\s+(Killed|Terminated|Segmentation fault|Aborted|Bus error|Hangup|Quit)")
 _JOB_SIGNALS = {"Killed": 9, "Terminated": 15, "Segmentation fault": 11, "Aborted": 6, "Bus error": 7, "Hangup": 1, "Quit": 3}
 
@@ -70,6 +71,7 @@ class ScriptRun:
         self._read_zombie = read_zombie
         self.answered: list[str] = []
         self._job_msgs: dict[int, int] = {}
+        self._login_wait_told = False
         self._status: ExitStatus | None = None
         self._done = asyncio.Event()
 
@@ -90,12 +92,24 @@ class ScriptRun:
                     if rx.search(text):
                         self._answer(prompt, ts)
                         break
+            if not self._login_wait_told and LOGIN_WAIT in text:
+                self._tell_login_wait(ts)
             if "line " in text:
                 m = BASH_JOB_RE.search(text)
                 if m:
                     self._job_msgs[int(m.group(1))] = _JOB_SIGNALS[m.group(2)]
         if self._outer is not None:
             self._outer(batch, ts)
+
+    def _tell_login_wait(self, ts: float) -> None:
+        """The script polls for the browser login (it prints its line once, then waits silently)."""
+        self._login_wait_told = True
+        if self._bus is not None:
+            self._bus.publish(Notice(self._node, ts, "login", Severity.WARNING,
+                                     "the script waits for the modal-login browser login",
+                                     "open http://localhost:3000 in a browser on this machine (over SSH: ssh -L "
+                                     "3000:localhost:3000 this-host, then the same URL on yours) and log in; or stop and "
+                                     "run `gswarm login` once, after which restarts need no browser"))
 
     def _answer(self, prompt: Any, ts: float) -> None:
         self.proc.write_stdin(prompt.answer.encode() + b"\n")
