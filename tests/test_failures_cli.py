@@ -43,7 +43,9 @@ def test_diagnose_json_corpus_file(app: typer.Typer) -> None:
     assert {k: d[k] for k in ("category", "recovery", "severity", "rule_id")} == {
         "category": "peer_id_already_registered", "recovery": "stop_and_alert", "severity": "critical",
         "rule_id": "peer_id_already_registered"}
-    assert d["evidence"] == ["Failed to call submitReward: InvalidRoundNumber"]
+    assert d["evidence"] == ["Failed to call registerPeer: PeerIdAlreadyRegistered",  # the deciding marker shown too
+                             "Smart contract account reverted with error: AA24 signature error",
+                             "Failed to call submitReward: InvalidRoundNumber"]
     assert d["advice"].startswith("The peer id in swarm.pem is registered on-chain to a different account")
     assert (d["action"]["action"], d["action"]["alert"]) == ("stop", True)
 

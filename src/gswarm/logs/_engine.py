@@ -76,7 +76,13 @@ def _eval(rule: Rule, found: dict[str, list[int]], text_of: TextOf) -> Hit | Non
         anchors = [i for i in anchors if i <= pair[0]]
         support = (pair[1],)
     last = anchors[-1]
-    shown = tuple(anchors[-3:]) if rule.min_count > 1 else (last,)
+    if rule.min_count > 1:
+        shown = tuple(anchors[-3:])
+    else:  # the latest line of each different marker of the rule (e.g. 022: registerPeer, AA24 and submitReward)
+        kept = set(anchors)
+        per_pat = {max(i for i in found[p.source] if i in kept and i <= last) for p in rule.any
+                   if any(i in kept and i <= last for i in found.get(p.source, ()))}
+        shown = tuple(sorted(per_pat)[-3:])
     return Hit(rule, last, shown + support)
 
 
