@@ -79,6 +79,9 @@ def test_not_a_checkout(tmp_path: Path) -> None:
 def test_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(CheckoutError, match="does not exist"):
         detect(tmp_path / "nope")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckoutError, match=r"file is not an RL Swarm checkout: it is a file, not a folder; pass --rl-swarm-dir"):
+        detect(tmp_path / "file")
 
 
 def test_sub_version_probes(tmp_path: Path) -> None:

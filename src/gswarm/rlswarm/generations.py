@@ -105,7 +105,9 @@ def detect(checkout: Path) -> Detection:
     """
     checkout = Path(checkout)
     if not checkout.is_dir():
-        raise CheckoutError(f"{checkout} is not an RL Swarm checkout: the folder does not exist; pass --rl-swarm-dir")
+        what = "it is a file, not a folder" if checkout.exists() else "the folder does not exist"
+        raise CheckoutError(f"{checkout} is not an RL Swarm checkout: {what}; pass --rl-swarm-dir with the folder "
+                            "where you cloned gensyn-ai/rl-swarm")
     script = _script_text(checkout)
     generation, evidence = _decide(checkout, script)
     has_script = (checkout / SCRIPT).is_file()
