@@ -6,7 +6,8 @@ Skipping."); E1/E2 §4.6/§5.6 (Hello with animal + peer id, "Submitting winners
 "Finished training round", "Registering self with peer ID", "Peer ID [p] is already registered",
 TRL metric dicts with ``'reward'``, E2 ``swarm.log`` "[PRINT] " mirror); E3–E6 §6.6–§9.6
 ("Starting round: r/1000000.", "🐝 Joining round: r", "Already finished round: r. Next check in Ns.");
-E5 §8.6 (bets, claims); E6 §9.6 ("Joining CodeZero Swarm").
+E5 §8.6 (bets, claims); E6 §9.6 ("Joining CodeZero Swarm"). The model in use (E3–E6 "Using Model: <hf id>",
+§6.6/§9.6; E4/E5 "as E3") is not a progress fact: :func:`model_in_use` reads it for the restart policy.
 """
 
 from __future__ import annotations
@@ -75,6 +76,25 @@ _PREFILTER = re.compile("|".join(sorted({re.escape(k) for k, _, _ in FAMILIES["a
 prefilter_search = _PREFILTER.search  # (text, pos) -> match of any rule key (plain words, never a newline)
 # per family: a line without a key of its own family gives no fact in that family
 FAMILY_PREFILTER = {f: re.compile("|".join(sorted({re.escape(k) for k, _, _ in rules}))).search for f, rules in FAMILIES.items()}
+
+
+MODEL_KEY = "Using Model:"
+_MODEL = re.compile(r"Using Model:[ \t]*(\S+)")  # never across a line break of a joined chunk
+
+
+def model_in_use(text: str) -> str | None:
+    """The Hugging Face id in an ANSI-stripped "Using Model: <hf id>" line, else None.
+
+    Source: E3 genrl-swarm launcher, E4/E5 ``rgym_exp`` and E6 ``code_gen_exp`` log it at INFO through
+    ``genrl.logging_utils.global_defs`` (``genrl_swarm.…`` in E3) once per start, after the model is chosen
+    (``MODEL_NAME`` or the random default pick); generations.md §6.6, §7.6, §9.6. Case-sensitive on purpose:
+    the script's own ">> Using model: <name>" echo of the prompt answer (§6.3) is not the trainer's word.
+    For a multi-line ``text`` the last such line wins.
+    """
+    if MODEL_KEY not in text:
+        return None
+    found = _MODEL.findall(text)
+    return found[-1] if found else None
 
 
 def family_of(generation: str | None) -> str:

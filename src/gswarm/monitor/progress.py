@@ -10,6 +10,8 @@ writes, followed with rotation/truncation handled (E2 ``logs/swarm.log``, E3–E
 position (round, stage, finished?) moves forward — a jump of several rounds is an
 advance (failure corpus 056: slower nodes skip rounds). "Already finished round"
 (waiting) is never an advance and is re-published at most every ``repeat_after`` s.
+The service also hands the model the node reports ("Using Model: <hf id>", E3–E6, generations.md §6.6/§9.6)
+to the restart policy's OOM ladder as ``History.extra["model_in_use"]``, cleared at every process start.
 """
 
 from __future__ import annotations
@@ -17,16 +19,17 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from gswarm import events as ev
 from gswarm.ansi import strip_ansi
-from gswarm.monitor._progress_rules import FAMILY_PREFILTER, Fact, family_of, parse_line
+from gswarm.monitor._progress_rules import FAMILY_PREFILTER, MODEL_KEY, Fact, family_of, model_in_use, parse_line
 from gswarm.monitor.follow import FileFollower, GlobFollower
 
 log = logging.getLogger(__name__)
 _POSITIONAL = ("join", "round", "stage", "stage_done")
 _CONTEXT = ("reward", "bet", "claim", "winners", "waiting", "peer", "hello", "swarm")
+MODEL_IN_USE = "model_in_use"  # History.extra key read by supervisor/_policy_oom.py (same literal there)
 
 
 class ProgressTracker:
@@ -136,14 +139,23 @@ def log_files(checkout: Path, generation: str | None) -> list[Any]:
 
 
 class ProgressService:
-    """Service ``progress``: parses output lines inline and polls log files every ``poll_interval`` s."""
+    """Service ``progress``: parses output lines inline and polls log files every ``poll_interval`` s.
+
+    ``history()`` (optional) returns the restart policy's ``History`` of the node (or None): the model named by
+    the node's "Using Model:" line on its output is written to ``history.extra["model_in_use"]`` (a str) and
+    removed at every ``ProcessStarted`` — without ``MODEL_NAME`` E4–E6 pick the model at random per start
+    (generations.md §7.4, §9.4). Only the live output is used: a log-file line may lag behind a restart.
+    """
 
     name = "progress"
 
     def __init__(self, bus: ev.EventBus, clock: Any, node: str, checkout: Path | None,
-                 generation: str | None = None, poll_interval: float = 1.0) -> None:
+                 generation: str | None = None, poll_interval: float = 1.0,
+                 history: Callable[[], Any] | None = None) -> None:
         self.bus, self.clock, self.node, self.checkout = bus, clock, node, checkout
         self.poll_interval = poll_interval
+        self.history = history
+        self.model: str | None = None
         self.tracker = ProgressTracker(node, generation)
         self.followers = log_files(checkout, generation) if checkout else []
         self._files_for = generation
@@ -153,19 +165,43 @@ class ProgressService:
         if e.node != self.node:
             return
         if type(e) is ev.OutputBatch:  # the live output path: one event per chunk read
-            for upd in self.tracker.feed_chunk(e.joined, e.ts):
+            joined = e.joined
+            for upd in self.tracker.feed_chunk(joined, e.ts):
                 self.bus.publish(upd)
+            if MODEL_KEY in joined and (model := model_in_use(joined)):
+                self._share_model(model)
         elif isinstance(e, ev.OutputLine):
             upd = self.tracker.feed(e.text, e.ts)
             if upd is not None:
                 self.bus.publish(upd)
+            if MODEL_KEY in e.text and (model := model_in_use(e.text)):
+                self._share_model(model)
         elif isinstance(e, ev.ProcessStarted):
             self.tracker.new_run(e.generation)
+            self._share_model(None)
             if self.checkout and e.generation not in (self._files_for, None, "", "unknown"):
                 for f in self.followers:
                     f.close()
                 self.followers = log_files(self.checkout, e.generation)
                 self._files_for = e.generation
+
+    def _share_model(self, model: str | None) -> None:
+        """Record the model in use (None: a new run, not known yet) for the OOM ladder."""
+        self.model = model
+        if self.history is None:
+            return
+        try:
+            history = self.history()
+        except Exception:  # the policy state is optional here; progress must go on
+            log.exception("progress: cannot reach the restart policy's history")
+            return
+        extra = getattr(history, "extra", None)
+        if not isinstance(extra, dict):
+            return
+        if model:
+            extra[MODEL_IN_USE] = model
+        else:
+            extra.pop(MODEL_IN_USE, None)
 
     def poll(self) -> int:
         """Read new lines of the log files now; returns the number of updates published."""
@@ -197,4 +233,5 @@ def create_service(rt: Any) -> ProgressService:
     """Factory for the runtime: checkout from ``rt.spec.cwd`` (else ``rt.checkout`` / ``settings.rl_swarm_dir``)."""
     spec = getattr(rt, "spec", None)
     checkout = Path(spec.cwd) if spec is not None else Path(getattr(rt, "checkout", None) or rt.settings.rl_swarm_dir)
-    return ProgressService(rt.bus, rt.clock, rt.node, checkout, spec.generation if spec is not None else None)
+    return ProgressService(rt.bus, rt.clock, rt.node, checkout, spec.generation if spec is not None else None,
+                           history=lambda: getattr(getattr(rt, "watcher", None), "history", None))

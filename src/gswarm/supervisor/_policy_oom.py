@@ -7,6 +7,13 @@ Apple ``PYTORCH_MPS_HIGH_WATERMARK_RATIO=0.0`` (README workaround; generations.m
 (2+) the next smaller model of the generation's pool (E3-E6 via env MODEL_NAME) or the next smaller E2
 parameter count. The allocator setting, once applied, is kept (it costs nothing); stepping back up restores
 the previous model size.
+
+The model rung starts from the model the node itself reported in its last run: ``History.extra["model_in_use"]``
+(str), filled by ``gswarm.monitor.progress`` from the trainer's "Using Model: <hf id>" line (E3 genrl-swarm,
+E4/E5 ``rgym_exp``, E6 ``code_gen_exp``; generations.md §6.6, §7.6, §9.6) and cleared at every start. Without
+``MODEL_NAME`` E4-E6 pick the model at random per start (§7.4, §9.4), so neither the settings nor the ladder's
+own state know it. When the node already runs the smallest model of the pool, the rung is skipped (the ladder is
+exhausted) instead of restarting with the same model. E0-E2 have no such line and are unaffected.
 """
 
 from __future__ import annotations
@@ -29,6 +36,14 @@ MODEL_POOLS: dict[str, tuple[str, ...]] = {
 }
 E2_SIZES = ("72", "32", "7", "1.5", "0.5")  # generations.md §5 prompt P3, billions of parameters
 DEVICE = {Category.CUDA_OOM: "cuda", Category.MPS_OOM: "mps", Category.SYSTEM_OOM_KILLED: "ram"}
+IN_USE = "model_in_use"  # History.extra key written by gswarm.monitor.progress (same literal there)
+
+
+def model_in_use(history_extra: dict[str, Any], generation: str) -> str | None:
+    """The model the last run named ("Using Model: <hf id>", E3-E6, generations.md §6.6/§9.6), for generations
+    with a model pool only (E0-E2 choose by config / parameter count); None when not reported."""
+    model = history_extra.get(IN_USE)
+    return model if generation in MODEL_POOLS and isinstance(model, str) and model else None
 
 
 def state(history_extra: dict[str, Any], settings: Any) -> dict[str, Any]:
@@ -55,20 +70,34 @@ def current_env(st: dict[str, Any] | None, generation: str) -> dict[str, str]:
     return env
 
 
-def step_down(st: dict[str, Any], device: str, generation: str, now: float) -> dict[str, Any] | None:
-    """Apply the next rung; returns the recorded step, or None when the ladder is exhausted."""
+def _smaller(pool: tuple[str, ...], cur: str | None) -> str | None:
+    """The next smaller model of ``pool`` after ``cur``; the smallest when ``cur`` is unknown or not in the
+    pool; None when ``cur`` already is the smallest."""
+    if cur not in pool:
+        return pool[-1]
+    i = pool.index(cur) + 1
+    return pool[i] if i < len(pool) else None
+
+
+def step_down(st: dict[str, Any], device: str, generation: str, now: float,
+              in_use: str | None = None) -> dict[str, Any] | None:
+    """Apply the next rung; returns the recorded step, or None when the ladder is exhausted.
+
+    ``in_use``: the model the node reported in the run that just failed (see :func:`model_in_use`); it wins over
+    the ladder's own idea (``st["model"]``: configured or last imposed), which is None for a default pick.
+    """
     if device in ALLOC_ENV and not st["alloc"]:
         st["alloc"] = True
         step = {"ts": now, "kind": "alloc", "env": dict(ALLOC_ENV[device]),
                 "detail": "restart with " + " ".join(f"{k}={v}" for k, v in ALLOC_ENV[device].items())}
     elif generation in MODEL_POOLS:
-        pool = MODEL_POOLS[generation]
-        cur = st.get("model")
-        nxt = pool[-1] if cur not in pool else (pool[pool.index(cur) + 1] if pool.index(cur) + 1 < len(pool) else None)
-        if nxt is None or nxt == cur:
+        cur = in_use or st.get("model")
+        nxt = _smaller(MODEL_POOLS[generation], cur)
+        if nxt is None:
             return None
+        was = cur or "the default pick, not named in the output"
         step = {"ts": now, "kind": "model", "env": {"MODEL_NAME": nxt}, "prev": cur,
-                "detail": f"restart with the smaller model {nxt} (MODEL_NAME; was {cur or 'the default pick'})"}
+                "detail": f"restart with the smaller model {nxt} (MODEL_NAME; was {was})"}
         st["model"] = nxt
     elif generation == "E2" and st.get("size") in E2_SIZES[:-1]:
         nxt = E2_SIZES[E2_SIZES.index(st["size"]) + 1]
@@ -80,6 +109,17 @@ def step_down(st: dict[str, Any], device: str, generation: str, now: float) -> d
     st["steps"].append(step)
     st["since"] = now
     return step
+
+
+def exhausted(st: dict[str, Any], generation: str, in_use: str | None = None) -> str:
+    """Why no rung is left, naming the model/size in use (for the stop or restart reason)."""
+    cur = in_use or st.get("model")
+    if generation in MODEL_POOLS and cur == MODEL_POOLS[generation][-1]:
+        how = "the node's 'Using Model:' line" if in_use else "MODEL_NAME"
+        return f"out of memory with {cur} ({how}), already the smallest model GSwarm can choose for {generation}"
+    if generation == "E2" and st.get("size") == E2_SIZES[-1]:
+        return f"out of memory at {E2_SIZES[-1]}B parameters, the smallest E2 setting"
+    return "out of memory at the smallest setting GSwarm can choose"
 
 
 def step_up(st: dict[str, Any], generation: str, now: float) -> dict[str, Any] | None:

@@ -69,7 +69,8 @@ class History:
 
     ``failures``: (wall ts, category) of recent failures; ``consecutive``: failures since
     the last healthy run; ``extra``: JSON-ready state (``outage``, ``oom`` ladder, ``reinstalled``,
-    ``identity_taken``, ``wrapper_only``, ``stalls``; the watcher may set ``generation``).
+    ``identity_taken``, ``wrapper_only``, ``stalls``; the watcher may set ``generation``; the progress service
+    sets ``model_in_use`` from the node's "Using Model:" line, E3-E6, and clears it at every start).
     """
 
     failures: list[tuple[float, Category]] = field(default_factory=list)
@@ -219,16 +220,17 @@ def _reinstall(cls: Classification, history: History, settings: Any, now: float,
 
 def _reduce(cls: Classification, exit_info: ExitInfo, history: History, settings: Any, now: float, rand: float, gen: str) -> Decision:
     st = oom.state(history.extra, settings)
-    step = oom.step_down(st, oom.DEVICE.get(cls.category, "ram"), gen, now)
+    in_use = oom.model_in_use(history.extra, gen)  # "Using Model:" of the failed run (E3-E6), set by monitor/progress
+    step = oom.step_down(st, oom.DEVICE.get(cls.category, "ram"), gen, now, in_use)
     if step is None:
         known = gen in oom.MODEL_POOLS or gen in ("E0", "E1", "E2")
         if known and exit_info.uptime < settings.healthy_uptime:
-            return _stop(cls, "out of memory at the smallest setting GSwarm can choose")
+            return _stop(cls, oom.exhausted(st, gen, in_use))
         if not known:  # no model pool to step down in: restart (alert once), the crash-loop budget still applies
             return _restart(cls, history, settings, now, rand, gen, alert=not history.failures,
                             reason=f"{cls.category.value}: generation unknown, no smaller model to choose; restart")
         return _restart(cls, history, settings, now, rand, gen, alert=True,
-                        reason=f"{cls.category.value} after {exit_info.uptime:.0f}s uptime at the smallest setting: restart")
+                        reason=f"{cls.category.value} after {exit_info.uptime:.0f}s uptime: {oom.exhausted(st, gen, in_use)}; restart")
     return _restart(cls, history, settings, now, rand, gen, recovery=Recovery.REDUCE_MODEL, detail=step["detail"],
                     data=dict(step), model_size=step.get("size"), reason=f"{cls.category.value}: {step['detail']}")
 
