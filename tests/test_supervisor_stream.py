@@ -93,3 +93,15 @@ def test_long_line_kept_whole_up_to_cap() -> None:
 def test_over_cap_is_cut_into_continuations() -> None:
     lines = run([b"y" * 20 + b"\n"], max_line=8)
     assert [(len(l.text), l.flags) for l in lines] == [(8, CONTINUED), (8, CONTINUED), (4, 0)]
+
+
+def test_every_escape_sequence_is_stripped_and_the_terminal_gets_colours_only() -> None:
+    """A node printing a full terminal reset (ESC c), cursor moves, screen clears, a title, charset switches,
+    a bell or a backspace must not reach the operator's terminal or `gswarm logs` (the stripped text)."""
+    from gswarm.ansi import strip_ansi, terminal_safe
+
+    text = "C\x1bcD \x1b[31mred\x1b[0m \x1b[2J\x1b[H \x1b]0;title\x07 \x1b(B x\x07y\x08z \x1b7\x1b8 end\x1b"
+    assert strip_ansi(text) == "CD red    x\x07y\x08z  end"
+    assert terminal_safe(text) == "CD \x1b[31mred\x1b[0m    xyz  end"
+    assert terminal_safe("\x1b[1;32mok\x1b[m \x1b[") == "\x1b[1;32mok\x1b[m "
+    assert LineSplitter().feed(b"a\x1bcb\n").texts == ["ab"]
