@@ -157,3 +157,28 @@ def test_availability_counts_restart_gaps_not_time_after_a_requested_stop(tmp_pa
 def test_availability_of_the_recorded_history(reader: StoreReader) -> None:
     a = compute(reader, "n1", since=T0, until=T0 + 10_000)
     assert (a.supervised_seconds, a.availability_percent) == (10_000.0, 99.8)  # two 10 s restart gaps
+
+
+def test_give_up_counts_as_failure_and_its_gap_is_not_supervised(tmp_path: Path) -> None:
+    """Regression: the failure that made GSwarm give up (no RestartScheduled) was not counted (2 failures for
+    3 crashes) and its run had no cause; the time after a give-up is not restart downtime."""
+    giveup = {"gave_up": True, "state": "STOPPED", "cause": "cuda_oom", "reason": "cuda_oom: smallest", "advice": "a",
+              "run_id": 2}
+    store = Store(tmp_path / "g.db")
+    store.write([
+        ev.ProcessStarted("n", T0, 1, 1, (), "E4", "direct"),
+        ev.ProcessExited("n", T0 + 100, 1, 1, None, 100.0),
+        ev.RestartScheduled("n", T0 + 100, 10.0, C.CUDA_OOM, R.REDUCE_MODEL, 1),
+        ev.ProcessStarted("n", T0 + 110, 2, 2, (), "E4", "direct"),
+        ev.ProcessExited("n", T0 + 200, 2, 1, None, 90.0),
+        ev.RecoveryAction("n", T0 + 200, R.STOP_AND_ALERT, "gave up (STOPPED): cuda_oom: smallest", giveup),
+        ev.ProcessStarted("n", T0 + 1200, 3, 3, (), "E4", "direct"),  # the operator started gswarm run again
+        ev.ProcessExited("n", T0 + 1300, 3, 0, None, 100.0),
+    ])
+    store.close()
+    reader = StoreReader(tmp_path / "g.db")
+    assert [r["cause"] for r in reader.runs("n")] == ["cuda_oom", "cuda_oom", None]
+    a = compute(reader, "n", since=T0, until=T0 + 1300)
+    assert (a.failures, a.restarts_by_cause, a.running_seconds) == (2, {"cuda_oom": 1}, 290.0)
+    assert (a.supervised_seconds, a.availability_percent) == (300.0, round(100 * 290 / 300, 3))  # the 1000 s after the give-up: not counted
+    assert reader.gave_up("n") is None  # a start followed it

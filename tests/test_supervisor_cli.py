@@ -115,3 +115,62 @@ def test_crash_loop_ends_fatal_with_nonzero_exit(checkout: Path, tmp_path: Path)
     text = out.decode()
     assert proc.returncode == NodeFatal.exit_code, text[-3000:]
     assert text.count("started node pid") == 3 and "gave up" in text and "dht_daemon_timeout" in text
+
+
+def _last_state(state: Path) -> dict:
+    from gswarm.logs.store import StoreReader
+
+    reader = StoreReader(state / "gswarm.db")
+    try:
+        return reader.events(kind="state", limit=1, desc=True)[0]
+    finally:
+        reader.close()
+
+
+def test_sighup_stops_like_sigterm(checkout: Path, tmp_path: Path) -> None:
+    """Regression: SIGHUP (terminal/SSH hang-up) killed gswarm run without stopping the node's group."""
+    proc = gswarm_run(checkout, tmp_path / "st")
+    try:
+        rec = wait_record(tmp_path / "st")
+        proc.send_signal(signal.SIGHUP)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        if live_members(rec["pgid"]):  # the group this test started; never leave it behind
+            os.killpg(rec["pgid"], signal.SIGKILL)
+    text = out.decode()
+    assert proc.returncode == 0, text[-2000:]
+    assert "state STOPPING → STOPPED (stop requested by signal)" in text
+    assert wait_gone(rec["pgid"], 1)
+    last = _last_state(tmp_path / "st")
+    assert (last["state"], last["message"]) == ("STOPPED", "stop requested by signal")
+    assert list((tmp_path / "st" / "run").glob("*.json")) == []  # pid record cleared (api.json: --no-api here)
+
+
+def test_oom_give_up_is_visible_in_status(tmp_path: Path) -> None:
+    """Regression: after the OOM ladder gave up (STOPPED, exit 6) `gswarm status` showed neither why nor that
+    no restart follows (its advice still promised one), and the last run's cause was NULL."""
+    from gswarm.logs.store import StoreReader
+
+    e4 = init_checkout(tmp_path / "rl-e4", "E4", logged_in=True)
+    proc = gswarm_run(e4, tmp_path / "st", "--backoff-initial", "0.05", "--backoff-max", "0.1", "--org-id", "x",
+                      faults="crash:cuda_oom@3")
+    out, _ = proc.communicate(timeout=120)
+    text = out.decode()
+    assert proc.returncode == NodeFatal.exit_code, text[-3000:]
+    reason = _last_state(tmp_path / "st")["message"]
+    assert reason.startswith("cuda_oom: out of memory") and "smallest" in reason
+    reader = StoreReader(tmp_path / "st" / "gswarm.db")
+    try:
+        causes = [r["cause"] for r in reader.runs()]
+    finally:
+        reader.close()
+    assert causes == ["cuda_oom"] * text.count("started node pid") and len(causes) >= 2
+    cmd = [sys.executable, "-m", "gswarm", "status", "--state-dir", str(tmp_path / "st")]
+    env = {**os.environ, "COLUMNS": "1000"}
+    doc = json.loads(subprocess.run([*cmd, "--json"], capture_output=True, text=True, env=env, check=True).stdout)
+    assert (doc["state"], doc["gave_up"]["state"], doc["gave_up"]["cause"], doc["gave_up"]["reason"]) == (
+        "STOPPED", "STOPPED", "cuda_oom", reason)
+    shown = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    assert f"gave up        {reason} (cause cuda_oom); GSwarm will not restart the node" in shown
+    assert "GSwarm restarts" not in shown and "GSwarm gave up and will not restart the node" in shown

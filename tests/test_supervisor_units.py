@@ -112,3 +112,51 @@ def test_lock_is_host_wide_across_state_dirs(tmp_path: Path) -> None:
     again = CheckoutLock(tmp_path / "s2", tmp_path / "co", host_dir=host)
     again.acquire()
     again.release()
+
+
+def test_runview_restart_numbers_and_streak_reset() -> None:
+    """Regression: after a healthy run every restart read ``restart #1`` with no hint that the count had reset."""
+    import io
+
+    from gswarm.cli._runview import RunView
+    from gswarm.events import Category, Recovery, RestartScheduled
+
+    out = io.StringIO()
+    view = RunView(out)
+    for attempt, delay in ((1, 2.5), (2, 4.0), (1, 1.2)):
+        view.event(RestartScheduled("n", 0.0, delay, Category.CUDA_OOM, Recovery.RESTART, attempt, "cuda_oom: restart with backoff"))
+    assert out.getvalue().splitlines() == [
+        "gswarm restart #1 in 2.5s (cause cuda_oom, recovery restart)",
+        "gswarm restart #2 in 4.0s (cause cuda_oom, recovery restart)",
+        "gswarm restart #1 in 1.2s (cause cuda_oom, recovery restart; streak reset after a healthy run or a new kind "
+        "of failure, 3 restarts in total)",
+    ]
+
+
+def test_runview_survives_a_hung_up_terminal() -> None:
+    """After SIGHUP the terminal answers writes with EIO: the view must go quiet, not raise into the
+    output pump / bus while gswarm run stops gracefully."""
+    import errno
+
+    from gswarm.cli._runview import RunView
+    from gswarm.events import NodeState, StateChanged
+    from gswarm.supervisor.stream import Batch
+
+    class HungUp:
+        writes = 0
+
+        def isatty(self) -> bool:
+            return False
+
+        def write(self, text: str) -> int:
+            HungUp.writes += 1
+            raise OSError(errno.EIO, "Input/output error")
+
+        def flush(self) -> None:
+            raise OSError(errno.EIO, "Input/output error")
+
+    view = RunView(HungUp())  # type: ignore[arg-type]
+    view.lines(Batch(["line"], ["line"]), 0.0)
+    view.event(StateChanged("n", 0.0, NodeState.RUNNING, NodeState.STOPPING, "stop (signal)"))
+    view.say("more")
+    assert view.broken is True and HungUp.writes == 1

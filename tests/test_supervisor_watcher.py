@@ -150,3 +150,81 @@ async def test_health_stop_is_a_stop_and_alert_exit(tmp_path: Path, fake_clock: 
     rt.request("stop", "health:identity_taken")
     assert await asyncio.wait_for(task, 10) == NodeFatal.exit_code
     assert rt.snapshot()["state"] == "STOPPED" and "health:identity_taken" in rt.snapshot()["fatal_reason"]
+
+
+async def test_stall_restarts_are_numbered_from_one(tmp_path: Path, fake_clock: FakeClock) -> None:
+    """Regression: a stall restart was announced as ``restart #0`` (the crash counter, untouched by stalls)."""
+    rt, events = make_rt(tmp_path, "import time; print('up', flush=True); time.sleep(60)", fake_clock,
+                         backoff_initial=5, backoff_factor=2, backoff_jitter=False)
+    task = asyncio.ensure_future(rt.run())
+    for n in (1, 2):
+        await until(lambda: sum(isinstance(e, ProcessStarted) for e in events) == n and rt.snapshot()["state"] == "RUNNING")
+        rt.request("stalled", "health: no progress for 1200s")
+        await until(lambda: sum(isinstance(e, RestartScheduled) for e in events) == n)
+        fake_clock.advance([e for e in events if isinstance(e, RestartScheduled)][-1].delay)
+    await until(lambda: sum(isinstance(e, ProcessStarted) for e in events) == 3)
+    rt.request("stop", "test", shutdown=True)
+    assert await asyncio.wait_for(task, 10) == 0
+    assert [(e.attempt, e.delay) for e in events if isinstance(e, RestartScheduled)] == [(1, 5.0), (2, 10.0)]
+
+
+OOM_CODE = ("import sys; print('Traceback (most recent call last):'); print('  File \"train.py\", line 1, in <module>'); "
+            "print('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.32 GiB.'); sys.exit(1)")
+GIVEUP_ADVICE = ("GSwarm gave up and will not restart the node. The GPU ran out of memory. "
+                 "Check that no other process uses the GPU (`nvidia-smi`). Fix the cause, then start `gswarm run` again.")
+
+
+async def test_oom_give_up_records_cause_reason_and_advice(tmp_path: Path, fake_clock: FakeClock) -> None:
+    """Regression: the stop-and-alert give-up (OOM at the smallest model) lost its reason after the run
+    (status, store) and left the last run's cause NULL; its advice promised a restart."""
+    from gswarm.events import RecoveryAction
+    from gswarm.logs.store import StoreReader
+    from gswarm.monitor.analytics import compute
+    from gswarm.monitor.status import status
+
+    settings = load_settings({"state_dir": tmp_path / "state", "rl_swarm_dir": tmp_path, "backoff_jitter": False,
+                              "backoff_initial": 1, "model_name": "Gensyn/Qwen2.5-0.5B-Instruct"}, env={})
+    spec = LaunchSpec(argv=(sys.executable, "-c", OOM_CODE), cwd=tmp_path, env={}, mode="direct", generation="E4")
+    rt = Runtime(settings, clock=fake_clock, services=("gswarm.logs.store:create_service",), install_signals=False,
+                 spec_factory=lambda: spec, rng=FixedRng(0.5))
+    events: list[Event] = []
+    rt.bus.subscribe(events.append)
+    task = asyncio.ensure_future(rt.run())
+    await until(lambda: any(isinstance(e, RestartScheduled) for e in events))  # rung 1: allocator setting
+    fake_clock.advance(1.0)
+    assert await asyncio.wait_for(task, 20) == NodeFatal.exit_code
+    reason = [e.reason for e in events if isinstance(e, StateChanged)][-1]  # the policy's words (failures area)
+    assert reason.startswith("cuda_oom: out of memory") and "smallest" in reason
+    advice = GIVEUP_ADVICE
+    snap = rt.snapshot()
+    assert (snap["state"], snap["fatal_reason"]) == ("STOPPED", reason)
+    (stopped,) = [e for e in events if isinstance(e, Notice) and e.kind == "stopped"]
+    assert stopped.body == advice
+    (gave,) = [e for e in events if isinstance(e, RecoveryAction) and e.data.get("gave_up")]
+    assert gave.data == {"gave_up": True, "state": "STOPPED", "cause": "cuda_oom", "reason": reason,
+                         "advice": advice, "run_id": 2}
+    reader = StoreReader(rt.state_dir / "gswarm.db")
+    try:
+        assert [r["cause"] for r in reader.runs("default")] == ["cuda_oom", "cuda_oom"]
+        doc = status(reader, rt.state_dir, "default", fake_clock.time())
+        assert (doc["state"], doc["state_reason"]) == ("STOPPED", reason)
+        assert {k: v for k, v in doc["gave_up"].items() if k != "ts"} == {
+            "state": "STOPPED", "cause": "cuda_oom", "reason": reason, "advice": advice}
+        assert compute(reader, "default", until=fake_clock.time() + 1).failures == 2  # 1 restart + the give-up
+    finally:
+        reader.close()
+
+
+async def test_health_stop_records_the_give_up_with_its_cause(tmp_path: Path, fake_clock: FakeClock) -> None:
+    from gswarm.events import RecoveryAction
+
+    rt, events = make_rt(tmp_path, "import time; print('up', flush=True); time.sleep(60)", fake_clock)
+    task = asyncio.ensure_future(rt.run())
+    await until(lambda: rt.snapshot()["state"] == "RUNNING")
+    rt.request("stop", "health:identity_taken")
+    assert await asyncio.wait_for(task, 10) == NodeFatal.exit_code
+    (gave,) = [e for e in events if isinstance(e, RecoveryAction) and e.data.get("gave_up")]
+    assert gave.data == {"gave_up": True, "state": "STOPPED", "cause": "identity_taken",
+                         "reason": "stopped by health:identity_taken (see the incident above)",
+                         "advice": "GSwarm gave up and will not restart the node. Fix the cause, then start `gswarm run` again.",
+                         "run_id": 1}

@@ -4,8 +4,9 @@ Builds the bus, the checkout lock, the node watcher and the optional services
 (lazy factories ``module:create_service``; a missing module or attribute is
 skipped and logged at debug), runs them as tasks of one loop and shuts down in
 order: node first, then services in reverse order of creation. Signal handlers
-only enqueue commands: SIGINT/SIGTERM → graceful stop and exit; a second SIGINT
-while stopping → kill now.
+only enqueue commands: SIGINT/SIGTERM/SIGHUP → graceful stop and exit (SIGHUP: the
+terminal or SSH session went away; without a handler it would kill ``gswarm run`` and
+orphan the node's group); a second SIGINT while stopping → kill now.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ SERVICE_FACTORIES = (
     "gswarm.notify.service:create_service",
     "gswarm.api.server:create_service",
 )
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop the node gracefully and end ``gswarm run`` (SIGHUP: terminal/SSH hang-up)."""
 
 
 @dataclass(frozen=True)
@@ -258,17 +262,17 @@ class Runtime:
         if not self.install_signals:
             return
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGINT, self._on_signal, signal.SIGINT)
-        loop.add_signal_handler(signal.SIGTERM, self._on_signal, signal.SIGTERM)
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self._on_signal, sig)
 
     def _remove_signals(self) -> None:
         if self.install_signals:
             loop = asyncio.get_running_loop()
-            loop.remove_signal_handler(signal.SIGINT)
-            loop.remove_signal_handler(signal.SIGTERM)
+            for sig in STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
 
     def _on_signal(self, sig: int) -> None:
-        """Only enqueue: first signal → graceful stop + exit; a second SIGINT → kill now."""
+        """Only enqueue: first signal (any of :data:`STOP_SIGNALS`) → graceful stop + exit; a second SIGINT → kill now."""
         if sig == signal.SIGINT:
             self._sigint_seen += 1
         kind = "kill" if sig == signal.SIGINT and self._sigint_seen > 1 else "stop"

@@ -31,8 +31,24 @@ class RunView:
         self.tty = self.out.isatty()
         self.console = Console(file=self.out, highlight=False, soft_wrap=True)
         self._in_redraw = False
+        self._restarts = 0  # RestartScheduled seen: tells a streak reset (#1 again) from the first restart
+        self.broken = False  # the terminal went away (SSH drop: EIO/EPIPE); output is dropped from then on
+
+    def _guard(self, write: Any) -> None:
+        """Run ``write()``; an OSError (hung-up terminal, closed pipe) turns the view off instead of
+        raising into the supervisor's output pump or bus while ``gswarm run`` stops gracefully."""
+        if self.broken:
+            return
+        try:
+            write()
+        except OSError:
+            self.broken = True
 
     def lines(self, batch: Batch, ts: float) -> None:
+        """Write one batch of node output (``ts`` unused: the node's lines carry their own times)."""
+        self._guard(lambda: self._lines(batch))
+
+    def _lines(self, batch: Batch) -> None:
         rows = batch.raws if self.tty else batch.texts
         flags = batch.flags
         if not self.tty or not flags:
@@ -51,6 +67,10 @@ class RunView:
         self.out.flush()
 
     def say(self, text: str, style: str = "bold cyan") -> None:
+        """One ``gswarm`` line (Rich markup in ``text``)."""
+        self._guard(lambda: self._say(text, style))
+
+    def _say(self, text: str, style: str) -> None:
         if self._in_redraw:
             self.out.write("\n")
             self._in_redraw = False
@@ -77,12 +97,23 @@ class RunView:
             if ev.advice:
                 self.say(f"  advice: {escape(ev.advice)}", "italic")
         elif isinstance(ev, RestartScheduled):
-            detail = ev.detail if ev.detail and not ev.detail.startswith(ev.cause.value) else ""
-            self.say(f"restart #{ev.attempt} in [bold]{ev.delay:.1f}s[/] (cause {ev.cause.value}, recovery {ev.recovery.value}"
-                     f"{'; ' + escape(detail) if detail else ''})", "bold magenta")
+            self._restarts += 1
+            self.say(restart_line(ev, self._restarts), "bold magenta")
         elif isinstance(ev, StateChanged):
             self.say(f"state {ev.old.value} → {ev.new.value}" + (f" ({escape(ev.reason)})" if ev.reason else ""), "dim")
         elif isinstance(ev, Notice):
             self.say(f"{escape(ev.title)}" + (f": {escape(ev.body)}" if ev.body else ""), _SEV_STYLE.get(ev.severity, "cyan"))
-        elif isinstance(ev, RecoveryAction):
+        elif isinstance(ev, RecoveryAction) and not ev.data.get("gave_up"):  # a give-up is told by its Notice
             self.say(f"recovery {ev.recovery.value}: {escape(ev.detail)}", "cyan")
+
+
+def restart_line(ev: RestartScheduled, total: int) -> str:
+    """The console line (Rich markup) for a scheduled restart: ``restart #N`` is the attempt within the
+    current backoff streak (``ev.attempt``, ≥ 1); when it is #1 again after earlier restarts (``total``
+    restarts seen by this view, this one included) the line says the streak was reset and how many
+    restarts there were in all."""
+    detail = ev.detail if ev.detail and not ev.detail.startswith(ev.cause.value) else ""
+    reset = (f"; streak reset after a healthy run or a new kind of failure, {total} restarts in total"
+             if ev.attempt <= 1 and total > 1 else "")
+    return (f"restart #{ev.attempt} in [bold]{ev.delay:.1f}s[/] (cause {ev.cause.value}, recovery {ev.recovery.value}"
+            f"{'; ' + escape(detail) if detail else ''}{reset})")

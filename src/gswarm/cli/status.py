@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gswarm.cli._common import ConfigFile, JsonOut, StateDir, settings_from, state_dir_of
@@ -53,6 +54,9 @@ def _print_status(d: dict[str, Any], now: float) -> None:
     t.add_row("supervisor", f"running (pid {sup['pid']})" if sup["alive"] else "not running")
     stale = "" if sup["alive"] or d["state"] in (None, "STOPPED", "FATAL") else " (last recorded)"
     t.add_row("state", f"{d['state'] or '-'}{stale} since {_ago(d['state_since'], now)}")
+    g = d.get("gave_up")
+    if g:  # GSwarm stopped for good (FATAL or stop-and-alert): say why, and that nothing restarts it
+        t.add_row("gave up", escape(f"{g['reason']} (cause {g['cause'] or '-'}); GSwarm will not restart the node"))
     t.add_row("generation", f"{d['generation'] or '-'} ({d['mode'] or '-'})")
     t.add_row("uptime", f"{d['uptime']:.0f} s (pid {d['pid']})" if d["uptime"] is not None else "-")
     r = d["restarts_24h"]
@@ -71,7 +75,10 @@ def _print_status(d: dict[str, Any], now: float) -> None:
     i = d["last_incident"]
     if i:
         t.add_row("last incident", f"{i['category']} ({i['severity']}) {_ago(i['ts'], now)}")
-        t.add_row("advice", i["advice"] or "-")
+        if not g:  # the incident's advice describes the recovery GSwarm would try next
+            t.add_row("advice", i["advice"] or "-")
+    if g:
+        t.add_row("advice", escape(g["advice"] or "-"))
     Console(highlight=False).print(t)
 
 

@@ -187,6 +187,22 @@ class StoreReader:
         return rows[0] if rows else None
 
 
+    def gave_up(self, node: str) -> dict[str, Any] | None:
+        """The supervisor's give-up record for ``node`` while no start followed it, else None.
+
+        ``{"ts": Unix s, "state": "STOPPED"|"FATAL", "cause": Category value|None, "reason": str,
+        "advice": str}`` from the newest ``recovery`` event with ``data.gave_up`` (written by the
+        watcher when it stops for good: FATAL or a stop-and-alert decision; ``gswarm.supervisor._giveup``).
+        """
+        rows = self.query("SELECT id, ts, data FROM events WHERE node = ? AND kind = 'recovery'"
+                          " AND json_extract(data, '$.gave_up') = 1 ORDER BY id DESC LIMIT 1", (node,))
+        if not rows or self.query("SELECT 1 AS x FROM events WHERE node = ? AND kind = 'start' AND id > ? LIMIT 1",
+                                  (node, rows[0]["id"])):
+            return None
+        data = rows[0]["data"] or {}
+        return {"ts": rows[0]["ts"], **{k: data.get(k) for k in ("state", "cause", "reason", "advice")}}
+
+
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     for col in _JSON_COLS & row.keys():
         if row[col] is not None:

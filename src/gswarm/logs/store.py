@@ -196,7 +196,13 @@ def _restart(store: Store, cur: sqlite3.Cursor, e: ev.RestartScheduled) -> None:
 
 
 def _recovery(store: Store, cur: sqlite3.Cursor, e: ev.RecoveryAction) -> None:
+    """A recovery step; a give-up record (``data["gave_up"]`` with a ``cause``, see
+    ``gswarm.supervisor._giveup``) also sets ``runs.cause`` of the run that ended, as ``_restart`` does."""
     _event(cur, e, "recovery", None, e.detail, {"recovery": _val(e.recovery), **dict(e.data)})
+    cause = e.data.get("cause") if e.data.get("gave_up") else None
+    run = store._run_id(cur, e.node) if cause else None
+    if run is not None:
+        cur.execute("UPDATE runs SET cause = ? WHERE id = ? AND cause IS NULL", (cause, run))
 
 
 def _notice(store: Store, cur: sqlite3.Cursor, e: ev.Notice) -> None:

@@ -7,8 +7,11 @@ Definitions (all times Unix seconds, ranges closed):
   crash, a stall, an unexpected exit) and the next run of the same node (GSwarm was backing off to
   restart it), clipped to the range; ``availability_percent`` = running / supervised × 100, so the time
   after a requested stop (or before GSwarm first ran) is not counted as downtime (None without runs).
+  A gap that holds a give-up (see below) is not counted either: GSwarm no longer supervised the node.
 * failures = restart events (``events.kind = 'restart'``: the supervisor restarted after an exit or
-  a stall); ``mtbf_seconds`` = running time / failures (None without failures).
+  a stall) + give-ups after an exit (``recovery`` events with ``data.gave_up`` and a ``cause``: the
+  last failure before FATAL or a stop-and-alert, which schedules no restart);
+  ``mtbf_seconds`` = running time / failures (None without failures).
 * ``restarts_by_cause_per_day``: ``{"YYYY-MM-DD" (UTC): {cause: n}}``.
 * ``rounds`` = distinct rounds among progress rows with ``advanced`` in the range;
   ``rounds_per_hour`` = rounds / range hours.
@@ -69,8 +72,11 @@ def _running_seconds(runs: list[dict[str, Any]], since: float, until: float) -> 
     return total + ((cur_end - cur_start) if cur_end is not None else 0.0)
 
 
-def _restart_gaps(runs: list[dict[str, Any]], since: float, until: float) -> float:
-    """Seconds between a run that ended by itself (``cause`` set) and the next run of its node, clipped."""
+def _restart_gaps(runs: list[dict[str, Any]], since: float, until: float,
+                  gave_up: dict[Any, list[float]] | None = None) -> float:
+    """Seconds between a run that ended by itself (``cause`` set) and the next run of its node, clipped;
+    a gap holding one of the node's give-up times (``gave_up``: node → Unix s) does not count."""
+    gave_up = gave_up or {}
     total = 0.0
     by_node: dict[Any, list[dict[str, Any]]] = {}
     for r in runs:
@@ -78,7 +84,8 @@ def _restart_gaps(runs: list[dict[str, Any]], since: float, until: float) -> flo
     for rs in by_node.values():
         rs.sort(key=lambda r: r["started_at"])
         for prev, nxt in zip(rs, rs[1:]):
-            if prev.get("cause") and prev["stopped_at"] is not None:
+            if prev.get("cause") and prev["stopped_at"] is not None and not any(
+                    prev["stopped_at"] <= t <= nxt["started_at"] for t in gave_up.get(prev.get("node"), ())):
                 a, b = max(since, prev["stopped_at"]), min(until, nxt["started_at"])
                 total += max(0.0, b - a)
     return total
@@ -101,7 +108,12 @@ def compute(reader: StoreReader, node: str | None = None, since: float | None = 
     running = _running_seconds(runs, since, until)
     before = reader.query(f"SELECT node, started_at, stopped_at, cause FROM runs WHERE id IN (SELECT MAX(id) FROM runs"
                           f" WHERE {w} stopped_at < ? GROUP BY node)", (*p, since))  # a gap may begin before the range
-    supervised = running + _restart_gaps(before + runs, since, until)
+    ups = reader.query(f"SELECT node, ts FROM events WHERE {w} kind = 'recovery' AND json_extract(data, '$.gave_up') = 1"
+                       " AND json_extract(data, '$.cause') IS NOT NULL AND ts <= ?", (*p, until))
+    gave_up: dict[Any, list[float]] = {}
+    for u in ups:
+        gave_up.setdefault(u["node"], []).append(u["ts"])
+    supervised = running + _restart_gaps(before + runs, since, until, gave_up)
     per_day: dict[str, dict[str, int]] = {}
     by_cause: dict[str, int] = {}
     for e in reader.events(node, since=since, until=until, kind="restart", limit=10_000_000):
@@ -109,7 +121,7 @@ def compute(reader: StoreReader, node: str | None = None, since: float | None = 
         day = time.strftime("%Y-%m-%d", time.gmtime(e["ts"]))
         per_day.setdefault(day, {})[cause] = per_day.get(day, {}).get(cause, 0) + 1
         by_cause[cause] = by_cause.get(cause, 0) + 1
-    failures = sum(by_cause.values())
+    failures = sum(by_cause.values()) + sum(since <= t <= until for ts in gave_up.values() for t in ts)
     rounds = reader.query(f"SELECT COUNT(DISTINCT round) AS n FROM progress WHERE {w} advanced = 1 AND round IS NOT NULL"
                           " AND ts BETWEEN ? AND ?", (*p, since, until))[0]["n"]
     incidents = reader.query(f"SELECT category, COUNT(*) AS n FROM incidents WHERE {w} ts BETWEEN ? AND ? GROUP BY category"

@@ -76,7 +76,10 @@ def status(reader: StoreReader, state_dir: Path, node: str, now: float) -> dict[
     ``threads``, ``host_cpu_percent``, ``host_mem_percent``, ``swap_percent``, ``load1``,
     ``disk_free_bytes``, ``gpu``: list} or None; ``last_incident`` {``ts``, ``category``,
     ``severity``, ``recovery``, ``rule_id``, ``advice``, ``evidence``} or None; ``maintenance``
-    {``until`` (Unix s), ``reason``} while a maintenance window is active, else None; ``recorded``
+    {``until`` (Unix s), ``reason``} while a maintenance window is active, else None; ``state_reason``
+    (why the last recorded state change happened, e.g. "stop requested by signal", or None);
+    ``gave_up`` {``ts``, ``state`` (STOPPED|FATAL), ``cause``, ``reason``, ``advice``} when GSwarm
+    gave up on the node and nothing started it since (``StoreReader.gave_up``), else None; ``recorded``
     (bool: the store has any row for ``node``); ``known_nodes`` (every node in the store); ``store`` (path).
     Raises StoreError when the database file is foreign or corrupted.
     """
@@ -93,6 +96,8 @@ def status(reader: StoreReader, state_dir: Path, node: str, now: float) -> dict[
         "supervisor": {"alive": alive, "pid": sups[0]["pid"] if sups else None},
         "state": states[0]["state"] if states else None,
         "state_since": states[0]["ts"] if states else None,
+        "state_reason": (states[0]["message"] or None) if states else None,
+        "gave_up": reader.gave_up(node),
         "generation": run["generation"] if run else None,
         "mode": run["mode"] if run else None,
         "pid": run["pid"] if open_run else None,

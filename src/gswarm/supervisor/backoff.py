@@ -3,8 +3,11 @@
 Exponential with a cap and *full jitter* (AWS architecture blog, "Exponential
 Backoff And Jitter"): ``delay = rand * min(cap, initial * factor ** (n - 1))``
 for the n-th consecutive failure, with ``rand`` drawn by the caller in [0, 1].
-The failure count resets after a healthy uptime; a crash-loop window counts
-failures within the last ``window`` seconds.
+Only the ceiling grows: each delay is drawn anew between 0 and it, so a later
+attempt may well wait less than an earlier one (e.g. 4.3 s, then 1.2 s) — that
+is full jitter spreading restarts, not a bug. The failure count (the attempt
+number ``n``, shown as ``restart #n``) resets after a healthy uptime; a
+crash-loop window counts failures within the last ``window`` seconds.
 """
 
 from __future__ import annotations

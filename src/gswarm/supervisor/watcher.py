@@ -32,6 +32,7 @@ from gswarm.errors import GSwarmError, NodeFatal
 from gswarm.events import (Category, EventBus, Incident, Notice, NodeState as S, ProcessExited, ProcessStarted,
                            RecoveryAction, Recovery, RestartScheduled, Severity)
 from gswarm.supervisor import policy
+from gswarm.supervisor._giveup import cause_of_source, giveup_advice, giveup_event
 from gswarm.supervisor._classify import ExitClassifier
 from gswarm.supervisor._cmdwait import next_command
 from gswarm.supervisor.capture import CaptureFile
@@ -273,8 +274,10 @@ class Watcher:
         if self.lock is not None:
             self.lock.clear_record()
         if requested and cmd.kind == "stop" and cmd.source.startswith(POLICY_SOURCES):
+            reason = f"stopped by {cmd.source} (see the incident above)"
             self.sm.move(S.STOPPED, f"stopped by {cmd.source}")  # health/policy stop-and-alert: gswarm run gives up
-            self.info.fatal_reason = f"stopped by {cmd.source} (see the incident above)"
+            self.info.fatal_reason = reason
+            self._gave_up(S.STOPPED, reason, cause_of_source(cmd.source), giveup_advice(""))
             return "fatal"
         if requested:
             self.sm.move(S.STOPPED, f"{cmd.kind} requested by {cmd.source}")
@@ -300,12 +303,14 @@ class Watcher:
 
     async def _act(self, d: policy.Decision, cls: Any) -> str:
         if d.action == "fatal":
-            return self._fatal(d.reason or "crash loop", d.advice or getattr(cls, "advice", ""))
+            return self._fatal(d.reason or "crash loop", d.advice or getattr(cls, "advice", ""), d.category.value)
         if d.action in ("stop", "none"):
             self.sm.move(S.STOPPED, d.reason or "policy: stop")
             if d.alert or d.action == "stop":
-                self.info.fatal_reason = d.reason or "stopped by policy"
-                self._notice("stopped", Severity.ERROR, f"node {self.node} stopped: {d.reason}", d.advice or cls.advice)
+                reason = self.info.fatal_reason = d.reason or "stopped by policy"
+                advice = giveup_advice(d.advice or cls.advice)
+                self._gave_up(S.STOPPED, reason, d.category.value, advice)
+                self._notice("stopped", Severity.ERROR, f"node {self.node} stopped: {reason}", advice)
                 return "fatal"
             return "exit"  # nothing more to do: the node finished (e.g. a clean exit the policy accepts)
         self._apply(d)
@@ -313,9 +318,24 @@ class Watcher:
         self.info.restarts += 1
         self.info.next_restart_at = self.clock.time() + d.delay
         self.bus.publish(RestartScheduled(self.node, self.clock.time(), d.delay, d.category, d.recovery,
-                                          self.history.consecutive, d.reason))
+                                          self._attempt_number(d), d.reason))
         await self._recover(d)
         return await self._backoff_wait(d.delay)
+
+    def _attempt_number(self, d: policy.Decision) -> int:
+        """``RestartScheduled.attempt``: the restart's number (≥ 1) within its current backoff streak,
+        i.e. the count the policy grew this delay from: stalls in a row for a stall
+        (``History.extra["stalls"]``), restarts of this upstream outage for a ``backoff`` cause
+        (``extra["outage"]["count"]``), else failures since the last healthy run (``History.consecutive``,
+        reset to 0 by a run of ``healthy_uptime`` s, so the next restart is #1 again)."""
+        extra = self.history.extra
+        if d.category == Category.STALLED:
+            n = extra.get("stalls", 0)
+        elif d.recovery == Recovery.BACKOFF:
+            n = (extra.get("outage") or {}).get("count", 0)
+        else:
+            n = self.history.consecutive
+        return max(1, int(n))
 
     async def _recover(self, d: policy.Decision) -> None:
         if d.cleanup and self.proc is not None:
@@ -368,12 +388,21 @@ class Watcher:
             if cmd.kind in ("start", "restart"):
                 return "start"
 
-    def _fatal(self, reason: str, advice: str = "") -> str:
+    def _fatal(self, reason: str, advice: str = "", cause: str | None = None) -> str:
+        """FATAL: record the give-up (``cause``: the Category value of the run that ended, None when
+        the start itself failed) and alert; returns "fatal"."""
         self.info.fatal_reason = reason
         self.info.next_restart_at = None
         self.sm.move(S.FATAL, reason)
+        advice = giveup_advice(advice)
+        self._gave_up(S.FATAL, reason, cause, advice)
         self._notice("fatal", Severity.CRITICAL, f"node {self.node} gave up: {reason}", advice)
         return "fatal"
+
+    def _gave_up(self, state: S, reason: str, cause: str | None, advice: str) -> None:
+        """Publish the give-up record (``_giveup`` module docstring); ``cause`` None = no run ended."""
+        run_id = self.info.run_id if cause is not None else 0
+        self.bus.publish(giveup_event(self.node, self.clock.time(), state.value, reason, cause, advice, run_id))
 
     def _notice(self, kind: str, sev: Severity, title: str, body: str = "") -> None:
         self.bus.publish(Notice(self.node, self.clock.time(), kind, sev, title, body))
