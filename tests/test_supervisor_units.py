@@ -160,3 +160,22 @@ def test_runview_survives_a_hung_up_terminal() -> None:
     view.event(StateChanged("n", 0.0, NodeState.RUNNING, NodeState.STOPPING, "stop (signal)"))
     view.say("more")
     assert view.broken is True and HungUp.writes == 1
+
+
+def test_runview_passes_colours_but_no_other_escape_to_a_terminal() -> None:
+    """A node printing ESC c (full reset), a screen clear or a title must not act on the operator's terminal;
+    its colours still show. Not a terminal: the plain text."""
+    import io
+
+    from gswarm.cli._runview import RunView
+    from gswarm.supervisor.stream import LineSplitter
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    batch = LineSplitter().feed(b"\x1bc\x1b[2J\x1b]0;pwned\x07\x1b[32mok\x1b[0m\n")
+    tty, pipe = Tty(), io.StringIO()
+    RunView(tty).lines(batch, 0.0)
+    RunView(pipe).lines(batch, 0.0)
+    assert tty.getvalue() == "\x1b[32mok\x1b[0m\n" and pipe.getvalue() == "ok\n"

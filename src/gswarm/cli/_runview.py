@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.markup import escape
 
+from gswarm.ansi import terminal_safe
 from gswarm.events import (Event, Incident, Notice, ProcessExited, ProcessStarted, RecoveryAction, RestartScheduled,
                            Severity, StateChanged)
 from gswarm.supervisor.stream import REDRAW, Batch
@@ -49,7 +50,9 @@ class RunView:
         self._guard(lambda: self._lines(batch))
 
     def _lines(self, batch: Batch) -> None:
-        rows = batch.raws if self.tty else batch.texts
+        rows = batch.texts
+        if self.tty and batch.raws is not batch.texts:  # colours for a terminal; nothing else from the node
+            rows = [terminal_safe(r) for r in batch.raws]
         flags = batch.flags
         if not self.tty or not flags:
             text = "\n".join(rows) + "\n"
