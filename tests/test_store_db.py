@@ -217,3 +217,24 @@ async def test_service_survives_an_unusable_folder_and_retries(tmp_path: Path) -
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert svc.written == 1 and [s["cpu_percent"] for s in StoreReader(blocker / "gswarm.db").samples()] == [2.0]
+
+
+@pytest.mark.parametrize("damage,reason", [
+    ("DROP TABLE events", "lacks the table events of schema version 2"),
+    ("ALTER TABLE runs DROP COLUMN cause", "lacks columns ['cause'] of table runs (schema version 2)"),
+])
+def test_store_missing_tables_or_columns_of_its_version_is_set_aside(tmp_path: Path, damage: str, reason: str) -> None:
+    """A file that claims the current schema version but lacks a table or column (dropped by hand, another
+    tool's file) is set aside like a corrupted one, instead of failing every write for the whole run."""
+    db = tmp_path / "gswarm.db"
+    Store(db, now=T0).close()
+    conn = sqlite3.connect(db)
+    conn.execute(damage)
+    conn.commit()
+    conn.close()
+    s = Store(db, now=T0 + 5)
+    assert s.opened.reason == reason
+    s.write([ev.StateChanged("n1", T0 + 5, ev.NodeState.STOPPED, ev.NodeState.STARTING)])
+    s.close()
+    assert (tmp_path / "gswarm.db.corrupt-20231114T221325Z").exists()
+    assert StoreReader(db).events(kind="state")[0]["state"] == "STARTING"

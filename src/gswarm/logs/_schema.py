@@ -8,6 +8,7 @@ names) in ``docs/architecture.md`` "Store"; all ``ts``/``*_at`` are Unix seconds
 from __future__ import annotations
 
 import sqlite3
+from functools import lru_cache
 
 TABLES = ("runs", "events", "incidents", "samples", "progress")
 
@@ -77,3 +78,19 @@ def migrate(conn: sqlite3.Connection, target: int = LATEST) -> int:
             conn.execute("ROLLBACK")
             raise
     return version(conn)
+
+
+@lru_cache(maxsize=None)
+def expected_columns(ver: int) -> dict[str, frozenset[str]]:
+    """Table → column names of a store at schema version ``ver`` (built by migrating an in-memory database)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        migrate(conn, ver)
+        return {t: frozenset(r[1] for r in conn.execute(f"PRAGMA table_info({t})")) for t in user_tables(conn)}
+    finally:
+        conn.close()
+
+
+def columns(conn: sqlite3.Connection) -> dict[str, frozenset[str]]:
+    """Table → column names found in the file."""
+    return {t: frozenset(r[1] for r in conn.execute(f"PRAGMA table_info({t})")) for t in user_tables(conn)}

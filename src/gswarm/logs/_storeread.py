@@ -27,7 +27,8 @@ def check_file(path: Path) -> str:
     """Why ``path`` is not a usable GSwarm store ("" when it is usable or absent).
 
     Reasons: not an SQLite file, corrupted (quick_check fails), a newer schema
-    (``user_version`` above this GSwarm's), or an SQLite file with other tables.
+    (``user_version`` above this GSwarm's), an SQLite file with other tables, or one whose tables or
+    columns are not those of the version it claims.
     """
     path = Path(path)
     try:
@@ -40,6 +41,7 @@ def check_file(path: Path) -> str:
         try:
             ver = _schema.version(conn)
             tables = _schema.user_tables(conn)
+            cols = _schema.columns(conn)
             ok = conn.execute("PRAGMA quick_check").fetchone()[0]
         finally:
             conn.close()
@@ -51,6 +53,13 @@ def check_file(path: Path) -> str:
         return f"has schema version {ver}, newer than this GSwarm's {_schema.LATEST}"
     if (ver == 0 and tables) or not tables <= set(_schema.TABLES):
         return f"holds foreign tables {sorted(tables - set(_schema.TABLES)) or sorted(tables)}"
+    if ver:  # says it is version N: it must have what version N has (a table dropped by hand, another app's file)
+        for table, want in sorted(_schema.expected_columns(ver).items()):
+            missing = sorted(want - cols.get(table, frozenset()))
+            if table not in cols:
+                return f"lacks the table {table} of schema version {ver}"
+            if missing:
+                return f"lacks columns {missing} of table {table} (schema version {ver})"
     return ""
 
 
