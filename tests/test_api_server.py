@@ -111,8 +111,10 @@ async def test_embedded_server_leaves_signal_handlers_alone(state_dir) -> None:
 async def test_port_in_use_is_a_config_error_naming_api_port(state_dir) -> None:
     first = ApiService(DataSource(state_dir, settings()), "127.0.0.1", 0)
     try:
-        with pytest.raises(ConfigError, match="api_port"):
+        with pytest.raises(ConfigError) as exc:
             ApiService(DataSource(state_dir, settings()), "127.0.0.1", first.port)
+        assert str(exc.value) == (f"port {first.port} on 127.0.0.1 is not available (Address already in use); "
+                                  "choose another with --api-port (0 = any free port)")
     finally:
         first.sock.close()
 

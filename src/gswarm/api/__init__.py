@@ -16,8 +16,10 @@ Endpoints (times in Unix seconds; errors ``{"error", "detail"}``; 422 names the 
 * ``GET /api/v1/events`` (node, kind, since, until, limit 1..1000, offset), ``/api/v1/incidents``
   (node, category, severity, …), ``/api/v1/runs``, ``/api/v1/progress``
 * ``GET /api/v1/nodes/{node}/metrics?since&until&points`` (bucketed avg/max), ``…/analytics``
-* ``GET /api/v1/logs?tail&grep&node&level&since&until`` (JSON log, rotated and gzipped files too)
-* ``GET /api/v1/config``; ``PUT``/``PATCH /api/v1/config`` (token; next start; 409 when read-only)
+* ``GET /api/v1/logs?tail&grep&node&level&since&until`` (JSON log, rotated and gzipped files too;
+  ``grep`` is a case-insensitive plain substring, not a regex; text fields cut at 8 KiB, 4 MiB per answer)
+* ``GET /api/v1/config`` (``override_error`` when the stored file is broken); ``PUT``/``PATCH /api/v1/config``
+  (token; JSON body of at most 1 MiB, else 413/415; next start; 409 when read-only or the stored file is broken)
 * ``POST /api/v1/nodes/{node}/start|stop|restart`` (token; 202; 409 when read-only, start unless
   STOPPED/FATAL/BACKOFF, stop when STOPPED/FATAL)
 * ``GET /api/v1/events/stream`` (server-sent events), ``/healthz``, ``/readyz``, ``/metrics``

@@ -23,6 +23,7 @@ from gswarm import __version__
 from gswarm.api import errors, routes_config, routes_control, routes_history, routes_logs, routes_stream, routes_status
 from gswarm.api.auth import Guard, is_loopback, load_or_create_token
 from gswarm.api.hosts import LoopbackHostMiddleware
+from gswarm.api.limits import MAX_BODY_BYTES, BodyLimitMiddleware
 from gswarm.api.scrub import ScrubMiddleware
 from gswarm.api.source import DataSource
 
@@ -31,7 +32,8 @@ DESCRIPTION = """REST API of GSwarm (third-party supervisor for Gensyn RL Swarm 
 Reads need no token while GSwarm listens on a loopback address; control and configuration
 writes always need `Authorization: Bearer <token>` (token in `<state_dir>/api_token`), and every
 request does when GSwarm listens on another address. Times are Unix seconds. Errors are
-`{"error": "...", "detail": ...}`; invalid input answers 422 naming the field."""
+`{"error": "...", "detail": ...}`; invalid input answers 422 naming the field. Request bodies are
+JSON objects sent with `Content-Type: application/json` (else 415), at most 1 MiB (else 413)."""
 
 
 def web_dir() -> Path:
@@ -65,6 +67,7 @@ def create_app(source: DataSource, *, host: str | None = None, token: str | None
     routes_stream.register(app, source, guard, poll=poll, heartbeat=heartbeat)
     _dashboard(app)
     app.add_middleware(ScrubMiddleware, scrub=source.scrub)
+    app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

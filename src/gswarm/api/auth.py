@@ -8,7 +8,9 @@ token. Missing or malformed header → 401, wrong token → 403. Comparison in
 constant time (``hmac.compare_digest``).
 
 The token is ``settings.api_token`` when set, else ``<state_dir>/api_token``
-(created on first use with ``secrets.token_urlsafe(32)``, mode 0600).
+(created on first use with ``secrets.token_urlsafe(32)``, mode 0600). A token file
+that is not text (binary), not a file (a folder) or unreadable raises
+:class:`TokenFileError` naming it and saying what to do; it is never overwritten.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fastapi import Request, Security
 from fastapi.security import HTTPBearer
 
 from gswarm.api.errors import ApiError
+from gswarm.errors import ConfigError
 from gswarm.paths import atomic_write
 
 TOKEN_FILE = "api_token"
@@ -38,18 +41,20 @@ def token_path(state_dir: Path) -> Path:
     return Path(state_dir) / TOKEN_FILE
 
 
+class TokenFileError(ConfigError):
+    """``<state_dir>/api_token`` exists but cannot be used as a token (binary, a folder, unreadable)."""
+
+
 def load_or_create_token(state_dir: Path, configured: str | None = None) -> str:
     """The API token: ``configured`` if given, else the token file (created 0600 when missing/empty).
 
-    Raises OSError when the state directory is not writable.
+    Raises TokenFileError when the file is binary, a folder, unreadable or not one line of
+    printable ASCII, OSError when the state directory is not writable.
     """
     if configured:
         return configured
     path = token_path(state_dir)
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        text = ""
+    text = _read_token(path)
     if text:
         if path.stat().st_mode & 0o077:
             os.chmod(path, 0o600)
@@ -57,6 +62,28 @@ def load_or_create_token(state_dir: Path, configured: str | None = None) -> str:
     token = secrets.token_urlsafe(32)
     atomic_write(path, token + "\n", mode=0o600)
     return token
+
+
+def _read_token(path: Path) -> str:
+    fix = ("delete it (a new token is created on the next start; clients then need the new one) "
+           "or set GSWARM_API_TOKEN")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return ""
+    except IsADirectoryError:
+        raise TokenFileError(f"API token file {path} is a folder, not a file; {fix}") from None
+    except OSError as exc:
+        raise TokenFileError(f"API token file {path} cannot be read ({exc.strerror or exc}); fix its permissions "
+                             f"or {fix}") from None
+    try:
+        text = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise TokenFileError(f"API token file {path} is not text (binary data); {fix}") from None
+    if text and not (text.isprintable() and " " not in text):
+        raise TokenFileError(f"API token file {path} must hold one line with the token (no spaces or control "
+                             f"characters); {fix}")
+    return text
 
 
 def is_loopback(host: str) -> bool:

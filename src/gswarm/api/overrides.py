@@ -6,6 +6,11 @@ merges it above the TOML config file and below ``GSWARM_*`` env and flags.
 Secrets (``hf_token``, ``api_token``) and the file locations (``state_dir``,
 ``config_file``) cannot be changed here: set them in the environment or the
 config file, so they are never sent over HTTP nor echoed back.
+
+A file that is not valid JSON (hand-edited) is never overwritten: writes answer 409
+naming it (:func:`load_override`) and ``GET /api/v1/config`` shows the problem
+(:func:`override_problem`). Each option's value is limited to ``MAX_OPTION_CHARS``
+characters of JSON (422 naming the option).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from gswarm.paths import atomic_write
 
 OVERRIDE_FILE = "config_override.json"
 LOCKED = frozenset(SECRET_FIELDS | {"state_dir", "config_file"})
+MAX_OPTION_CHARS = 16 * 1024  # one option's value as JSON; real values are far shorter
 
 
 def override_path(state_dir: Path) -> Path:
@@ -30,24 +36,70 @@ def override_path(state_dir: Path) -> Path:
     return Path(state_dir) / OVERRIDE_FILE
 
 
-def read_override(state_dir: Path) -> dict[str, Any]:
-    """The stored override (``{}`` when missing or unreadable)."""
+class OverrideFileError(ApiError):
+    """``config_override.json`` exists but cannot be used (409): not JSON, not an object, unreadable."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.problem = problem
+        super().__init__(409, f"{OVERRIDE_FILE} {problem}; fix or delete it before changing options through the API",
+                         {"file": str(path), "problem": problem})
+
+
+def load_override(state_dir: Path) -> dict[str, Any]:
+    """The stored override (``{}`` when the file is missing).
+
+    Raises OverrideFileError (409) when the file exists but is unreadable, not valid
+    JSON or not a JSON object, so a write never replaces options it could not read.
+    """
+    path = override_path(state_dir)
     try:
-        data = json.loads(override_path(state_dir).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return {}
-    return data if isinstance(data, dict) else {}
+    except UnicodeDecodeError:
+        raise OverrideFileError(path, "is not valid JSON (not UTF-8 text)") from None
+    except OSError as exc:
+        raise OverrideFileError(path, f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise OverrideFileError(path, f"is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise OverrideFileError(path, "must hold a JSON object of option -> value")
+    return data
+
+
+def read_override(state_dir: Path) -> dict[str, Any]:
+    """The stored override, ``{}`` when missing or unusable (see :func:`override_problem`)."""
+    try:
+        return load_override(state_dir)
+    except OverrideFileError:
+        return {}
+
+
+def override_problem(state_dir: Path) -> str | None:
+    """None when the override file is missing or usable, else the problem in words (names the file)."""
+    try:
+        load_override(state_dir)
+    except OverrideFileError as exc:
+        return exc.error
+    return None
 
 
 def validate(current: Settings, changes: dict[str, Any]) -> dict[str, Any]:
     """Check ``changes`` on top of ``current``; return them normalised (JSON values).
 
-    Raises ApiError 422 naming the first bad field (unknown option, locked option, bad value).
+    Raises ApiError 422 naming the first bad field (unknown option, locked option, value
+    longer than ``MAX_OPTION_CHARS`` characters of JSON, bad value).
     """
-    for name in changes:
+    for name, value in changes.items():
         if name in LOCKED:
             raise ApiError(422, f"invalid {name}: cannot be changed through the API; set GSWARM_{name.upper()} "
                            "or the config file", [{"field": name, "in": "body", "message": "locked option"}])
+        size = len(json.dumps(value, default=str))
+        if size > MAX_OPTION_CHARS:
+            msg = f"value too long ({size} characters of JSON, at most {MAX_OPTION_CHARS})"
+            raise ApiError(422, f"invalid {name}: {msg}", [{"field": name, "in": "body", "message": msg}])
     base = current.model_dump()
     try:
         checked = Settings.model_validate({**base, **changes})

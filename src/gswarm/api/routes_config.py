@@ -3,7 +3,10 @@
 ``PUT`` replaces the stored override with the body, ``PATCH`` merges the body into
 it; both validate against the Settings model (422 naming the field) and apply on
 the next start (see :mod:`gswarm.api.overrides`). ``gswarm serve`` is read-only: there both answer
-409 (like the control commands). Answers never carry a secret.
+409 (like the control commands). Answers never carry a secret. When the stored
+``config_override.json`` is not valid JSON, ``GET`` shows ``override: null`` and the problem
+in ``override_error``, and ``PUT``/``PATCH`` answer 409 without touching the file. Bodies are
+JSON objects (``Content-Type: application/json``) of at most 1 MiB (:mod:`gswarm.api.limits`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from gswarm.api.source import DataSource
 from gswarm.config import redacted_dict
 
 _APPLIES = "on the next start of `gswarm run` (above the config file, below GSWARM_* env and flags)"
-_ERR = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+_ERR = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 409: {"model": ErrorOut}, 413: {"model": ErrorOut},
+        415: {"model": ErrorOut}, 422: {"model": ErrorOut}}
 _EXAMPLE = {"backoff_max": 600, "sample_interval": 5}
 
 
@@ -29,8 +33,12 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
     api = APIRouter(prefix="/api/v1", tags=["config"], responses=_ERR)
 
     def out() -> dict[str, Any]:
-        return {"effective": redacted_dict(source.settings),
-                "override": overrides.shown(overrides.read_override(source.state_dir)),
+        try:
+            stored: dict[str, Any] | None = overrides.shown(overrides.load_override(source.state_dir))
+            problem = None
+        except overrides.OverrideFileError as exc:
+            stored, problem = None, exc.error
+        return {"effective": redacted_dict(source.settings), "override": stored, "override_error": problem,
                 "override_file": str(overrides.override_path(source.state_dir)), "applies": _APPLIES}
 
     @api.get("/config", response_model=ConfigOut, dependencies=[Depends(guard.read)])
@@ -46,16 +54,21 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
 
     @api.put("/config", response_model=ConfigOut, dependencies=[Depends(guard.control)])
     async def put_config(body: dict[str, Any] = Body(..., examples=[_EXAMPLE])) -> dict[str, Any]:
-        """Replace the override with ``body`` (option → value); ``{}`` clears it. 409 under ``gswarm serve``."""
+        """Replace the override with ``body`` (option → value); ``{}`` clears it.
+
+        409 under ``gswarm serve`` or when the stored file is not valid JSON (fix or delete it first)."""
         writable()
+        overrides.load_override(source.state_dir)  # 409 when the stored file is broken: fix it first
         overrides.save(source.state_dir, overrides.validate(source.settings, body))
         return out()
 
     @api.patch("/config", response_model=ConfigOut, dependencies=[Depends(guard.control)])
     async def patch_config(body: dict[str, Any] = Body(..., examples=[_EXAMPLE])) -> dict[str, Any]:
-        """Merge ``body`` into the stored override. 409 under ``gswarm serve``."""
+        """Merge ``body`` into the stored override.
+
+        409 under ``gswarm serve`` or when the stored file is not valid JSON (fix or delete it first)."""
         writable()
-        merged = {**overrides.read_override(source.state_dir), **body}
+        merged = {**overrides.load_override(source.state_dir), **body}
         overrides.save(source.state_dir, overrides.validate(source.settings, merged))
         return out()
 

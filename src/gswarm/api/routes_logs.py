@@ -1,25 +1,30 @@
-"""Log route: ``GET /api/v1/logs`` — tail N lines of the JSON log, optionally filtered by a regex.
+"""Log route: ``GET /api/v1/logs`` — tail N lines of the JSON log, optionally filtered by a substring.
 
-``grep`` is a Python regular expression (max 200 characters) searched in each
-line's message; an invalid one → 422 naming ``grep``.
+``grep`` is a case-insensitive plain substring (max 200 characters) searched in each
+line's message — not a regular expression: Python's ``re`` cannot be interrupted and
+holds the GIL, so one pathological pattern from any loopback client would freeze the
+whole process, a running supervisor included. (``gswarm logs --grep`` on the command
+line keeps regular expressions: it runs as the local user in its own process.) Each
+text field is cut at 8 KiB with a ``… [cut N characters]`` marker and an answer carries at
+most 4 MiB of text (``limited``: true when that stopped it before ``tail`` lines).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 from typing import Any, Literal, Optional
 
 from fastapi import APIRouter, Depends, FastAPI, Query
 
 from gswarm.api import logfile
 from gswarm.api.auth import Guard
-from gswarm.api.errors import invalid
 from gswarm.api.schemas import ErrorOut
 from gswarm.api.source import DataSource
 
 Level = Literal["debug", "info", "warning", "error", "critical"]
+_GREP = ("Case-insensitive plain substring searched in the message (not a regular expression; "
+         "`.`, `*`, `(` … match themselves)")
 
 
 def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
@@ -29,20 +34,20 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
 
     @api.get("/logs")
     async def logs(tail: int = Query(200, ge=1, le=5000, description="Lines to return (the newest)"),
-                   grep: Optional[str] = Query(None, max_length=200, description="Regex searched in the message"),
+                   grep: Optional[str] = Query(None, max_length=200, description=_GREP),
                    node: Optional[str] = None, level: Optional[Level] = None,
                    since: Optional[float] = Query(None, ge=0, le=1e11, allow_inf_nan=False),
                    until: Optional[float] = Query(None, ge=0, le=1e11, allow_inf_nan=False)) -> dict[str, Any]:
-        """``{"lines": [records oldest first], "scanned": n, "files": [names]}``."""
-        pattern = None
-        if grep:
-            try:
-                pattern = re.compile(grep)
-            except re.error as exc:
-                raise invalid("grep", f"not a valid regular expression: {exc}") from None
-        lines, scanned = await asyncio.to_thread(
-            logfile.tail, source.state_dir, tail, node=node, level=level, grep=pattern, since=since, until=until)
+        """``{"lines": [records oldest first], "scanned": n, "files": [names], "limited": bool}``.
+
+        ``grep`` is a case-insensitive plain substring (no regular expressions). Text fields longer
+        than 8 KiB end in ``… [cut N characters]``; ``limited`` is true when the answer reached
+        4 MiB of text before ``tail`` lines (ask again with ``until`` for older lines).
+        """
+        lines, scanned, limited = await asyncio.to_thread(
+            logfile.tail, source.state_dir, tail, node=node, level=level, grep=grep or None, since=since, until=until)
         files = [p.name for p in logfile.log_files(source.state_dir)]
-        return {"lines": json.loads(source.scrub(json.dumps(lines, default=str))), "scanned": scanned, "files": files}
+        return {"lines": json.loads(source.scrub(json.dumps(lines, default=str))), "scanned": scanned,
+                "files": files, "limited": limited}
 
     app.include_router(api)

@@ -93,7 +93,9 @@ class ConfigOut(BaseModel):
     """Effective settings (secrets ``***``), the stored override and where it lives."""
 
     effective: dict[str, Any]
-    override: dict[str, Any]
+    override: Optional[dict[str, Any]] = Field(description="Options saved through the API; null when the file is unusable.")
+    override_error: Optional[str] = Field(None, description="Why the stored override file cannot be used (fix or "
+                                                            "delete it), or null.")
     override_file: str
     applies: str
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import ipaddress
 import json
 import logging
 import os
@@ -24,6 +26,7 @@ from typing import Any, Iterator
 import uvicorn
 
 from gswarm.api.app import create_app
+from gswarm.api.auth import TokenFileError
 from gswarm.api.source import DataSource
 from gswarm.errors import ConfigError
 from gswarm.paths import atomic_write
@@ -44,13 +47,32 @@ class EmbeddedServer(uvicorn.Server):
         return None
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (0 = free port); raises ConfigError naming api_host/api_port."""
+def check_port(port: int, option: str) -> None:
+    """Raise ConfigError naming ``option`` unless 0 <= ``port`` <= 65535."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{option} {port} is not a port: use 1-65535 (0 = any free port)")
+
+
+def bind_socket(host: str, port: int, *, host_option: str = "api_host (GSWARM_API_HOST or the config file)",
+                port_option: str = "--api-port") -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0 = free port).
+
+    Raises ConfigError naming ``host_option`` (bad address) or ``port_option`` (port taken or
+    out of range): the option the caller's command line has (``gswarm serve``: --host/--port).
+    """
+    check_port(port, port_option)
+    if host.replace(".", "").isdigit() and host.count(".") == 3:  # looks like IPv4: no name lookup for 999.1.1.1
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ConfigError(f"{host_option} {host!r} is not a valid IP address; use an address of this machine, "
+                              "e.g. 127.0.0.1") from None
     try:
         family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
         sock = socket.socket(family, kind, proto)
     except (OSError, socket.gaierror) as exc:
-        raise ConfigError(f"api_host {host!r} cannot be used: {exc}; use an address of this machine") from None
+        raise ConfigError(f"{host_option} {host!r} cannot be used ({exc.strerror or exc}); "
+                          "use an address of this machine, e.g. 127.0.0.1") from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
@@ -58,15 +80,20 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"api_port {port} on {host} is not available ({exc.strerror}); "
-                          "choose another with --api-port (0 = any free port)") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError(f"{host_option} {host!r} is not an address of this machine ({exc.strerror}); "
+                              "use one of its addresses, e.g. 127.0.0.1") from None
+        raise ConfigError(f"port {port} on {host} is not available ({exc.strerror}); "
+                          f"choose another with {port_option} (0 = any free port)") from None
     return sock
 
 
 class ApiService:
     """Service ``api``: ``ApiService(source, host, port)``; ``run()`` serves until cancelled.
 
-    The socket is bound in the constructor (ConfigError when the port is taken);
+    The socket is bound in the constructor (ConfigError when the port is taken, naming the
+    command-line ``options`` (host flag, port flag) given, default api_host/--api-port of
+    ``gswarm run``; TokenFileError when ``<state_dir>/api_token`` is unusable);
     ``port`` is the bound port. Cancelling ``run()`` stops accepting, closes open
     event streams (``graceful`` seconds at most) and removes its run file (``run/api.json``
     when ``source`` is live, ``run/serve.json`` when read-only) if it still names this process.
@@ -75,13 +102,18 @@ class ApiService:
     name = "api"
 
     def __init__(self, source: DataSource, host: str = "127.0.0.1", port: int = 8787, *, graceful: float = 2.0,
-                 app_options: dict[str, Any] | None = None) -> None:
+                 app_options: dict[str, Any] | None = None, options: tuple[str, str] | None = None) -> None:
         self.source, self.host = source, host
-        self.sock = bind_socket(host, port)
+        names = dict(zip(("host_option", "port_option"), options)) if options else {}
+        self.sock = bind_socket(host, port, **names)
         self.port = int(self.sock.getsockname()[1])
         self.url = f"http://{host if ':' not in host else '[' + host + ']'}:{self.port}"
         source.bound = {"host": host, "port": self.port}
-        self.app = create_app(source, **{"host": host, **(app_options or {})})
+        try:
+            self.app = create_app(source, **{"host": host, **(app_options or {})})
+        except BaseException:
+            self.sock.close()
+            raise
         config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=graceful, ws="none", server_header=False)
         self.server = EmbeddedServer(config)
@@ -132,10 +164,17 @@ class ApiService:
 def create_service(rt: Any) -> ApiService | None:
     """Factory for the runtime: None when ``settings.api_enabled`` is false.
 
-    Raises ConfigError when ``api_host``/``api_port`` cannot be bound.
+    Raises ConfigError when ``api_host``/``api_port`` cannot be bound. An unusable
+    ``<state_dir>/api_token`` logs one warning naming the file and what to do, and the
+    node runs without the API (None).
     """
     settings = rt.settings
     if not settings.api_enabled:
         return None
     source = DataSource(rt.state_dir, settings, runtime=rt, clock=rt.clock)
-    return ApiService(source, settings.api_host, settings.api_port)
+    try:
+        return ApiService(source, settings.api_host, settings.api_port)
+    except TokenFileError as exc:
+        source.close()
+        log.warning("API and dashboard off: %s", exc)
+        return None

@@ -5,7 +5,9 @@ incident, recovery, progress, sample, notice) with the event's fields as JSON
 data (enums as values). Read-only: new store rows polled every ``poll`` seconds
 (``type`` = event kind, or incident/progress/sample) and new lines of the JSON
 log (``log``). A comment line is sent every ``heartbeat`` seconds. Known secret
-values are replaced by ``***`` before anything is sent.
+values are replaced by ``***`` before anything is sent. Log text is cut at 8 KiB with a
+marker (:func:`gswarm.api.limits.cut_text`); in read-only mode a JSON-log line longer than
+1 MiB is skipped (a ``log`` item says so) instead of stalling the stream.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, AsyncIterator, Callable
 
 from gswarm import events as ev
 from gswarm.api import logfile
+from gswarm.api.limits import MAX_MESSAGE_CHARS, cut_text
 
 TYPES = {ev.OutputLine: "log", ev.OutputBatch: "log", ev.StateChanged: "state", ev.ProcessStarted: "start", ev.ProcessExited: "exit",
          ev.Incident: "incident", ev.RestartScheduled: "restart", ev.RecoveryAction: "recovery",
@@ -37,7 +40,8 @@ def event_dicts(event: ev.Event) -> list[dict[str, Any]]:
     if type(event) is not ev.OutputBatch:
         return [event_dict(event)]
     node, ts, pid, stream = event.node, event.ts, event.pid, event.stream
-    return [{"type": "log", "node": node, "ts": ts, "pid": pid, "text": text, "stream": stream} for text in event.texts]
+    return [{"type": "log", "node": node, "ts": ts, "pid": pid, "text": cut_text(text), "stream": stream}
+            for text in event.texts]
 
 
 def _plain(v: Any) -> Any:
@@ -173,9 +177,13 @@ def _new_lines(state_dir: Any, offset: int) -> tuple[list[dict[str, Any]], int]:
     if size == offset:
         return [], offset
     with open(path, "rb") as fh:
-        fh.seek(offset)
+        fh.seek(max(0, offset - 1))
+        at_line_start = offset == 0 or fh.read(1) == b"\n"
         data = fh.read(min(size - offset, 1 << 20))
     end = data.rfind(b"\n") + 1
+    if end == 0 and len(data) >= 1 << 20:  # one line over 1 MiB: skip it rather than wait on it forever
+        note = {"type": "log", "level": "warning", "message": "[a JSON-log line over 1 MiB was skipped; see /api/v1/logs]"}
+        return [note] if at_line_start else [], offset + len(data)
     out = []
     for raw in data[:end].splitlines():
         try:
@@ -183,5 +191,6 @@ def _new_lines(state_dir: Any, offset: int) -> tuple[list[dict[str, Any]], int]:
         except ValueError:
             continue
         if isinstance(rec, dict):
-            out.append({"type": "log", **rec})
+            out.append({"type": "log", **{k: cut_text(v) if isinstance(v, str) and len(v) > MAX_MESSAGE_CHARS else v
+                                          for k, v in rec.items()}})
     return out, offset + end

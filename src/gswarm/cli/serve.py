@@ -1,7 +1,8 @@
 """``gswarm serve``: the REST API and dashboard over a state directory, read-only (no supervisor).
 
 Control endpoints answer 409 here; use ``gswarm run`` to supervise. Ctrl-C or
-SIGTERM stops the server. The bound address goes to ``<state_dir>/run/serve.json``
+SIGTERM stops the server. Errors name this command's options (``--host``, ``--port``), and
+an unusable ``<state_dir>/api_token`` ends it with a message naming the file. The bound address goes to ``<state_dir>/run/serve.json``
 (never ``run/api.json``, which belongs to a running ``gswarm run``). ``/openapi.json`` is the
 offline API reference; ``/docs`` (Swagger UI) loads its script from a CDN and needs internet.
 """
@@ -29,6 +30,10 @@ def register(app: typer.Typer) -> None:
         config_file: Optional[Path] = ConfigFile,
     ) -> None:
         """Serve the API and dashboard from the state directory, read-only."""
+        if port is not None:
+            from gswarm.api.server import check_port
+
+            check_port(port, "--port")
         settings = settings_from(state_dir=state_dir, config_file=config_file, api_host=host, api_port=port)
         asyncio.run(_serve(settings, state_dir_of(settings)))
 
@@ -38,7 +43,12 @@ async def _serve(settings, folder: Path) -> None:  # type: ignore[no-untyped-def
     from gswarm.api.server import ApiService
     from gswarm.api.source import DataSource
 
-    service = ApiService(DataSource(folder, settings), settings.api_host, settings.api_port)
+    source = DataSource(folder, settings)
+    try:
+        service = ApiService(source, settings.api_host, settings.api_port, options=("--host", "--port"))
+    except BaseException:
+        source.close()
+        raise
     typer.echo(f"GSwarm dashboard (read-only) at {service.url}/  API reference at {service.url}/openapi.json "
                f"(interactive {service.url}/docs needs internet)", err=False)
     typer.echo(f"state directory {folder}; API token in {token_path(folder)}" if not settings.api_token
