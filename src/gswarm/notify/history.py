@@ -19,7 +19,7 @@ _BIG = 10_000_000
 class Summary:
     """Numbers of one node over ``[since, until]``; ``series`` feeds the chart (not in ``to_dict``).
 
-    ``rounds`` = distinct rounds the node advanced in; ``failures`` = restarts (analytics' definition).
+    ``rounds`` = distinct rounds the node advanced in; ``failures`` = restarts plus give-ups after an exit (analytics' definition).
     """
 
     node: str
