@@ -15,14 +15,36 @@ from pathlib import Path
 import platformdirs
 
 
-def state_dir(explicit: Path | None = None) -> Path:
-    """The state directory, created with mode 0700 if missing."""
+_PASS_ANOTHER = "pass another --state-dir (or set GSWARM_STATE_DIR / state_dir in the config file)"
+
+
+def state_dir(explicit: Path | None = None, *, writable: bool = True) -> Path:
+    """The state directory, created with mode 0700 if missing.
+
+    With ``writable`` (the default, for commands that write) a temp file is created and
+    removed in it to prove it is writable. Raises :class:`gswarm.errors.ConfigError`
+    naming the folder when it is a file, cannot be created, or (``writable``) is not writable.
+    """
+    from gswarm.errors import ConfigError
+
     path = Path(explicit) if explicit else Path(platformdirs.user_state_dir("gswarm", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"state directory {path} is a file; {_PASS_ANOTHER}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"state directory {path} cannot be created ({exc.strerror or exc}); {_PASS_ANOTHER}") from None
     try:
         os.chmod(path, 0o700)
     except OSError:
         pass
+    if writable:
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".gswarm-probe.", dir=path)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise ConfigError(f"state directory {path} is not writable ({exc.strerror or exc}); {_PASS_ANOTHER}") from None
     return path
 
 

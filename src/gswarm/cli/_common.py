@@ -1,13 +1,16 @@
-"""Options shared by every command: ``--rl-swarm-dir``, ``--state-dir``, ``--config-file``."""
+"""Options shared by every command (``--rl-swarm-dir``, ``--state-dir``, ``--config-file``) and output-path checks."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from gswarm.config import Settings, load_settings
+from gswarm.errors import ConfigError
 from gswarm.paths import state_dir as resolve_state_dir
 
 RlSwarmDir = typer.Option(None, "--rl-swarm-dir", help="RL Swarm checkout (default: current folder).", envvar=None)
@@ -21,6 +24,37 @@ def settings_from(**flags: Any) -> Settings:
     return load_settings(flags)
 
 
-def state_dir_of(settings: Settings) -> Path:
-    """The resolved state directory for ``settings`` (created 0700)."""
-    return resolve_state_dir(settings.state_dir)
+def state_dir_of(settings: Settings, *, writable: bool = True) -> Path:
+    """The resolved state directory for ``settings`` (created 0700). ConfigError naming the folder when it
+    is a file, cannot be created or (``writable``; pass False for commands that only read) is not writable."""
+    return resolve_state_dir(settings.state_dir, writable=writable)
+
+
+def check_output_file(path: Path, option: str, example: str = "out", create_parent: bool = False) -> Path:
+    """``path`` (``~`` expanded) if a file can be written there; else ConfigError naming ``option``
+    (``example``: a file name suggested inside a folder given by mistake).
+
+    Refuses a folder, a missing parent folder (unless ``create_parent``: then it is created, and
+    refused only when that fails), a parent that is a file and a parent where a temp file cannot be
+    created (probe: create + remove, so root and read-only mounts are caught too)."""
+    path = Path(path).expanduser()
+    parent = path.parent
+    if path.is_dir():
+        raise ConfigError(f"option {option}: {path} is a folder; pass a file name, e.g. {path / example}")
+    if create_parent and not parent.exists():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"option {option}: folder {parent} cannot be created ({exc.strerror or exc}); "
+                              "pick another path") from None
+    if not parent.exists():
+        raise ConfigError(f"option {option}: folder {parent} does not exist; create it first or pick another path")
+    if not parent.is_dir():
+        raise ConfigError(f"option {option}: {parent} is a file, not a folder; pick another path")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"option {option}: cannot write in folder {parent} ({exc.strerror or exc}); pick another path") from None
+    return path

@@ -6,7 +6,9 @@ in ``_diag_bundle`` and secret scrubbing in ``_diag_scrub``.
 
 from __future__ import annotations
 
+import collections
 import json
+import os
 import re
 import sys
 import time
@@ -16,33 +18,81 @@ from typing import Any, Optional
 import typer
 
 from gswarm.ansi import strip_ansi
-from gswarm.cli._common import ConfigFile, JsonOut, RlSwarmDir, StateDir, settings_from, state_dir_of
+from gswarm.cli._common import ConfigFile, JsonOut, RlSwarmDir, StateDir, check_output_file, settings_from, state_dir_of
 from gswarm.errors import ConfigError
 
 _CAPTURE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z \d+ [>~?+#] ?")
 GENERATIONS = ("E0", "E1", "E2", "E3", "E4", "E5", "E6")
 
 
+MAX_BYTES = 32 * 1024 * 1024  # diagnose reads at most the last 32 MiB of a log ...
+MAX_LINES = 200_000  # ... and of those at most the last 200,000 lines (a crash's evidence is at the end)
+
+
 def read_log(source: str) -> list[str]:
-    """Lines of a log file (or stdin for ``-``): invalid UTF-8 replaced, ANSI escapes and GSwarm capture-file
-    prefixes (``<ISO ts> <pid> > ``) removed, ``\r`` redraws split into lines. Raises ConfigError."""
-    if source == "-":
-        raw = sys.stdin.buffer.read()
-    else:
-        path = Path(source).expanduser()
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise ConfigError(f"log file {path} does not exist; pass the path of a log file, or - to read stdin") from None
-        except IsADirectoryError:
-            raise ConfigError(f"{path} is a folder; pass a log file such as {path}/logs/swarm_launcher.log") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read log file {path}: {exc.strerror}; check the path and permissions") from None
+    """Lines of a log file (or stdin for ``-``); see :func:`read_log_tail` (which also says what was cut)."""
+    return read_log_tail(source)[0]
+
+
+def read_log_tail(source: str, max_bytes: int = MAX_BYTES, max_lines: int = MAX_LINES) -> tuple[list[str], str | None]:
+    """The last ``max_bytes`` bytes / ``max_lines`` lines of a log file (or stdin for ``-``), with memory bounded
+    by ``max_bytes``: invalid UTF-8 replaced, ANSI escapes and GSwarm capture-file prefixes (``<ISO ts> <pid> > ``)
+    removed, ``\r`` redraws split into lines. Returns ``(lines, note)``; ``note`` is None unless the input was
+    cut ("read the last 32 MB of FILE"). Raises ConfigError for a missing/unreadable file, a folder or a device."""
+    name = "stdin" if source == "-" else str(Path(source).expanduser())
+    raw, cut = _read_tail(source, max_bytes)
+    if cut:
+        raw = raw[raw.find(b"\n") + 1:] if b"\n" in raw else raw  # drop the partial first line
     text = strip_ansi(raw.decode("utf-8", errors="replace")).replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
-    if lines and lines[0].startswith("source:") and "---" in lines[:15]:
+    note = f"read the last {max_bytes / 1024 / 1024:g} MB of {name} (the rest was skipped)" if cut else None
+    if len(lines) > max_lines:
+        lines = lines[-max_lines:]
+        note = f"read the last {max_lines:,} lines of {name} (the rest was skipped)"
+    if not cut and lines and lines[0].startswith("source:") and "---" in lines[:15]:
         lines = lines[lines.index("---") + 1:]  # a corpus excerpt (shared/failures/): skip its header
-    return [_CAPTURE.sub("", line) for line in lines]
+    return [_CAPTURE.sub("", line) for line in lines], note
+
+
+def _read_tail(source: str, max_bytes: int) -> tuple[bytes, bool]:
+    """``(last max_bytes of the source, whether anything before them was skipped)``."""
+    import stat
+
+    if source == "-":
+        return _stream_tail(sys.stdin.buffer, max_bytes)
+    path = Path(source).expanduser()
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                raise ConfigError(f"{path} is a device, not a log file; pass a log file, or - to read stdin")
+            if not stat.S_ISREG(st.st_mode):  # a FIFO: read it as a stream
+                return _stream_tail(fh, max_bytes)
+            if st.st_size > max_bytes:
+                fh.seek(st.st_size - max_bytes)
+            return fh.read(max_bytes), st.st_size > max_bytes
+    except FileNotFoundError:
+        raise ConfigError(f"log file {path} does not exist; pass the path of a log file, or - to read stdin") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder; pass a log file such as {path}/logs/swarm_launcher.log") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read log file {path}: {exc.strerror}; check the path and permissions") from None
+
+
+def _stream_tail(fh: Any, max_bytes: int) -> tuple[bytes, bool]:
+    """Read ``fh`` to its end in 1 MiB chunks keeping only the last ``max_bytes`` (memory stays bounded)."""
+    chunks: collections.deque[bytes] = collections.deque()
+    size, cut = 0, False
+    while chunk := fh.read(1 << 20):
+        chunks.append(chunk)
+        size += len(chunk)
+        while size - len(chunks[0]) >= max_bytes:
+            size -= len(chunks.popleft())
+            cut = True
+    data = b"".join(chunks)
+    if len(data) > max_bytes:
+        data, cut = data[-max_bytes:], True
+    return data, cut
 
 
 def diagnosis(lines: list[str], generation: str | None) -> dict[str, Any]:
@@ -89,10 +139,15 @@ def register(app: typer.Typer) -> None:
         """Classify a node log: category, evidence, the recovery GSwarm would take, and advice."""
         if generation is not None and generation.upper() not in GENERATIONS:
             raise ConfigError(f"option --generation: {generation!r} is not one of {', '.join(GENERATIONS)}")
-        d = diagnosis(read_log(source), generation.upper() if generation else None)
+        lines, note = read_log_tail(source)
+        d = diagnosis(lines, generation.upper() if generation else None)
+        if note:
+            d["note"] = note
         if json_out:
             typer.echo(json.dumps(d, indent=2, ensure_ascii=False))
         else:
+            if note:
+                typer.echo(f"note: {note}")
             _print(d)
 
     @app.command("bundle")
@@ -105,17 +160,21 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write one tar.gz for a bug report: recent logs, restart history, redacted config, versions, doctor."""
         settings = settings_from(rl_swarm_dir=rl_swarm_dir, state_dir=state_dir, config_file=config_file)
-        path = write_bundle(settings, state_dir_of(settings), minutes, output, time.time())
+        path = write_bundle(settings, state_dir_of(settings, writable=False), minutes, output, time.time())
         typer.echo(f"wrote {path} (mode 0600); check it before attaching it to a public issue")
 
 
 def write_bundle(settings: Any, state: Path, minutes: float, output: Path | None, now: float) -> Path:
-    """Collect, scrub and write the bundle atomically with mode 0600; returns its path."""
+    """Collect, scrub and write the bundle atomically with mode 0600; returns its path.
+
+    ConfigError naming --output (before anything is collected) when ``output`` (default
+    ``./gswarm-bundle-<time>.tar.gz``) is a folder or its folder is missing, a file or not writable."""
     from gswarm.cli import _diag_bundle as b
     from gswarm.cli._diag_scrub import scrub, secret_values
     from gswarm.config import redacted_dict
     from gswarm.paths import atomic_write
 
+    path = check_output_file(Path(output) if output else b.default_output(now), "--output", "gswarm-bundle.tar.gz")
     since = now - minutes * 60
     checkout = Path(settings.rl_swarm_dir).expanduser().resolve()
     files: dict[str, str] = {"README.txt": f"GSwarm bug-report bundle, {time.strftime('%Y-%m-%d %H:%M:%S %z', time.localtime(now))}; "
@@ -128,6 +187,5 @@ def write_bundle(settings: Any, state: Path, minutes: float, output: Path | None
     files["doctor.json"] = json.dumps(b.doctor(settings), indent=1, default=str)
     secrets = secret_values(settings, state)
     clean = {name: scrub(text, secrets) for name, text in files.items()}
-    path = Path(output).expanduser() if output else b.default_output(now)
     atomic_write(path, b.tar_bytes(clean, now), mode=0o600)
     return path

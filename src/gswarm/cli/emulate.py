@@ -10,7 +10,7 @@ import typer
 
 from gswarm.emulator.checkout import init_checkout
 from gswarm.emulator.node import parse_faults
-from gswarm.errors import ConfigError
+from gswarm.errors import CheckoutError, ConfigError
 from gswarm.rlswarm.generations import detect
 
 
@@ -26,7 +26,12 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Replace an existing emulated checkout."),
     ) -> None:
         """Write a fake checkout that GSwarm detects as GENERATION and whose node behaves like the real one."""
-        path = init_checkout(directory, generation.upper(), logged_in=logged_in, force=force)
+        try:
+            path = init_checkout(directory, generation.upper(), logged_in=logged_in, force=force)
+        except OSError as exc:  # a folder we may not create or write (read-only mount, a file on the path, …)
+            where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(directory) else ""
+            raise CheckoutError(f"cannot write the emulated checkout to {directory}: {exc.strerror or exc}{where}; "
+                                "choose another DIR") from None
         det = detect(path)
         typer.echo(f"emulated {det.generation} checkout at {path}")
         typer.echo("env: GSWARM_EMU_PACE (s/step), GSWARM_EMU_FAULTS (e.g. crash:cuda_oom@20#1), GSWARM_EMU_ROUNDS")

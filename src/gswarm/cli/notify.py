@@ -93,14 +93,22 @@ def _maintenance(arg: str, reason: str, state_dir: Optional[Path], config_file: 
     from gswarm import maintenance
     from gswarm.notify.schedule import parse_duration
 
-    sd = state_dir_of(settings_from(state_dir=state_dir, config_file=config_file))
+    settings = settings_from(state_dir=state_dir, config_file=config_file)
+    sd = state_dir_of(settings, writable=arg != "status")
     now = time.time()
     if arg == "off":
         maintenance.clear(sd)
         typer.echo("maintenance window ended: alerts and restarts are back on")
         return
     if arg != "status":
-        maintenance.set_window(sd, now + parse_duration(arg, "maintenance"), reason)
+        seconds = parse_duration(arg, "maintenance")
+        if seconds > maintenance.MAX_SECONDS:
+            raise ConfigError(f"maintenance: {arg!r} is longer than the limit of {maintenance.MAX_SECONDS / 86400:.0f} days; "
+                              "use e.g. 30m, 2h or 7d (end it early with `gswarm maintenance off`)")
+        maintenance.set_window(sd, now + seconds, reason)
+    broken = maintenance.problem(sd)
+    if broken:
+        typer.echo(f"warning: {broken}", err=True)
     until = maintenance.active_until(sd, now)
     if until is None:
         typer.echo("no maintenance window")

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from gswarm.cli._common import ConfigFile, JsonOut, StateDir, settings_from, state_dir_of
+from gswarm.cli._common import ConfigFile, JsonOut, StateDir, check_output_file, settings_from, state_dir_of
 from gswarm.errors import ConfigError
 
 
@@ -35,6 +35,18 @@ def _send(settings: object, message: object) -> dict[str, tuple[bool, str]]:
     return {next(c.redacted for c in channels if c.name == n): r for n, r in results.items()}
 
 
+def _pick_node(reader: object, sdir: Path, node: Optional[str], default: str) -> str:
+    """The node to report on, as ``gswarm status`` picks it: ``--node``, else node_name, else the only node
+    the store knows. ConfigError naming --node and the known nodes for a node the store has no record of."""
+    known: list[str] = reader.nodes()  # type: ignore[attr-defined]
+    name = node or default
+    if node is None and name not in known and len(known) == 1:
+        return known[0]
+    if known and name not in known:
+        raise ConfigError(f"unknown node {name!r} in {sdir}; known nodes: {', '.join(known)} (pass one with --node)")
+    return name
+
+
 def report(since: str, node: Optional[str], send: bool, json_out: bool, png: Optional[Path],
            state_dir: Optional[Path], config_file: Optional[Path]) -> None:
     """Build the digest of the last ``since`` from the store; print, save the chart, send."""
@@ -45,13 +57,23 @@ def report(since: str, node: Optional[str], send: bool, json_out: bool, png: Opt
     settings = settings_from(state_dir=state_dir, config_file=config_file)
     span = parse_duration(since, "--since")
     until = time.time()
-    reader = StoreReader(state_dir_of(settings) / "gswarm.db")
+    if until - span < 0:
+        raise ConfigError(f"--since {since!r} reaches back before 1970; use e.g. 24h, 7d or 30d")
+    if png is not None:
+        png = check_output_file(png, "--png", "digest.png", create_parent=True)  # (as before: missing folders are made)
+    sdir = state_dir_of(settings, writable=False)
+    reader = StoreReader(sdir / "gswarm.db")
+    try:
+        node = _pick_node(reader, sdir, node, settings.node_name)
+    except BaseException:
+        reader.close()
+        raise
     tmp = None
     if png is None and send:
         tmp = tempfile.TemporaryDirectory(prefix="gswarm-report-")
         png = Path(tmp.name) / "digest.png"
     try:
-        digest = build_digest(reader, node or settings.node_name, until - span, until, png)
+        digest = build_digest(reader, node, until - span, until, png)
         sent = _send(settings, digest.message()) if send else {}
     finally:
         reader.close()

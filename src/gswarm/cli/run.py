@@ -79,6 +79,8 @@ def run(
         flags["api_enabled"] = False
     if emu_faults is not None:
         check_faults(emu_faults, "option --emu-faults")
+    if emu_pace is not None:
+        check_pace(emu_pace, "option --emu-pace")
     if os.environ.get("GSWARM_EMU_FAULTS"):
         check_faults(os.environ["GSWARM_EMU_FAULTS"], "environment variable GSWARM_EMU_FAULTS")
     demo_state = None
@@ -122,6 +124,15 @@ def check_faults(text: str, source: str) -> None:
         if f.kind == "crash" and f.arg not in texts:
             raise ConfigError(f"{source}: crash:{f.arg} is not a failure category the emulator can show; "
                               f"use one of {', '.join(known)}")
+
+
+def check_pace(value: float, source: str) -> None:
+    """Validate the emulator's seconds per step before anything starts: ConfigError naming ``source`` unless
+    ``value`` is a positive finite number (0, negative, nan or inf make the emulated node crash-loop)."""
+    import math
+
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{source}: {value!r} is not a positive number of seconds per emulated step; use e.g. 0.05 or 1")
 
 
 def register(app: typer.Typer) -> None:

@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
 
         settings = settings_from(state_dir=state_dir, config_file=config_file)
         now = time.time()
-        sdir = state_dir_of(settings)
+        sdir = state_dir_of(settings, writable=False)  # reading only
         reader = StoreReader(sdir / DB_NAME)
         try:
             name = node or settings.node_name
@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
         now = time.time()
         flt = LogFilter(level, category, node, parse_time(since, now, "--since"), parse_time(until, now, "--until"),
                         compile_grep(grep))
-        directory = state_dir_of(settings) / "logs"
+        directory = state_dir_of(settings, writable=False) / "logs"  # reading only
         out = Console(highlight=False, soft_wrap=True)
         if follow and since is None and limit is None:
             limit = FOLLOW_TAIL

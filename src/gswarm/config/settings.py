@@ -142,6 +142,30 @@ class Settings(BaseSettings):
             raise ValueError('use "HH:MM-HH:MM", e.g. "22:00-07:00"')
         return v
 
+    @field_validator("extra_env")
+    @classmethod
+    def _env_names(cls, v: dict[str, str]) -> dict[str, str]:
+        # os.execve / Popen refuse these (ValueError at the node's start); say so while loading instead
+        for name, value in v.items():
+            if not name.strip():
+                raise ValueError("a variable name is empty; give every entry a name")
+            if "=" in name or "\0" in name:
+                raise ValueError(f"name {name!r} may not contain '=' or NUL")
+            if "\0" in value:
+                raise ValueError(f"the value of {name!r} may not contain NUL")
+        return v
+
+    @field_validator("notify_channels", mode="before")
+    @classmethod
+    def _channel_tables(cls, v: Any) -> Any:
+        if not isinstance(v, list):
+            raise ValueError("expected a list of tables ([[notify_channels]] in TOML, a JSON list in GSWARM_NOTIFY_CHANNELS)")
+        for i, table in enumerate(v):
+            problem = _channel_problem(table)
+            if problem:
+                raise ValueError(f"entry {i} (notify_channels[{i}]): {problem}")
+        return v
+
     @field_validator("model_size", mode="before")
     @classmethod
     def _size_str(cls, v: Any) -> Any:
@@ -160,6 +184,35 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # load_settings reads GSWARM_* itself (to name the variable in errors and treat "" as unset)
         return (init_settings,)
+
+
+_CHANNEL_KEYS = ("url", "name", "tags", "kinds", "min_severity")
+_SEVERITIES = ("debug", "info", "warning", "error", "critical")
+
+
+def _channel_problem(table: Any) -> str | None:
+    """What is wrong with one ``[[notify_channels]]`` table (never echoes the URL: it may hold a token), or None.
+
+    Same shape as ``gswarm.notify.channels.ChannelConfig`` (config may not import notify)."""
+    if not isinstance(table, dict):
+        return 'not a table; write [[notify_channels]] with url = "<Apprise URL>"'
+    unknown = sorted(str(k) for k in table if k not in _CHANNEL_KEYS)
+    if unknown:
+        return f"field {unknown[0]!r} is unknown; allowed fields: {', '.join(_CHANNEL_KEYS)}"
+    if "url" not in table:
+        return 'field url is missing; every channel needs url = "<Apprise URL>" (see `gswarm notify url --help`)'
+    if not isinstance(table["url"], str) or not table["url"].strip():
+        return 'field url must be a non-empty string (an Apprise URL, e.g. url = "tgram://TOKEN/CHAT")'
+    if not isinstance(table.get("name", ""), str):
+        return "field name must be a string"
+    for key in ("tags", "kinds"):
+        val = table.get(key)
+        if val is not None and not isinstance(val, str) and not (isinstance(val, list) and all(isinstance(x, str) for x in val)):
+            return f'field {key} must be a list of strings (e.g. {key} = ["a", "b"]) or a comma-separated string'
+    sev = table.get("min_severity")
+    if sev is not None and sev not in _SEVERITIES:
+        return f"field min_severity must be one of {', '.join(_SEVERITIES)}"
+    return None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -198,7 +251,7 @@ def _read_override(state_dir: Any) -> dict[str, Any]:
     """
     from gswarm.paths import state_dir as resolve
 
-    path = resolve(Path(state_dir) if state_dir else None) / OVERRIDE_FILE
+    path = resolve(Path(state_dir) if state_dir else None, writable=False) / OVERRIDE_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -249,6 +302,9 @@ def load_settings(
     cfg_file = flags.get("config_file") or env_vals.get("config_file")
     file_vals = _read_toml(Path(cfg_file)) if cfg_file else {}
     sd = flags.get("state_dir") or env_vals.get("state_dir") or file_vals.get("state_dir")
+    if sd is not None and not isinstance(sd, (str, os.PathLike)):  # only the TOML file can hold a non-string
+        raise ConfigError(f"option state_dir (from file {cfg_file}): expected a path, got {type(sd).__name__} {sd!r}; "
+                          f'write it as a string, e.g. state_dir = "/var/lib/gswarm"')
     override = _read_override(sd)
     origin: dict[str, str] = {}
     merged: dict[str, Any] = {}
@@ -269,7 +325,12 @@ def _explain(exc: ValidationError, origin: Mapping[str, str]) -> str:
         field = str(err["loc"][0]) if err["loc"] else "?"
         where = origin.get(field, "default")
         msg = err["msg"]
-        if err["type"] == "extra_forbidden":
+        inner = "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in err["loc"][1:])
+        if inner:  # e.g. extra_env['A'] / notify_channels[0]: which entry is wrong
+            msg = f"entry {inner}: {msg}"
+        if err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
+        elif err["type"] == "extra_forbidden":
             msg = "unknown option; `gswarm options` lists every option name"
         elif err["type"] == "literal_error":
             msg = f"invalid value {err.get('input')!r}; {msg[:1].lower()}{msg[1:]}"

@@ -16,25 +16,32 @@ from gswarm.logs.jsonlog import LOG_NAME, rotated_files
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_LAST_TS = 253402300799.0  # 9999-12-31 23:59:59 UTC, the last time datetime can show
 
 
 def parse_time(value: str | None, now: float, option: str = "--since") -> float | None:
     """``2h``/``30m``/``7d``/``90s``/``1w`` before ``now``, or an ISO-8601 time (naive = local), → Unix s.
 
-    Raises ConfigError naming ``option`` for anything else.
+    Raises ConfigError naming ``option`` for anything else, and for times before 1970 or after 9999.
     """
     if value is None or value == "":
         return None
+    hint = "use a duration like 30m, 2h, 7d or an ISO time like 2025-07-27T16:00:00"
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", value)
     if m:
-        return now - float(m[1]) * _UNITS[m[2]]
-    try:
-        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"{option} {value!r}: use a duration like 30m, 2h, 7d or an ISO time like 2025-07-27T16:00:00") from None
-    if dt.tzinfo is None:
-        dt = dt.astimezone()
-    return dt.timestamp()
+        ts = now - float(m[1]) * _UNITS[m[2]]
+    else:
+        try:
+            dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(f"{option} {value!r}: {hint}") from None
+        try:
+            ts = (dt.astimezone() if dt.tzinfo is None else dt).timestamp()
+        except (ValueError, OverflowError, OSError):  # year 1 in a zone east of UTC, …
+            ts = float("nan")
+    if not 0 <= ts <= _LAST_TS:  # also NaN
+        raise ConfigError(f"{option} {value!r} is out of range (it must fall between 1970-01-01 and 9999-12-31); {hint}")
+    return ts
 
 
 def compile_grep(pattern: str | None, option: str = "--grep") -> re.Pattern[str] | None:

@@ -70,8 +70,7 @@ def load_channels(
         try:
             configs.append(ChannelConfig.model_validate(table))
         except ValidationError as exc:
-            problems.append(f"notify_channels[{i}]: {scrub(str(exc), secrets_of(str(table.get('url', ''))))}; "
-                            "allowed keys: url, name, tags, kinds, min_severity")
+            problems.append(_table_problem(i, table, exc))
     channels = []
     for i, c in enumerate(configs):
         try:
@@ -83,6 +82,13 @@ def load_channels(
     if errors is not None:
         errors.extend(problems)
     return channels
+
+
+def _table_problem(index: int, table: Any, exc: ValidationError) -> str:
+    """One line naming ``notify_channels[index]`` and each bad field (no input values: they may hold tokens)."""
+    parts = [f"field {'.'.join(str(p) for p in e['loc']) or '(table)'}: {e['msg'][:1].lower()}{e['msg'][1:]}"
+             for e in exc.errors()]
+    return f"notify_channels[{index}]: {'; '.join(parts)}; allowed keys: url, name, tags, kinds, min_severity"
 
 
 class Channel:

@@ -17,7 +17,7 @@ USER_DATA = Path("modal-login/temp-data/userData.json")
 def org_id_from_checkout(checkout: Path) -> str | None:
     """The first key of ``<checkout>/modal-login/temp-data/userData.json``, or None if the file is missing.
 
-    Raises :class:`LoginError` naming the file when it is unreadable, not JSON,
+    Raises :class:`LoginError` naming the file when it is unreadable, not UTF-8, not JSON,
     not an object, or empty.
     """
     path = Path(checkout) / USER_DATA
@@ -27,6 +27,9 @@ def org_id_from_checkout(checkout: Path) -> str | None:
         return None
     except OSError as exc:
         raise LoginError(f"cannot read {path}: {exc.strerror}; fix its permissions or log in again") from None
+    except UnicodeDecodeError as exc:  # binary garbage (disk error, interrupted copy)
+        raise LoginError(f"{path} is not valid JSON (not UTF-8 text: bad byte at offset {exc.start}); "
+                         "delete it and log in again, or pass --org-id") from None
     try:
         data = json.loads(raw)
     except ValueError as exc:

@@ -52,19 +52,22 @@ def temp_data(checkout: Path) -> Path:
 def read_org_id(path: Path) -> str:
     """ORG_ID = first key of the top-level object of ``userData.json`` (as the script's awk).
 
-    Raises LoginError naming the file when it is missing, empty, not JSON, not an object or
+    Raises LoginError naming the file when it is missing, empty, not UTF-8, not JSON, not an object or
     has no keys; the file is left untouched.
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise LoginError(f"{path} cannot be read ({exc.strerror}); log in again at the modal-login page") from None
+    except UnicodeDecodeError as exc:  # binary garbage: same answer as for any other non-JSON content
+        text, what = None, f"not valid JSON (not UTF-8 text: bad byte at offset {exc.start})"
     try:
-        data = json.loads(text)
+        data = json.loads(text) if text is not None else None
     except ValueError:
         data = None
     if not isinstance(data, dict) or not data or not str(next(iter(data))).strip():
-        what = "empty" if not text.strip() else "not a JSON object with the user's ORG_ID as first key"
+        if text is not None:
+            what = "empty" if not text.strip() else "not a JSON object with the user's ORG_ID as first key"
         raise LoginError(f"{path} is {what}; log in again at the modal-login page "
                          "(http://localhost:3000) so it is written anew (the file was left in place)")
     return str(next(iter(data)))
