@@ -199,3 +199,18 @@ def test_extra_env_applied_last_and_masked(tmp_path: Path) -> None:
         spec = build_launch_spec(settings(model_name="a/b", extra_env=extra, **flags), checkout(tmp_path / str(len(flags)), "E6"))
         assert {k: spec.env[k] for k in extra} == extra
         assert spec.masked_env()["MY_API_KEY"] == "***" and spec.masked_env()["GSWARM_EMU_PACE"] == "0.5"
+
+
+def test_model_and_ollama_notes_fit_the_generation(tmp_path: Path) -> None:
+    """E3 uses its config's default model (no random pick); E4-E6 pick at random; the ollama note is for a
+    real E6 checkout only (the emulated node needs no ollama)."""
+    e3 = build_launch_spec(settings(), checkout(tmp_path, "E3"))
+    assert "no --model-name: the node uses its config's default model (E3 script: \">> Using default model from config\")" in e3.notes
+    co = checkout(tmp_path, "E6")
+    e6 = build_launch_spec(settings(), co)
+    assert any(n.startswith("no --model-name: E6 picks a model at random at every start") for n in e6.notes)
+    assert not any("ollama server" in n for n in e6.notes)
+    import shutil
+
+    shutil.rmtree(co / ".gswarm-emulator")
+    assert "E6 needs an ollama server (OLLAMA_HOST, default http://localhost:11434)" in build_launch_spec(settings(), co).notes

@@ -90,9 +90,12 @@ def genrl_argv(settings: Any, checkout: Path, gen: str, env: dict[str, str], not
     if settings.model_name:
         env["MODEL_NAME"] = settings.model_name
     else:
-        notes.append("no --model-name: the node picks a model at random at every start (E4-E6 choose one of a pool when MODEL_NAME is unset)")
+        notes.append("no --model-name: the node uses its config's default model (E3 script: \">> Using default "
+                     "model from config\")" if gen == "E3" else
+                     f"no --model-name: {gen} picks a model at random at every start when MODEL_NAME is unset "
+                     "(generations.md, E4-E6 launch); set --model-name to keep one")
     if gen == "E5":
         env["PRG_GAME"] = "true" if settings.prg_game else "false"
-    if gen == "E6":
+    if gen == "E6" and not (Path(checkout) / ".gswarm-emulator").is_dir():  # the emulated node needs none
         notes.append("E6 needs an ollama server (OLLAMA_HOST, default http://localhost:11434)")
     return argv
