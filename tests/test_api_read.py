@@ -217,3 +217,13 @@ async def test_dashboard_needs_no_cdn_and_openapi_json_is_the_offline_reference(
     assert docs.status_code == 200 and redoc.status_code == 404
     doc = " ".join(gswarm.api.__doc__.split())
     assert "it needs internet in the browser, offline use ``/openapi.json``" in doc
+
+
+async def test_api_root_lists_its_paths(source) -> None:
+    """The URL `gswarm run` prints as "API …/api/v1" answers with what is there (it was a 404)."""
+    async with running_api(source) as (_, c):
+        r = await c.get("/api/v1")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["reference"] == "/openapi.json"
+    assert {"/api/v1/status", "/api/v1/logs", "/api/v1/config", "/api/v1/events/stream"} <= set(body["paths"])

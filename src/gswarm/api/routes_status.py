@@ -62,6 +62,13 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
 
     app.include_router(api)
 
+    @app.get("/api/v1", tags=["status"], dependencies=[Depends(guard.read)])
+    async def api_index() -> dict[str, Any]:
+        """What is here: the API's paths (GET unless marked) and where its reference is."""
+        paths = sorted(p for p in app.openapi().get("paths", {}) if p.startswith("/api/v1/"))  # the schema is cached
+        return {"version": __version__, "reference": "/openapi.json", "docs": "/docs (needs internet for its scripts)",
+                "paths": paths}
+
     @app.get("/healthz", tags=["probes"])
     async def healthz() -> dict[str, Any]:
         """Liveness: the GSwarm process answers (no token ever needed)."""
