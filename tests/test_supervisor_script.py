@@ -99,3 +99,19 @@ async def test_login_wait_is_explained_once(tmp_path: Path) -> None:
     await asyncio.wait_for(r.wait(), 20)
     assert [(n.kind, n.title) for n in notices] == [("login", "the script waits for the modal-login browser login")]
     assert "ssh -L 3000:localhost:3000" in notices[0].body and "gswarm login" in notices[0].body
+
+
+async def test_prompt_is_shown_before_gswarm_says_it_answered(tmp_path: Path) -> None:
+    """The console showed "answered prompt hf" before the prompt line itself."""
+    from gswarm.events import Notice
+
+    seen: list[tuple[str, str]] = []
+    bus = EventBus()
+    bus.subscribe(lambda e: seen.append(("notice", e.title)) if isinstance(e, Notice) else None)
+    r = ScriptRun(make(tmp_path, "import time; print('trainer up', flush=True); time.sleep(1)", PROMPTS), "n", bus, time.time, prompt_idle=0.1,
+                  on_batch=lambda b, ts: seen.extend(("line", t) for t in b.texts if "Hugging Face Hub" in t),
+                  poll=0.05, stop_timeout=2)
+    await r.start()
+    await asyncio.wait_for(r.wait(), 20)
+    hf = [x for x in seen if "Hugging Face Hub" in x[1] or x[1] == "answered prompt hf: 'y'"]
+    assert [k for k, _ in hf] == ["line", "notice"], seen

@@ -86,6 +86,9 @@ class ScriptRun:
 
     # ------------------------------------------------------------- output side
     def _on_batch(self, batch: Batch, ts: float) -> None:
+        # the batch is shown first, then GSwarm's reactions to it (an answer follows the prompt it answers)
+        if self._outer is not None:
+            self._outer(batch, ts)
         for text in batch.texts:
             if self.py_pid is None:
                 for rx, prompt in self.prompts:
@@ -98,8 +101,6 @@ class ScriptRun:
                 m = BASH_JOB_RE.search(text)
                 if m:
                     self._job_msgs[int(m.group(1))] = _JOB_SIGNALS[m.group(2)]
-        if self._outer is not None:
-            self._outer(batch, ts)
 
     def _tell_login_wait(self, ts: float) -> None:
         """The script polls for the browser login (it prints its line once, then waits silently)."""
