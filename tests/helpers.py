@@ -1,4 +1,4 @@
-"""Small helpers shared by the asynchronous end-to-end tests."""
+"""Small helpers shared by the tests."""
 
 from __future__ import annotations
 
@@ -14,3 +14,18 @@ async def until(pred: Callable[[], object], timeout: float = 30.0, step: float =
         if loop.time() > end:
             raise AssertionError("condition not reached")
         await asyncio.sleep(step)
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    """Run ``gswarm.cli.main(args)`` in-process (its error mapping included) under pytest's ``capsys``;
+    returns (exit code, stdout + stderr)."""
+    from gswarm.cli import main
+
+    capsys.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    cap = capsys.readouterr()
+    return code, cap.out + cap.err

@@ -7,11 +7,8 @@ import os
 import stat
 
 import pytest
-import uvicorn
 
-from gswarm.api.app import create_app
 from gswarm.api.auth import is_loopback, load_or_create_token, token_path
-from gswarm.api.server import EmbeddedServer, bind_socket
 from gswarm.api.source import DataSource
 from gswarm.clock import FakeClock
 from gswarm.events import NodeState
@@ -155,27 +152,11 @@ async def test_live_status_uses_the_snapshot_and_readyz_follows_state(live, runt
 
 async def test_non_loopback_bind_needs_the_token_for_reads(state_dir) -> None:
     src = DataSource(state_dir, settings(api_token=API_TOKEN), clock=FakeClock(NOW))
-    app = create_app(src, host="0.0.0.0")  # served on 127.0.0.1 for the test, guarded as if public
-    sock = bind_socket("127.0.0.1", 0)
-    server = EmbeddedServer(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    import asyncio
-
-    import httpx
-
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as c:
-            for _ in range(100):
-                if server.started:
-                    break
-                await asyncio.sleep(0.02)
-            anon = [(await c.get(p)).status_code for p in ("/api/v1/status", "/api/v1/events", "/metrics", "/readyz")]
-            wrong = (await c.get("/api/v1/status", headers=bearer("nope"))).status_code
-            good = (await c.get("/api/v1/status", headers=bearer(API_TOKEN))).status_code
-            open_ = [(await c.get(p)).status_code for p in ("/healthz", "/", "/static/app.js")]
-    finally:
-        server.should_exit = True
-        await task
+    async with running_api(src, host="0.0.0.0") as (_, c):  # served on 127.0.0.1 for the test, guarded as if public
+        anon = [(await c.get(p)).status_code for p in ("/api/v1/status", "/api/v1/events", "/metrics", "/readyz")]
+        wrong = (await c.get("/api/v1/status", headers=bearer("nope"))).status_code
+        good = (await c.get("/api/v1/status", headers=bearer(API_TOKEN))).status_code
+        open_ = [(await c.get(p)).status_code for p in ("/healthz", "/", "/static/app.js")]
     assert anon == [401, 401, 401, 401] and wrong == 403 and good == 200 and open_ == [200, 200, 200]
 
 

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
-import uvicorn
 
-from gswarm.api.app import create_app
 from gswarm.api.hosts import host_name, loopback_host
-from gswarm.api.server import EmbeddedServer, bind_socket
 from gswarm.api.source import DataSource
 from gswarm.clock import FakeClock
 from tests.test_api_support import API_TOKEN, T0, bearer, fill_store, running_api, settings
@@ -63,19 +59,7 @@ async def test_request_without_host_header_is_served(source) -> None:
 
 async def test_non_loopback_bind_does_not_check_host_the_token_guards(state_dir) -> None:
     src = DataSource(state_dir, settings(api_token=API_TOKEN), clock=FakeClock(NOW))
-    app = create_app(src, host="0.0.0.0")  # served on 127.0.0.1, configured as if public
-    sock = bind_socket("127.0.0.1", 0)
-    server = EmbeddedServer(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as c:
-            for _ in range(100):
-                if server.started:
-                    break
-                await asyncio.sleep(0.02)
-            named = await c.get("/api/v1/status", headers={"Host": "gswarm.example:8787", **bearer(API_TOKEN)})
-            anon = await c.get("/api/v1/status", headers={"Host": "gswarm.example:8787"})
-    finally:
-        server.should_exit = True
-        await task
+    async with running_api(src, host="0.0.0.0") as (_, c):  # served on 127.0.0.1, configured as if public
+        named = await c.get("/api/v1/status", headers={"Host": "gswarm.example:8787", **bearer(API_TOKEN)})
+        anon = await c.get("/api/v1/status", headers={"Host": "gswarm.example:8787"})
     assert (named.status_code, anon.status_code) == (200, 401)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gswarm import maintenance
-from gswarm.cli import main
+from tests.helpers import run_cli
 from gswarm.config import load_settings
 from gswarm.errors import ConfigError, LoginError
 
@@ -31,14 +31,8 @@ def cli(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.
     monkeypatch.chdir(tmp_path)
 
     def go(*args: str) -> tuple[int, str]:
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        cap = capsys.readouterr()
-        return code, " ".join((cap.out + cap.err).split())
+        code, out = run_cli(capsys, *args)
+        return code, " ".join(out.split())
 
     return go
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gswarm import maintenance
-from gswarm.cli import main
+from tests.helpers import run_cli
 from tests.test_notify_support import HttpReceiver, http_rx, smtp_rx  # noqa: F401 (fixtures)
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
@@ -18,18 +18,7 @@ TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]):
     """Run ``gswarm.cli.main(args)`` (error mapping included); returns (exit code, stdout + stderr)."""
-
-    def go(*args: str) -> tuple[int, str]:
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        cap = capsys.readouterr()
-        return code, cap.out + cap.err
-
-    return go
+    return lambda *args: run_cli(capsys, *args)
 
 
 def test_url_helpers(cli) -> None:

@@ -40,12 +40,18 @@ def state_dir(explicit: Path | None = None, *, writable: bool = True) -> Path:
         pass
     if writable:
         try:
-            fd, probe = tempfile.mkstemp(prefix=".gswarm-probe.", dir=path)
-            os.close(fd)
-            os.unlink(probe)
+            probe_writable(path)
         except OSError as exc:
             raise ConfigError(f"state directory {path} is not writable ({exc.strerror or exc}); {_PASS_ANOTHER}") from None
     return path
+
+
+def probe_writable(folder: Path) -> None:
+    """Create and remove a temp file in ``folder``; OSError when that fails (catches read-only mounts and
+    permissions even for root, where a mode check would not)."""
+    fd, probe = tempfile.mkstemp(prefix=".gswarm-probe.", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
 
 
 def subdir(base: Path, name: str, mode: int = 0o700) -> Path:

@@ -9,7 +9,7 @@ config file, so they are never sent over HTTP nor echoed back.
 
 A file that is not valid JSON (hand-edited) is never overwritten: writes answer 409
 naming it (:func:`load_override`) and ``GET /api/v1/config`` shows the problem
-(:func:`override_problem`). Each option's value is limited to ``MAX_OPTION_CHARS``
+(``override_error``). Each option's value is limited to ``MAX_OPTION_CHARS``
 characters of JSON (422 naming the option).
 """
 
@@ -23,10 +23,9 @@ from pydantic import ValidationError
 
 from gswarm.api.errors import ApiError
 from gswarm.config import Settings
-from gswarm.config.settings import SECRET_FIELDS, redact_options
+from gswarm.config.settings import OVERRIDE_FILE, SECRET_FIELDS, OverrideFileInvalid, read_override_file, redact_options
 from gswarm.paths import atomic_write
 
-OVERRIDE_FILE = "config_override.json"
 LOCKED = frozenset(SECRET_FIELDS | {"state_dir", "config_file"})
 MAX_OPTION_CHARS = 16 * 1024  # one option's value as JSON; real values are far shorter
 
@@ -51,39 +50,10 @@ def load_override(state_dir: Path) -> dict[str, Any]:
     Raises OverrideFileError (409) when the file exists but is unreadable, not valid
     JSON or not a JSON object, so a write never replaces options it could not read.
     """
-    path = override_path(state_dir)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except UnicodeDecodeError:
-        raise OverrideFileError(path, "is not valid JSON (not UTF-8 text)") from None
-    except OSError as exc:
-        raise OverrideFileError(path, f"cannot be read ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise OverrideFileError(path, f"is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise OverrideFileError(path, "must hold a JSON object of option -> value")
-    return data
-
-
-def read_override(state_dir: Path) -> dict[str, Any]:
-    """The stored override, ``{}`` when missing or unusable (see :func:`override_problem`)."""
-    try:
-        return load_override(state_dir)
-    except OverrideFileError:
-        return {}
-
-
-def override_problem(state_dir: Path) -> str | None:
-    """None when the override file is missing or usable, else the problem in words (names the file)."""
-    try:
-        load_override(state_dir)
-    except OverrideFileError as exc:
-        return exc.error
-    return None
+        return read_override_file(override_path(state_dir))
+    except OverrideFileInvalid as exc:
+        raise OverrideFileError(exc.path, exc.problem) from None
 
 
 def validate(current: Settings, changes: dict[str, Any]) -> dict[str, Any]:

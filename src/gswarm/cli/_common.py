@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +9,7 @@ import typer
 
 from gswarm.config import Settings, load_settings
 from gswarm.errors import ConfigError
-from gswarm.paths import state_dir as resolve_state_dir
+from gswarm.paths import probe_writable, state_dir as resolve_state_dir
 
 RlSwarmDir = typer.Option(None, "--rl-swarm-dir", help="RL Swarm checkout (default: current folder).", envvar=None)
 StateDir = typer.Option(None, "--state-dir", help="GSwarm state directory (env GSWARM_STATE_DIR).")
@@ -52,9 +50,7 @@ def check_output_file(path: Path, option: str, example: str = "out", create_pare
     if not parent.is_dir():
         raise ConfigError(f"option {option}: {parent} is a file, not a folder; pick another path")
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(parent)
     except OSError as exc:
         raise ConfigError(f"option {option}: cannot write in folder {parent} ({exc.strerror or exc}); pick another path") from None
     return path

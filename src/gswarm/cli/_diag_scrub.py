@@ -53,10 +53,11 @@ def secret_values(settings: Any, state_dir: Path | None = None) -> list[str]:
 
 
 def org_ids(settings: Any, state_dir: Path | None = None) -> list[str]:
-    """ORG_IDs known here: ``--org-id``, the checkout's ``modal-login/temp-data/userData.json`` (its keys,
+    """ORG_IDs known here: ``--org-id``, the checkout's ``modal-login/temp-data/userData.json`` (its first key,
     generations.md §2.4) and GSwarm's 0600 backups of it under ``<state_dir>/backups``. Not a credential,
     but it ties a report to the operator's account (the public failure corpus anonymises it too)."""
-    import json
+    from gswarm.errors import LoginError
+    from gswarm.rlswarm.identity import read_org_id
 
     found: list[str] = [str(settings.org_id)] if getattr(settings, "org_id", None) else []
     files = []
@@ -67,12 +68,9 @@ def org_ids(settings: Any, state_dir: Path | None = None) -> list[str]:
         files += list((Path(state_dir) / "backups").glob("*/userData.json"))
     for f in files:
         try:
-            data = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            found.append(read_org_id(f))
+        except LoginError:  # missing or broken: nothing to hide from it
             continue
-        if isinstance(data, dict):
-            found += [str(k) for k in data]
-            found += [str(v.get("orgId")) for v in data.values() if isinstance(v, dict) and v.get("orgId")]
     return [x for x in found if len(x) >= 8]
 
 

@@ -15,8 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gswarm.config import Settings
-
-SECRET_OPTIONS = frozenset({"hf_token", "api_token"})
+from gswarm.config.settings import is_secret_name
 
 
 def _type_name(annotation: Any) -> str:
@@ -32,7 +31,7 @@ def option_rows() -> list[dict[str, Any]]:
     run_params = set(inspect.signature(run).parameters)
     rows = []
     for name, field in Settings.model_fields.items():
-        default = None if name in SECRET_OPTIONS else field.get_default(call_default_factory=True)
+        default = None if is_secret_name(name) else field.get_default(call_default_factory=True)
         rows.append({
             "name": name,
             "env": f"GSWARM_{name.upper()}",

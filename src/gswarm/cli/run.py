@@ -111,14 +111,14 @@ def check_faults(text: str, source: str) -> None:
     or variable), the bad item and the kinds/categories allowed (the node would only fail at its start)."""
     import json
 
-    import gswarm.emulator as emulator
+    from gswarm.emulator.checkout import FAILURE_TEXTS
     from gswarm.emulator.node import parse_faults
 
     try:
         faults = parse_faults(text)
     except ValueError as exc:
         raise ConfigError(f"{source}: {str(exc).removeprefix('GSWARM_EMU_FAULTS: ')} (e.g. crash:cuda_oom@10,sigkill@60#2)") from None
-    texts = json.loads((Path(emulator.__file__).parent / "failure_texts.json").read_text(encoding="utf-8"))
+    texts = json.loads(FAILURE_TEXTS.read_text(encoding="utf-8"))
     known = sorted(k for k in texts if not k.startswith("_"))
     for f in faults:
         if f.kind == "crash" and f.arg not in texts:

@@ -244,23 +244,42 @@ def _read_toml(path: Path) -> dict[str, Any]:
 OVERRIDE_FILE = "config_override.json"
 
 
+class OverrideFileInvalid(ConfigError):
+    """``config_override.json`` exists but cannot be used: ``path``, ``problem`` (the words after its name)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path, self.problem = path, problem
+        super().__init__(f"{path} {problem}; fix or delete it (it holds options saved through the API)")
+
+
+def read_override_file(path: Path) -> dict[str, Any]:
+    """The options in an override file (``{}`` when it is missing). Raises :class:`OverrideFileInvalid`
+    when it is unreadable, not UTF-8, not JSON or not a JSON object (the file is left as it is)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except UnicodeDecodeError:
+        raise OverrideFileInvalid(path, "is not valid JSON (not UTF-8 text)") from None
+    except OSError as exc:
+        raise OverrideFileInvalid(path, f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise OverrideFileInvalid(path, f"is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise OverrideFileInvalid(path, "must hold a JSON object of option -> value")
+    return data
+
+
 def _read_override(state_dir: Any) -> dict[str, Any]:
     """Options saved through the API (``<state_dir>/config_override.json``), applied on the next start.
 
-    A missing file means no override. A malformed file raises ConfigError naming it.
+    A missing file means no override; an unusable one raises :class:`OverrideFileInvalid` (a ConfigError).
     """
     from gswarm.paths import state_dir as resolve
 
-    path = resolve(Path(state_dir) if state_dir else None, writable=False) / OVERRIDE_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc}); fix or delete it (it holds options saved through the API)") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a JSON object of option -> value; fix or delete it")
-    return data
+    return read_override_file(resolve(Path(state_dir) if state_dir else None, writable=False) / OVERRIDE_FILE)
 
 
 _JSON_FIELDS = frozenset({"extra_env", "notify_channels"})

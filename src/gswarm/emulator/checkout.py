@@ -30,6 +30,7 @@ from gswarm.rlswarm.generations import GENERATIONS, TESTNET_GENERATIONS
 
 EMU_DIR = ".gswarm-emulator"
 _PKG = Path(__file__).resolve().parent
+FAILURE_TEXTS = _PKG / "failure_texts.json"  # category -> the text a crash of that category prints
 
 
 def _prepare(target: Path, force: bool) -> None:
@@ -76,8 +77,7 @@ def _write_layout(target: Path, gen: str) -> None:
 def _write_emulator(target: Path, gen: str) -> None:
     emu = target / EMU_DIR
     _write(emu / "emu_node.py", (_PKG / "node.py").read_text(encoding="utf-8"))
-    texts = _PKG / "failure_texts.json"
-    _write(emu / "failure_texts.json", texts.read_text(encoding="utf-8") if texts.exists() else "{}\n")
+    _write(emu / "failure_texts.json", FAILURE_TEXTS.read_text(encoding="utf-8") if FAILURE_TEXTS.exists() else "{}\n")
     _write(emu / "generation", gen + "\n")
     _write(emu / "bin" / "python", '#!/bin/sh\nexec "${GSWARM_EMU_PYTHON:-python3}" "$@"\n', mode=0o755)
     _write(emu / "README", "Written by `gswarm emulate init`: an emulated RL Swarm checkout (no real training).\n")

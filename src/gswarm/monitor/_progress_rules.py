@@ -72,9 +72,7 @@ _GENRL = [  # E3-E6
     ("peer ID", re.compile(r"Peer ID \[" + _PEER), lambda m: Fact("peer", peer_id=m[1])),
 ]
 FAMILIES = {"hivemind": _COMMON + _HIVEMIND, "genrl": _COMMON + _GENRL, "all": _COMMON + _HIVEMIND + _GENRL}
-_PREFILTER = re.compile("|".join(sorted({re.escape(k) for k, _, _ in FAMILIES["all"]})))
-prefilter_search = _PREFILTER.search  # (text, pos) -> match of any rule key (plain words, never a newline)
-# per family: a line without a key of its own family gives no fact in that family
+# per family: a line without a key of its own family gives no fact in that family (plain words, never a newline)
 FAMILY_PREFILTER = {f: re.compile("|".join(sorted({re.escape(k) for k, _, _ in rules}))).search for f, rules in FAMILIES.items()}
 
 

@@ -133,9 +133,9 @@ class HealthService:
         if e.node != self.rt.node:
             return
         if type(e) is ev.OutputBatch:  # the live output path: one event per chunk read
-            self._on_batch(e)
+            self._on_lines(e.texts, e.ts, e.joined)
         elif isinstance(e, ev.OutputLine):
-            self._on_lines((e.text,), e.ts)
+            self._on_lines((e.text,), e.ts, e.text)
         elif isinstance(e, ev.ProgressUpdate):
             self.tracker.on_progress(e)
         elif isinstance(e, ev.ProcessStarted):
@@ -146,29 +146,17 @@ class HealthService:
         elif isinstance(e, ev.ProcessExited):
             self.tracker.on_exit(e.ts)
 
-    def _on_batch(self, e: ev.OutputBatch) -> None:
-        """A chunk: the same as :meth:`_on_lines` (swallowed errors are counted first, then the live
-        classifier sees the lines), prefiltered on the whole chunk (``e.joined``)."""
-        joined, ts = e.joined, e.ts
+    def _on_lines(self, texts: tuple[str, ...], ts: float, joined: str) -> None:
+        """The lines of one chunk (``joined`` = ``"\\n".join(texts)``): count swallowed training errors, then
+        let the live classifier see them and act on what it finds; both prefilter the whole chunk."""
         if "continuing" in joined:
             on_output = self.tracker.on_output
-            for text in e.texts:
+            for text in texts:
                 on_output(text, ts)
         stream = self._stream
         if stream is not None:
-            for found in stream.on_lines(e.texts, ts, joined):
+            for found in stream.on_lines(texts, ts, joined):
                 self._on_incident(found, ts)
-
-    def _on_lines(self, texts: tuple[str, ...], ts: float) -> None:
-        """Per line: count swallowed errors, run the live classifier, act on what it finds."""
-        on_output = self.tracker.on_output
-        for text in texts:
-            on_output(text, ts)
-            stream = self._stream
-            if stream is not None:
-                found = stream.on_line(text, ts)
-                if found is not None:
-                    self._on_incident(found, ts)
 
     def _share_generation(self, generation: str) -> None:
         """Tell the restart policy the generation (``History.extra["generation"]``) for its OOM ladder, as long

@@ -23,13 +23,13 @@ from typing import Any, Callable
 
 from gswarm import events as ev
 from gswarm.ansi import strip_ansi
-from gswarm.monitor._progress_rules import FAMILY_PREFILTER, MODEL_KEY, Fact, family_of, model_in_use, parse_line
+from gswarm.monitor._progress_rules import FAMILY_PREFILTER, Fact, family_of, model_in_use, parse_line
 from gswarm.monitor.follow import FileFollower, GlobFollower
+from gswarm.supervisor._policy_oom import IN_USE  # the History.extra key the OOM ladder reads
 
 log = logging.getLogger(__name__)
 _POSITIONAL = ("join", "round", "stage", "stage_done")
 _CONTEXT = ("reward", "bet", "claim", "winners", "waiting", "peer", "hello", "swarm")
-MODEL_IN_USE = "model_in_use"  # History.extra key read by supervisor/_policy_oom.py (same literal there)
 
 
 class ProgressTracker:
@@ -168,13 +168,13 @@ class ProgressService:
             joined = e.joined
             for upd in self.tracker.feed_chunk(joined, e.ts):
                 self.bus.publish(upd)
-            if MODEL_KEY in joined and (model := model_in_use(joined)):
+            if model := model_in_use(joined):  # one substring check unless the line is there
                 self._share_model(model)
         elif isinstance(e, ev.OutputLine):
             upd = self.tracker.feed(e.text, e.ts)
             if upd is not None:
                 self.bus.publish(upd)
-            if MODEL_KEY in e.text and (model := model_in_use(e.text)):
+            if model := model_in_use(e.text):
                 self._share_model(model)
         elif isinstance(e, ev.ProcessStarted):
             self.tracker.new_run(e.generation)
@@ -199,9 +199,9 @@ class ProgressService:
         if not isinstance(extra, dict):
             return
         if model:
-            extra[MODEL_IN_USE] = model
+            extra[IN_USE] = model
         else:
-            extra.pop(MODEL_IN_USE, None)
+            extra.pop(IN_USE, None)
 
     def poll(self) -> int:
         """Read new lines of the log files now; returns the number of updates published."""

@@ -36,7 +36,7 @@ MODEL_POOLS: dict[str, tuple[str, ...]] = {
 }
 E2_SIZES = ("72", "32", "7", "1.5", "0.5")  # generations.md §5 prompt P3, billions of parameters
 DEVICE = {Category.CUDA_OOM: "cuda", Category.MPS_OOM: "mps", Category.SYSTEM_OOM_KILLED: "ram"}
-IN_USE = "model_in_use"  # History.extra key written by gswarm.monitor.progress (same literal there)
+IN_USE = "model_in_use"  # History.extra key, written by gswarm.monitor.progress
 
 
 def model_in_use(history_extra: dict[str, Any], generation: str) -> str | None:
