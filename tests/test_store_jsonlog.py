@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -219,6 +220,8 @@ def test_tail_records_reads_newest_files_first(tmp_path: Path, monkeypatch: pyte
     ("INFO:x:a", "ERROR:x:b", "plain"),
     ('quote " backslash \\ tab \t ctrl \x01 \x7f', "unicode 🐝 已杀死 \ufffd", ""),
     ("Traceback (most recent call last):", '  File "x.py", line 1', "ValueError: boom", "after"),
+    ("[INFO] plain ascii ~ {} []", "", "x"),  # the one-replace path
+    ("plain", "with \x7f del"), ("plain", "tab\there"), ("plain", "back\\slash"), ("a", "q\"uote"),
 ])
 def test_encoded_output_is_exactly_json_dumps_of_the_records(texts: tuple[str, ...]) -> None:
     from gswarm.logs.jsonlog import encoded_of
@@ -226,8 +229,9 @@ def test_encoded_output_is_exactly_json_dumps_of_the_records(texts: tuple[str, .
     batch = ev.OutputBatch("nöde\"1", T0 + 0.123457, 4242, texts, None, None, "stderr")
     groups = encoded_of(batch)
     assert len(groups) == 1 and groups[0][:2] == ("2023-11-14T22:13:20.123457+00:00", round(T0 + 0.123457, 6))
-    assert groups[0][2] == [json.dumps(r, ensure_ascii=False) for r in records_of(batch)]
-    assert [json.loads(x)["message"] for x in groups[0][2]] == list(texts)
+    assert bytes(groups[0][2]).decode().split("\n")[:-1] == [json.dumps(r, ensure_ascii=False) for r in records_of(batch)]
+    assert [json.loads(x)["message"] for x in bytes(groups[0][2]).decode().split("\n")[:-1]] == list(texts)
+    assert groups[0][3] == len(texts)
 
 
 def test_grouped_write_rotates_inside_a_batch_exactly_like_per_record(tmp_path: Path) -> None:
@@ -260,6 +264,15 @@ def test_chunk_levels_equal_line_levels_on_every_recorded_output() -> None:
     assert chunk_levels(lines, "\n".join(lines)) == want
     assert {"debug", "info", "warning", "error", "critical"} <= set(want)
     assert chunk_levels(["a", "b"], "a\nb") == ["info", "info"]
+    # only the lines holding a non-INFO level word are looked at: first/last line, a word twice on a line,
+    # adjacent lines, empty lines, and random mixes agree with line_level exactly
+    edge = ["[ERROR] a ERROR", "[WARNING] w", "", "x [DEBUG]", "ok [INFO]", "CRITICAL: c", "[CRITICAL]"]
+    assert chunk_levels(edge, "\n".join(edge)) == [line_level(t) for t in edge]
+    rnd = random.Random(7)
+    words = ["[INFO]", "[ERROR]", "ERROR:", " - WARNING - ", "[WARN]", "WARN:", "[DEBUG]", "CRITICAL", "x", ""]
+    for _ in range(300):
+        chunk = ["".join(rnd.choice(words) for _ in range(rnd.randint(0, 3))) for _ in range(rnd.randint(1, 12))]
+        assert chunk_levels(chunk, "\n".join(chunk)) == [line_level(t) for t in chunk], chunk
 
 
 def _slow_level(text: str) -> str:
@@ -313,3 +326,35 @@ def test_unknown_category_is_refused_with_the_allowed_ones() -> None:
                                           r"supervisor, progress, notice\) or a failure category \(api_key_pending, .*cuda_oom"):
         LogFilter(category="bogus")
     assert LogFilter(category="cuda_oom").category == "cuda_oom" and LogFilter(category="output").category == "output"
+
+
+def test_reading_while_a_rotated_file_is_compressed_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    """Regression: `gswarm logs` (or the API) listing the files just before the service's tidy() gzipped a
+    rotated file read 2 of 5 records (the plain file was gone when opened); listed during the moment both
+    X and X.gz exist, it would read the records twice."""
+    from gswarm.logs._jsonread import read_lines
+
+    jl = JsonLog(tmp_path, max_bytes=600, backups=5)
+    jl.write(records_of(ev.OutputBatch("n1", T0, 7, tuple(f"INFO:x:line {i}" for i in range(5)))))
+    assert len(jl.rotated()) == 1 and not jl.rotated()[0].name.endswith(".gz")
+    listed = log_files(tmp_path)
+    assert jl.compress() == 1  # between the listing and the reading
+    assert [json.loads(x)["message"] for p in listed for x in read_lines(p)] == [f"INFO:x:line {i}" for i in range(5)]
+    rotated = jl.rotated()[0]
+    plain = rotated.with_name(rotated.name[:-3])
+    with gzip.open(rotated, "rb") as src:
+        plain.write_bytes(src.read())  # the moment inside compress(): both present
+    assert [r["message"] for r in iter_records(tmp_path)] == [f"INFO:x:line {i}" for i in range(5)]
+
+
+def test_encoded_chunks_equal_json_dumps_on_random_ascii() -> None:
+    """The whole-chunk replace path (printable ASCII without quote or backslash) and the per-line path
+    agree with json.dumps on random chunks mixing the characters JSON escapes and those it does not."""
+    from gswarm.logs.jsonlog import encoded_of
+
+    rnd = random.Random(11)
+    alphabet = ['a', ' ', '[INFO]', '~', '"', '\\', '\t', '\x01', '\x7f', '{', 'é', '\ufffd', '']
+    for i in range(400):
+        texts = tuple("".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 6))) for _ in range(rnd.randint(1, 5)))
+        batch = ev.OutputBatch("n1", T0 + i, 9, texts)
+        assert bytes(encoded_of(batch)[0][2]).decode().split("\n")[:-1] == [json.dumps(r, ensure_ascii=False) for r in records_of(batch)], texts

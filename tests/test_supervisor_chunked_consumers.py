@@ -60,16 +60,18 @@ def test_live_classifier_chunks_equal_lines(path: Path) -> None:
     lines = _case_lines(path)
     clf = Classifier.from_package()
     for size in (3, 64, 4096):
-        one, many = clf.stream(None), clf.stream(None)
+        one, many, live = clf.stream(None), clf.stream(None), clf.stream(None, live_only=True)
         want = [(c.category, c.rule_id, c.evidence) for i, t in enumerate(lines)
                 if (c := one.on_line(t, 100.0 + i)) is not None]
-        got = []
+        got, got_live = [], []
         for i, chunk in enumerate(chunks(lines, size)):
             got += [(c.category, c.rule_id, c.evidence) for c in many.on_lines(chunk, 100.0 + i * size)]
+            got_live += [(c.category, c.rule_id, c.evidence) for c in live.on_lines(chunk, 100.0 + i * size)]
         # live rules with a time window see one timestamp per chunk: compare incidents only when none has a window
         if not any(r.live_window for r in one._live):
             assert got == want
-        assert many.lines_seen == one.lines_seen == len(lines)
+        assert got_live == got  # the health service's live_only stream skips chunks, never an incident
+        assert many.lines_seen == one.lines_seen == live.lines_seen == len(lines)
         a, b = one.result(), many.result()
         assert (a.category, a.rule_id, a.evidence) == (b.category, b.rule_id, b.evidence)
 
@@ -80,11 +82,16 @@ def test_live_incident_found_in_a_chunk_of_ordinary_lines() -> None:
     filler = [f"[2025-11-07 12:00:00,123][genrl.logging_utils.global_defs][INFO] - Training round: {i} stage: 0"
               for i in range(5000)]
     burst = [line for line in _case_lines(next((DATA / "failures").glob("029-*.txt"))) if line.strip()]
-    s = clf.stream("E6")
-    found = []
+    s, live = clf.stream("E6"), clf.stream("E6", live_only=True)
+    found, found_live = [], []
     for _ in range(4):
         found += s.on_lines(tuple(filler + burst + filler), 10.0)
+        found_live += live.on_lines(tuple(filler + burst + filler), 10.0)
+        assert live.on_lines(tuple(filler), 11.0) == []
     assert s.lines_seen == 4 * (10000 + len(burst))
+    assert [(c.category, c.evidence) for c in found_live] == [(c.category, c.evidence) for c in found]
+    with pytest.raises(RuntimeError, match="live_only"):
+        live.result()
     per_line = clf.stream("E6")
     want = [c for _ in range(4) for t in filler + burst + filler if (c := per_line.on_line(t, 10.0)) is not None]
     assert [c.category for c in found] == [c.category for c in want] == [ev.Category.CHAIN_SUBMIT_REJECTED]

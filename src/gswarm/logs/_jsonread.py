@@ -55,17 +55,33 @@ def compile_grep(pattern: str | None, option: str = "--grep") -> re.Pattern[str]
 
 
 def log_files(directory: Path) -> list[Path]:
-    """Rotated files (oldest first) then the current ``gswarm.jsonl`` (if present)."""
+    """Rotated files (oldest first) then the current ``gswarm.jsonl`` (if present).
+
+    A rotated file being compressed right now (``X`` and ``X.gz`` both present for a moment, see
+    ``JsonLog.compress``) is listed once, as ``X``; :func:`read_lines` falls back to ``X.gz`` when
+    ``X`` is gone by the time it is read."""
     out = rotated_files(directory)
+    plain = {p.name for p in out if not p.name.endswith(".gz")}
+    out = [p for p in out if not (p.name.endswith(".gz") and p.name[:-3] in plain)]
     cur = Path(directory) / LOG_NAME
     return out + ([cur] if cur.exists() else [])
 
 
 def read_lines(path: Path) -> Iterator[str]:
-    """Text lines of a plain or gzipped log file (a truncated ``.gz`` ends quietly)."""
-    opener = gzip.open if path.name.endswith(".gz") else open
+    """Text lines of a plain or gzipped log file (a truncated ``.gz`` ends quietly). A rotated plain
+    file compressed since it was listed is read from its ``.gz``."""
+    gz = path.name.endswith(".gz")
     try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:  # type: ignore[operator]
+        fh = (gzip.open if gz else open)(path, "rt", encoding="utf-8", errors="replace")  # type: ignore[operator]
+    except FileNotFoundError:
+        if gz or path.name == LOG_NAME:
+            return
+        yield from read_lines(path.with_name(path.name + ".gz"))
+        return
+    except OSError:
+        return
+    try:
+        with fh:
             yield from fh
     except (EOFError, OSError):
         return

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from gswarm.wordscan import WordSet
+
 _LEVEL = re.compile(r"^(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL):|\[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\]"
                     r"| - (DEBUG|INFO|WARNING|ERROR|CRITICAL) - |^\[[a-z_]+\] [\d\- :,]+ (DEBUG|INFO|WARNING|ERROR|CRITICAL): ")
 _TB_START = "Traceback (most recent call last):"
@@ -28,12 +30,39 @@ _LEVEL_NAMES = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning", "WARN": 
                 "CRITICAL": "critical"}
 
 
+_NOT_INFO = WordSet(("ERROR", "WARN", "DEBUG", "CRITICAL"))  # every level name but INFO contains one of these
+
+
 def chunk_levels(texts: Any, joined: str) -> list[str]:
-    """:func:`line_level` of each of ``texts`` (``joined`` = ``"\\n".join(texts)``): a chunk in which no
-    level word occurs at all is ``info`` throughout after one scan."""
-    if not any(w in joined for w in ("INFO", "ERROR", "WARN", "DEBUG", "CRITICAL")):  # fast substring scans
-        return ["info"] * len(texts)
-    return [line_level(t) for t in texts]
+    """:func:`line_level` of each of ``texts`` (``joined`` = ``"\\n".join(texts)``).
+
+    A line is ``info`` unless it holds one of the other level names, and each of those contains
+    ``ERROR``, ``WARN``, ``DEBUG`` or ``CRITICAL``: a chunk without these words (genrl prints
+    ``[INFO]`` on nearly every line) is ``info`` throughout after four ``memchr`` scans (:mod:`gswarm.wordscan`),
+    and otherwise only the lines around each such word are examined (their line index found by
+    counting newlines), so the cost stays per chunk, not per line (~0.2 µs per line-equivalent
+    instead of ~3 µs of a regex per line).
+    """
+    found = _NOT_INFO.found_in(joined)
+    out = ["info"] * len(texts)
+    if not found:
+        return out
+    hits: set[int] = set()
+    count = joined.count
+    for word in found:
+        pos, line, at = joined.find(word), 0, 0
+        while pos >= 0:
+            line += count("\n", at, pos)
+            at = pos
+            hits.add(line)
+            nxt = joined.find("\n", pos)
+            if nxt < 0:
+                break
+            line, at = line + 1, nxt + 1
+            pos = joined.find(word, at)
+    for i in hits:
+        out[i] = line_level(texts[i])
+    return out
 
 
 def line_level(text: str) -> str:

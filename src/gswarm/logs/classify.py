@@ -24,13 +24,14 @@ from collections import deque
 from functools import lru_cache
 from itertools import repeat
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from gswarm.ansi import strip_ansi
 from gswarm.logs._engine import Hit, evaluate, evidence
 from gswarm.logs._gate import build_gate
 from gswarm.logs._rules import Pat, Rule, RuleSet, load_rules
 from gswarm.supervisor.policy import Classification, ExitInfo, effective
+from gswarm.wordscan import WordSet
 
 RULES_FILE = Path(__file__).with_name("rules.toml")
 _GATED = ("any", "all", "live_anchor", "reset", "gap_from")  # `near` is read around anchors
@@ -70,7 +71,7 @@ class Classifier:
             return cls
         return effective(ExitInfo(exit_code, signal, 0.0), cls)
 
-    def stream(self, generation: str | None = None, **kwargs: int) -> "StreamClassifier":
+    def stream(self, generation: str | None = None, **kwargs: Any) -> "StreamClassifier":
         """A new :class:`StreamClassifier` sharing this compiled table."""
         return StreamClassifier(self, generation, **kwargs)
 
@@ -137,10 +138,13 @@ class StreamClassifier:
     classification, and ``result()`` looks at the last ``tail`` lines only (so an old, survived
     incident does not explain a later exit). Live incidents: rules with ``live = N`` fire after N
     hits (within ``live_window`` seconds of ``now`` when given; ``now`` defaults to time.monotonic()).
+    ``live_only`` (the health service's stream): only live incidents are wanted, so :meth:`on_lines`
+    passes over a chunk in which no live anchor can match after a few substring scans (the anchors'
+    own texts: ~0.2 ms per MiB instead of ~20 ms for the full gate), and :meth:`result` is unavailable.
     """
 
     def __init__(self, classifier: Classifier | None = None, generation: str | None = None,
-                 ring: int = 64, keep: int = 4000, tail: int = 2000) -> None:
+                 ring: int = 64, keep: int = 4000, tail: int = 2000, live_only: bool = False) -> None:
         self.classifier = classifier or Classifier.from_package()
         self.generation = generation
         self._c = self.classifier._stream
@@ -153,6 +157,8 @@ class StreamClassifier:
         self._n = 0
         self._live = [r for r in self._c.rules if r.live and r.applies(generation)]
         self._live_hits: dict[str, deque[tuple[float, int]]] = {r.id: deque() for r in self._live}
+        self.live_only = live_only
+        self._live_words = _live_words(self._live) if live_only else None
 
     @property
     def lines_seen(self) -> int:
@@ -176,8 +182,13 @@ class StreamClassifier:
         gate word occurs (nearly all of them) costs two C-level searches instead of a loop."""
         if joined is None:
             joined = "\n".join(texts)
-        start_any = self._c.start_any
-        if self._gate(joined) is None and (start_any is None or start_any(joined) is None):
+        words = self._live_words
+        if words is not None:
+            passes = words.any_in(joined)
+        else:
+            start_any = self._c.start_any
+            passes = self._gate(joined) is not None or (start_any is not None and start_any(joined) is not None)
+        if not passes:
             self._n += len(texts)
             self._ring.extend(texts)
             return []
@@ -214,7 +225,11 @@ class StreamClassifier:
         return None
 
     def result(self) -> Classification:
-        """Classification of the recent output (call at exit); category ``none`` if nothing matched."""
+        """Classification of the recent output (call at exit); category ``none`` if nothing matched.
+
+        Raises RuntimeError for a ``live_only`` stream (it skips the chunks no live rule can match)."""
+        if self.live_only:
+            raise RuntimeError("a live_only StreamClassifier reports live incidents only; use Classifier.classify_lines")
         first = self._n - self._tail
         recent = {i: s for i, s in self._trig if i > first}
         ring, n = self._ring, self._n
@@ -224,3 +239,19 @@ class StreamClassifier:
             return ring[len(ring) - 1 - back] if 0 <= back < len(ring) else recent.get(i)
 
         return self._c.classify(self._c.scan(recent.items()), self.generation, text_of)
+
+
+def _live_words(rules: Sequence[Rule]) -> WordSet | None:
+    """Substrings of which every line a live rule's anchor matches holds one: the whole text of a plain
+    anchor (a long needle: the fastest C-level ``in``), the gate words of a regex anchor; None (no
+    shortcut: the full gate) when a regex anchor has no gate word."""
+    words: set[str] = set()
+    for rule in rules:
+        for pat in rule.live_anchor or rule.any:
+            if not pat.source.startswith("re:"):
+                words.add(pat.source)
+            elif pat.gates:
+                words |= pat.gates
+            else:
+                return None
+    return WordSet(sorted(w for w in words if not any(v != w and v in w for v in words)))  # "Error" covers "Error …"

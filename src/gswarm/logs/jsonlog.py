@@ -29,7 +29,7 @@ import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from gswarm import events as ev
 from gswarm.logs._levels import TracebackTracker, chunk_levels, line_level
@@ -48,6 +48,9 @@ _encode_str = _c_encode or py_encode_basestring
 log = logging.getLogger(__name__)
 LOG_NAME = "gswarm.jsonl"
 EARLY_FLUSH_LINES = 10_000  # buffered output lines that trigger a flush before the interval (bounds memory in a flood)
+# bytes a JSON string holds as they are (printable ASCII but " and \), plus the newline between joined lines
+Buffer = Union[bytes, memoryview]  # serialised JSON log records (see encoded_of)
+_JSON_PLAIN = bytes(b for b in range(0x20, 0x7F) if b not in b'"\\') + b"\n"
 _STAMP = re.compile(r"\.(\d{8}T\d{6}Z)(?:-\d+)?(?:\.gz)?$")
 
 
@@ -97,26 +100,44 @@ def _dumps(rec: dict[str, Any]) -> str:
     return json.dumps(rec, ensure_ascii=False, default=str)
 
 
-def encoded_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[tuple[str, float, list[str]]]:
-    """:func:`records_of` already serialised: ``[(ts_iso, ts_unix, [json_line, …])]`` (one group, no newlines).
+def encoded_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[tuple[str, float, Buffer, int]]:
+    """:func:`records_of` already serialised: ``[(ts_iso, ts_unix, data, n)]``, ``data`` being ``n``
+    JSON records in UTF-8, each ended by ``b"\\n"`` (a record never holds a raw newline); ``data`` is
+    ``bytes`` or a ``memoryview`` of bytes.
 
-    The JSON text is exactly ``json.dumps(record, ensure_ascii=False)`` of each record. For an
-    ``OutputBatch`` (the hot path: thousands of lines per event on a busy node) the parts shared
-    by its lines are serialised once and each line costs one C-level string escape, instead of
-    one ``json.dumps`` of a dict per line (~7× cheaper, see bench/overhead.py ``--runtime``).
+    Each record's text is exactly ``json.dumps(record, ensure_ascii=False)``. For an ``OutputBatch``
+    (the hot path: thousands of lines per event on a busy node) the parts shared by its lines are
+    serialised once. When every line has the same level (nearly always) and the chunk holds no
+    character JSON escapes (printable ASCII without ``"`` and ``\\``: genrl and hivemind logs), the
+    whole group is one C-level ``replace`` of the chunk's newlines in its bytes, with no string per
+    line and no copy per step (on this 2-vCPU VM a flood of output spent more time in page faults of
+    freshly allocated multi-MiB strings than in encoding; bench/overhead.py "+ gswarm run consumers");
+    otherwise one C-level escape per line.
     """
     if type(e) is not ev.OutputBatch:
-        recs = records_of(e, tracker)
-        return [(r["ts"], r["ts_unix"], [_dumps(r)]) for r in recs]
-    if not e.texts:
+        return [(r["ts"], r["ts_unix"], (_dumps(r) + "\n").encode("utf-8"), 1) for r in records_of(e, tracker)]
+    texts = e.texts
+    if not texts:
         return []
     ts, ts_unix = iso(e.ts), round(e.ts, 6)
-    levels = (tracker or TracebackTracker()).levels(e.node, e.stream, e.texts, e.joined)
+    levels = (tracker or TracebackTracker()).levels(e.node, e.stream, texts, e.joined)
     head = f'{{"ts": {_dumps(ts)}, "ts_unix": {_dumps(ts_unix)}, "node": {_dumps(e.node)}, "level": "'
     mid = '", "category": "output", "message": '
-    tail = f', "pid": {_dumps(e.pid)}, "kind": "output", "stream": {_dumps(e.stream)}}}'
-    esc = _encode_str
-    return [(ts, ts_unix, [f"{head}{lvl}{mid}{esc(text)}{tail}" for text, lvl in zip(e.texts, levels)])]
+    tail = f', "pid": {_dumps(e.pid)}, "kind": "output", "stream": {_dumps(e.stream)}}}\n'
+    first, n = levels[0], len(texts)
+    if levels.count(first) != n:
+        return [(ts, ts_unix, "".join([f"{head}{lvl}{mid}{esc}{tail}" for esc, lvl in zip(map(_encode_str, texts), levels)])
+                 .encode("utf-8"), n)]
+    start = f"{head}{first}{mid}"
+    joined = e.joined
+    raw = ("\n" + joined + "\n").encode("ascii") if joined.isascii() else b""
+    if raw and not raw.translate(None, _JSON_PLAIN):
+        # "\n" + t1 + "\n" + t2 + "\n" → sep + t1 + sep + t2 + sep with sep = '"' + tail + start + '"': the records,
+        # after the first len('"' + tail) bytes and before the last len(start + '"')
+        lead, end = ('"' + tail).encode("utf-8"), (start + '"').encode("utf-8")
+        blob = raw.replace(b"\n", lead + end)
+        return [(ts, ts_unix, memoryview(blob)[len(lead):len(blob) - len(end)], n)]
+    return [(ts, ts_unix, (start + f"{tail}{start}".join(map(_encode_str, texts)) + tail).encode("utf-8"), n)]
 
 
 def _describe(e: ev.Event) -> tuple[str, str, str, str, dict[str, Any]]:
@@ -158,32 +179,30 @@ class JsonLog:
 
     def write(self, records: list[dict[str, Any]]) -> None:
         """Append ``records`` (rotating before a record that would pass ``max_bytes`` or starts a new UTC day)."""
-        self.write_encoded([(r["ts"], r["ts_unix"], [_dumps(r)]) for r in records])
+        self.write_encoded([(r["ts"], r["ts_unix"], (_dumps(r) + "\n").encode("utf-8"), 1) for r in records])
 
-    def write_encoded(self, groups: list[tuple[str, float, list[str]]]) -> None:
-        """Append already serialised records, ``[(ts_iso, ts_unix, [json_line, …])]`` (see :func:`encoded_of`),
+    def write_encoded(self, groups: list[tuple[str, float, Buffer, int]]) -> None:
+        """Append already serialised records, ``[(ts_iso, ts_unix, data, n)]`` (see :func:`encoded_of`),
         with the same rotation rules as :meth:`write`. A group that fits before ``max_bytes`` is one write."""
         fh = self._open()
         try:
             size = fh.tell()
-            for ts, ts_unix, lines in groups:
+            for ts, ts_unix, data, n in groups:
                 day = ts[:10].replace("-", "")
-                chunk = ("\n".join(lines) + "\n").encode("utf-8")
-                fits = size + len(chunk) <= self.max_bytes or (not size and len(lines) == 1)
+                fits = size + len(data) <= self.max_bytes or (not size and n == 1)
                 if fits and not (size and self._day and day != self._day):  # no rotation inside: one write
                     self._day = day if size == 0 or self._day is None else self._day
-                    fh.write(chunk)
-                    size += len(chunk)
+                    fh.write(data)
+                    size += len(data)
                     continue
-                for text in lines:  # this group crosses a rotation: record by record
-                    line = (text + "\n").encode("utf-8")
-                    if size and (size + len(line) > self.max_bytes or (self._day and day != self._day)):
+                for record in bytes(data).splitlines(keepends=True):  # crosses a rotation: record by record
+                    if size and (size + len(record) > self.max_bytes or (self._day and day != self._day)):
                         fh.close()
                         self.rotate(ts_unix)
                         fh, size = self._open(), 0
                     self._day = day if size == 0 or self._day is None else self._day
-                    fh.write(line)
-                    size += len(line)
+                    fh.write(record)
+                    size += len(record)
         finally:
             fh.close()
 
@@ -294,7 +313,7 @@ class JsonLogService:
             before = len(self.writer.rotated())
             self.writer.write_encoded(groups)
             self.rotations += len(self.writer.rotated()) != before
-        return sum(len(g[2]) for g in groups)
+        return sum(g[3] for g in groups)
 
     def tidy(self) -> None:
         """Compress rotated files and apply retention (after a rotation)."""

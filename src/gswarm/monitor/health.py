@@ -170,7 +170,7 @@ class HealthService:
             from gswarm.logs.classify import Classifier
 
             self._classifier = self._classifier or Classifier.from_package()
-            return self._classifier.stream(generation)
+            return self._classifier.stream(generation, live_only=True)
         except Exception:  # a broken rule file must not stop supervision
             log.exception("live classifier unavailable")
             return None

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from gswarm import events as ev
 from gswarm.ansi import strip_ansi
-from gswarm.monitor._progress_rules import FAMILY_PREFILTER, Fact, family_of, model_in_use, parse_line
+from gswarm.monitor._progress_rules import FAMILY_KEYS, FAMILY_PREFILTER, Fact, family_of, model_in_use, parse_line
 from gswarm.monitor.follow import FileFollower, GlobFollower
 from gswarm.supervisor._policy_oom import IN_USE  # the History.extra key the OOM ladder reads
 
@@ -68,8 +68,11 @@ class ProgressTracker:
     def feed_chunk(self, joined: str, ts: float) -> list[ev.ProgressUpdate]:
         """The updates of the ``"\\n"``-joined lines of one chunk, in order (same as :meth:`feed` per
         line). Only the lines holding a prefilter key are parsed: one C-level search over the chunk
-        finds them, so a chunk without progress lines costs no Python work per line."""
+        finds them, so a chunk without progress lines costs no Python work per line (and a chunk
+        holding no key at all only a few substring scans)."""
         out: list[ev.ProgressUpdate] = []
+        if not FAMILY_KEYS[self.family].any_in(joined):
+            return out
         pos, n, prefilter_search = 0, len(joined), FAMILY_PREFILTER[self.family]
         while pos <= n:
             m = prefilter_search(joined, pos)
