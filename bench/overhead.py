@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/overhead.py [--lines 1000000] [--repeat 5] [--quiet-seconds 60] [--burn S] [--json]
+    python bench/overhead.py [--lines 1000000] [--repeat 5] [--quiet-seconds 60] [--burn S] [--aa] [--json]
 
 What "bare" means. The supervisor exists to read, show and keep the node's
 output, so the child's stdout must be something another process can read: a
@@ -22,24 +22,29 @@ one after another in each round, ``--repeat`` rounds in this one process:
   pattern), the data discarded. The cheapest reader there is (cheaper for the
   child than an eager ``os.read`` loop, which wakes it on every write), so
   ``supervised / floor`` is exactly what GSwarm's own work costs the node.
-* **supervised**: :class:`gswarm.supervisor.process.NodeProcess` — the path
-  ``gswarm run`` uses — with the line splitter, the capture file (a real file
-  in a temp folder, timestamps and pid per line), one ``OutputBatch`` event per
-  chunk read on an :class:`~gswarm.events.EventBus` with a subscriber that
-  counts the lines (every line must arrive), no console.
+* **supervised** — what the target is about: the output path of ``gswarm run``.
+  :class:`gswarm.supervisor.process.NodeProcess` with the line splitter, the
+  capture file (a real file in a temp folder, timestamps and pid per line), one
+  ``OutputBatch`` event per chunk read on an :class:`~gswarm.events.EventBus`, a
+  subscriber that counts the lines (every line must arrive), and the subscribers
+  ``gswarm run`` puts on the bus for every chunk: the JSON log service (really
+  writing, no record dropped), progress parsing, the health service with the live
+  classifier, and the watcher's exit-classifier tail. Not the console (its cost is
+  the terminal's) nor the API's live log (only while a browser watches); the SQLite
+  store sees events, not lines.
+* **core** (information): the same without those subscribers (NodeProcess,
+  capture, bus, counter), to show what the supervisor core costs by itself.
 
 The machine this runs on is shared and noisy (±15 % between identical runs),
 so each ratio is the **median of the per-round ratios** (the runs of a round
 are seconds apart and share the machine's state); best-of walls are printed
 too. The supervisor's CPU is ``getrusage(RUSAGE_SELF)`` during the supervised
-runs (the child's own CPU excluded); the child's CPU is the
+runs (the child's own CPU excluded), per million lines; the child's CPU is the
 ``RUSAGE_CHILDREN`` delta.
 
-* **+ gswarm run consumers**: the same plus the subscribers `gswarm run` puts on the
-  bus for every output chunk — the JSON log service (really writing), progress parsing and the
-  health service with the live classifier, and the watcher's exit-classifier tail. Not the
-  console (its cost is the terminal's) nor the API's live log (only while a browser watches);
-  the SQLite store sees events, not lines. What a flood of output costs the real supervisor.
+* **--aa** (optional, an A/A test): the pipe floor run a second time in each round. Its ratio to
+  the first is 1 in truth, so the spread of that ratio across rounds is the resolution of this
+  machine: a difference smaller than it cannot be shown here, in either direction.
 * **--burn S** (optional): the pipe floor again, its reader spinning S CPU seconds per
   million lines after each read (pure computation, no memory traffic, no syscalls): separates
   what the second vCPU merely being busy costs the child from what the supervisor's own kinds of
@@ -194,17 +199,19 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--quiet-seconds", type=float, default=60.0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--aa", action="store_true",
+                    help="also run the pipe floor twice per round and report that ratio (the machine's noise)")
     ap.add_argument("--burn", type=float, default=0.0, metavar="S",
                     help="also run the pipe floor with a reader spinning S CPU seconds per million lines "
                          "(e.g. the supervisor's own figure) and report its ratio")
     args = ap.parse_args()
     code = CHILD.format(n=args.lines)
-    kinds = ("devnull", "tee", "floor", "supervised", "services") + (("burn",) if args.burn else ())
+    kinds = ("devnull", "tee", "floor", "core", "supervised") + (("burn",) if args.burn else ()) + (("aa",) if args.aa else ())
     per_byte = args.burn / (1_000_000 * 95) if args.burn else 0.0  # S per million lines of ~95 bytes
     wall: dict[str, list[float]] = {k: [] for k in kinds}
     child_cpu: dict[str, list[float]] = {k: [] for k in kinds}
     sup_cpu: list[float] = []
-    svc_cpu: list[float] = []
+    core_cpu: list[float] = []
     with tempfile.TemporaryDirectory(prefix="gswarm-bench-") as tmp:
         for i in range(args.repeat):
             folder = Path(tmp) / f"run{i}"
@@ -217,19 +224,19 @@ def main() -> None:
                     wall[kind].append(bare_tee(code, folder / "tee.log"))
                 elif kind == "burn":
                     wall[kind].append(bare_floor(code, per_byte))
-                elif kind == "floor":
+                elif kind in ("floor", "aa"):
                     wall[kind].append(bare_floor(code))
                 else:
-                    w, cpu, seen = asyncio.run(supervised(code, folder, services=kind == "services"))
+                    w, cpu, seen = asyncio.run(supervised(code, folder, services=kind == "supervised"))
                     assert seen == args.lines, f"lost lines: {seen} != {args.lines}"
                     wall[kind].append(w)
-                    (sup_cpu if kind == "supervised" else svc_cpu).append(cpu)
+                    (sup_cpu if kind == "supervised" else core_cpu).append(cpu)
                     (folder / "output.log").unlink(missing_ok=True)
                     for f in (folder / "logs").glob("*"):
                         f.unlink()
                 child_cpu[kind].append(_children_cpu() - c0)  # tee: the child plus tee itself
         qc0, qt0 = _cpu(), time.perf_counter()
-        asyncio.run(supervised(QUIET.format(s=args.quiet_seconds), Path(tmp)))
+        asyncio.run(supervised(QUIET.format(s=args.quiet_seconds), Path(tmp), services=True))
         quiet_pct = 100 * (_cpu() - qc0) / (time.perf_counter() - qt0)
     sup = wall["supervised"]
 
@@ -246,12 +253,18 @@ def main() -> None:
         "median_wall_s": {k: round(_median(v), 3) for k, v in wall.items()},
         "median_child_cpu_s": {k: round(_median(v), 3) for k, v in child_cpu.items() if k != "tee"},
         "supervisor_cpu_s_per_million_lines": round(_median(sup_cpu) * 1_000_000 / args.lines, 3),
-        "services_ratio": round(_median([s / b for s, b in zip(wall["services"], wall["floor"])]), 3),
-        "services_cpu_s_per_million_lines": round(_median(svc_cpu) * 1_000_000 / args.lines, 3),
+        "core_ratio": round(_median([c / b for c, b in zip(wall["core"], wall["floor"])]), 3),
+        "core_cpu_s_per_million_lines": round(_median(core_cpu) * 1_000_000 / args.lines, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "quiet_seconds": args.quiet_seconds, "quiet_cpu_percent_of_core": round(quiet_pct, 3),
         "all_wall_s": {k: [round(x, 3) for x in v] for k, v in wall.items()},
     }
+    per_round = [s / b for s, b in zip(sup, wall["floor"])]
+    result["ratio_per_round_range"] = [round(min(per_round), 3), round(max(per_round), 3)]
+    if args.aa:
+        aa = [a / b for a, b in zip(wall["aa"], wall["floor"])]
+        result["aa_ratio"] = round(_median(aa), 3)
+        result["aa_per_round_range"] = [round(min(aa), 3), round(max(aa), 3)]
     if args.burn:
         result["burn_cpu_s_per_million_lines"] = args.burn
         result["burn_ratio"] = round(_median([b / f for b, f in zip(wall["burn"], wall["floor"])]), 3)
@@ -264,18 +277,24 @@ def main() -> None:
     print(f"child: {args.lines:,} lines of ~95 bytes, {os.cpu_count()} CPUs, {args.repeat} interleaved rounds")
     print(f"{'':28s}{'best':>8s}{'median':>9s}{'child CPU':>11s}   (seconds)")
     for k, label in (("devnull", "bare, /dev/null (info)"), ("tee", "bare, | tee FILE"),
-                     ("floor", "bare, pipe floor (baseline)"), ("supervised", "supervised (NodeProcess)"),
-                     ("services", "  + gswarm run consumers")):
+                     ("floor", "bare, pipe floor (baseline)"), ("core", "core only (info)"),
+                     ("supervised", "supervised (gswarm run)")):
         cc = f"{result['median_child_cpu_s'][k]:11.3f}" if k in result["median_child_cpu_s"] else f"{'—':>11s}"
         print(f"{label:28s}{min(wall[k]):8.3f}{_median(wall[k]):9.3f}{cc}")
     print(f"ratio supervised / pipe floor  {result['ratio']:.3f}  (median of paired rounds; target ≤ 1.05: "
           f"{ok[result['targets_met']['ratio']]})")
+    lo, hi = result["ratio_per_round_range"]
+    print(f"  per round, min … max         {lo:.3f} … {hi:.3f}")
     print(f"ratio supervised / tee         {result['ratio_vs_tee']:.3f}")
     print(f"ratio supervised / /dev/null   {result['ratio_vs_devnull']:.3f}  (the pipe itself: floor / /dev/null "
           f"{result['floor_vs_devnull']:.3f})")
     print(f"supervisor CPU                 {result['supervisor_cpu_s_per_million_lines']:.3f} s per million lines")
-    print(f"with gswarm run's consumers    {result['services_cpu_s_per_million_lines']:.3f} s per million lines, ratio "
-          f"{result['services_ratio']:.3f} vs the floor (JSON log, progress, health + live classifier)")
+    print(f"core only (info)               {result['core_cpu_s_per_million_lines']:.3f} s per million lines, ratio "
+          f"{result['core_ratio']:.3f} vs the floor (no JSON log, progress, health, exit tail)")
+    if args.aa:
+        lo, hi = result["aa_per_round_range"]
+        print(f"A/A: pipe floor again / floor  {result['aa_ratio']:.3f}  (per round {lo:.3f} … {hi:.3f}; "
+              f"true value 1: this machine's noise)")
     if args.burn:
         print(f"pipe floor + {args.burn:g} s CPU/M lines spun by the reader: ratio {result['burn_ratio']:.3f} vs the floor "
               f"(the other vCPU merely busy)")

@@ -229,8 +229,8 @@ def test_encoded_output_is_exactly_json_dumps_of_the_records(texts: tuple[str, .
     batch = ev.OutputBatch("nöde\"1", T0 + 0.123457, 4242, texts, None, None, "stderr")
     groups = encoded_of(batch)
     assert len(groups) == 1 and groups[0][:2] == ("2023-11-14T22:13:20.123457+00:00", round(T0 + 0.123457, 6))
-    assert bytes(groups[0][2]).decode().split("\n")[:-1] == [json.dumps(r, ensure_ascii=False) for r in records_of(batch)]
-    assert [json.loads(x)["message"] for x in bytes(groups[0][2]).decode().split("\n")[:-1]] == list(texts)
+    assert b"".join(groups[0][2]).decode().split("\n")[:-1] == [json.dumps(r, ensure_ascii=False) for r in records_of(batch)]
+    assert [json.loads(x)["message"] for x in b"".join(groups[0][2]).decode().split("\n")[:-1]] == list(texts)
     assert groups[0][3] == len(texts)
 
 
@@ -357,4 +357,22 @@ def test_encoded_chunks_equal_json_dumps_on_random_ascii() -> None:
     for i in range(400):
         texts = tuple("".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 6))) for _ in range(rnd.randint(1, 5)))
         batch = ev.OutputBatch("n1", T0 + i, 9, texts)
-        assert bytes(encoded_of(batch)[0][2]).decode().split("\n")[:-1] == [json.dumps(r, ensure_ascii=False) for r in records_of(batch)], texts
+        want = [json.dumps(r, ensure_ascii=False) for r in records_of(batch)]
+        assert b"".join(encoded_of(batch)[0][2]).decode().split("\n")[:-1] == want, texts
+        with_bytes = ev.OutputBatch("n1", T0 + i, 9, texts, data="\n".join(texts).encode())  # as NodeProcess sends it
+        assert b"".join(encoded_of(with_bytes)[0][2]).decode().split("\n")[:-1] == want, texts
+
+
+def test_output_batches_from_the_splitter_carry_their_bytes_and_encode_the_same() -> None:
+    from gswarm.logs.jsonlog import encoded_of
+    from gswarm.supervisor.process import publish_batch
+    from gswarm.supervisor.stream import LineSplitter
+
+    bus, seen = ev.EventBus(), []
+    bus.subscribe(seen.append)
+    for chunk in (b"[INFO] a\n[INFO] b\npartial", b" rest\n", b"caf\xc3\xa9 \"q\"\n", b"bad \xff\n"):
+        batch = LineSplitter().feed(chunk)
+        publish_batch(bus, "n1", 5, batch, T0)
+    assert [e.data for e in seen] == [b"[INFO] a\n[INFO] b", b" rest", "café \"q\"".encode(), None]
+    for e in seen:
+        assert b"".join(encoded_of(e)[0][2]).decode().split("\n")[:-1] == [json.dumps(r, ensure_ascii=False) for r in records_of(e)]

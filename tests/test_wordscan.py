@@ -24,7 +24,8 @@ def test_found_and_any_equal_plain_substring_tests_on_random_text() -> None:
 def test_probe_is_the_first_uncommon_character_and_duplicates_go() -> None:
     ws = WordSet(["Starting round", "placed bet", "Starting round", "continuing"])
     assert ws.words == ("Starting round", "placed bet", "continuing")
-    assert [p for p, _ in ws._pairs] == ["S", "p", "c"]
+    assert [p for p, _ in ws._pairs] == ["S", "b", "g"]
+    assert [p for p, _ in WordSet(["peer ID", "WARN", "claimed reward", "已杀死"])._pairs] == ["D", "W", "w", "已"]
     assert not ws.any_in("[INFO] - Training round: 1 stage: 0\n" * 100)
     assert ws.found_in("x\nStarting round: 3/10.\ncontinuing") == ["Starting round", "continuing"]
 

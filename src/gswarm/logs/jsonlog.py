@@ -29,7 +29,7 @@ import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from gswarm import events as ev
 from gswarm.logs._levels import TracebackTracker, chunk_levels, line_level
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 LOG_NAME = "gswarm.jsonl"
 EARLY_FLUSH_LINES = 10_000  # buffered output lines that trigger a flush before the interval (bounds memory in a flood)
 # bytes a JSON string holds as they are (printable ASCII but " and \), plus the newline between joined lines
-Buffer = Union[bytes, memoryview]  # serialised JSON log records (see encoded_of)
+Parts = tuple[bytes, ...]  # serialised JSON log records, in pieces (see encoded_of)
 _JSON_PLAIN = bytes(b for b in range(0x20, 0x7F) if b not in b'"\\') + b"\n"
 _STAMP = re.compile(r"\.(\d{8}T\d{6}Z)(?:-\d+)?(?:\.gz)?$")
 
@@ -100,22 +100,23 @@ def _dumps(rec: dict[str, Any]) -> str:
     return json.dumps(rec, ensure_ascii=False, default=str)
 
 
-def encoded_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[tuple[str, float, Buffer, int]]:
-    """:func:`records_of` already serialised: ``[(ts_iso, ts_unix, data, n)]``, ``data`` being ``n``
-    JSON records in UTF-8, each ended by ``b"\\n"`` (a record never holds a raw newline); ``data`` is
-    ``bytes`` or a ``memoryview`` of bytes.
+def encoded_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[tuple[str, float, Parts, int]]:
+    """:func:`records_of` already serialised: ``[(ts_iso, ts_unix, parts, n)]``; the concatenation of
+    ``parts`` (bytes) is ``n`` JSON records in UTF-8, each ended by ``b"\\n"`` (a record never holds a
+    raw newline).
 
     Each record's text is exactly ``json.dumps(record, ensure_ascii=False)``. For an ``OutputBatch``
     (the hot path: thousands of lines per event on a busy node) the parts shared by its lines are
     serialised once. When every line has the same level (nearly always) and the chunk holds no
     character JSON escapes (printable ASCII without ``"`` and ``\\``: genrl and hivemind logs), the
-    whole group is one C-level ``replace`` of the chunk's newlines in its bytes, with no string per
-    line and no copy per step (on this 2-vCPU VM a flood of output spent more time in page faults of
-    freshly allocated multi-MiB strings than in encoding; bench/overhead.py "+ gswarm run consumers");
-    otherwise one C-level escape per line.
+    records are the chunk's bytes with each newline replaced (one C-level ``replace``, no string per
+    line, no re-encoding when the event carries the bytes as read). On this 2-vCPU VM a flood of output
+    spent more time in page faults of freshly allocated multi-MiB temporaries than in encoding, so
+    fewer and smaller temporaries matter (bench/overhead.py, "+ gswarm run consumers"). Otherwise one
+    C-level escape per line.
     """
     if type(e) is not ev.OutputBatch:
-        return [(r["ts"], r["ts_unix"], (_dumps(r) + "\n").encode("utf-8"), 1) for r in records_of(e, tracker)]
+        return [(r["ts"], r["ts_unix"], ((_dumps(r) + "\n").encode("utf-8"),), 1) for r in records_of(e, tracker)]
     texts = e.texts
     if not texts:
         return []
@@ -126,18 +127,17 @@ def encoded_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[tup
     tail = f', "pid": {_dumps(e.pid)}, "kind": "output", "stream": {_dumps(e.stream)}}}\n'
     first, n = levels[0], len(texts)
     if levels.count(first) != n:
-        return [(ts, ts_unix, "".join([f"{head}{lvl}{mid}{esc}{tail}" for esc, lvl in zip(map(_encode_str, texts), levels)])
-                 .encode("utf-8"), n)]
+        return [(ts, ts_unix, ("".join([f"{head}{lvl}{mid}{esc}{tail}" for esc, lvl in zip(map(_encode_str, texts), levels)])
+                               .encode("utf-8"),), n)]
     start = f"{head}{first}{mid}"
-    joined = e.joined
-    raw = ("\n" + joined + "\n").encode("ascii") if joined.isascii() else b""
-    if raw and not raw.translate(None, _JSON_PLAIN):
-        # "\n" + t1 + "\n" + t2 + "\n" → sep + t1 + sep + t2 + sep with sep = '"' + tail + start + '"': the records,
-        # after the first len('"' + tail) bytes and before the last len(start + '"')
-        lead, end = ('"' + tail).encode("utf-8"), (start + '"').encode("utf-8")
-        blob = raw.replace(b"\n", lead + end)
-        return [(ts, ts_unix, memoryview(blob)[len(lead):len(blob) - len(end)], n)]
-    return [(ts, ts_unix, (start + f"{tail}{start}".join(map(_encode_str, texts)) + tail).encode("utf-8"), n)]
+    data = e.data
+    if data is None and e.joined.isascii():
+        data = e.joined.encode("ascii")
+    if data is not None and data.isascii() and not data.translate(None, _JSON_PLAIN):
+        # t1 "\n" t2 … tn → start '"' t1 '"' tail start '"' t2 … '"' tail
+        return [(ts, ts_unix, (f'{start}"'.encode(), data.replace(b"\n", f'"{tail}{start}"'.encode()),
+                               f'"{tail}'.encode()), n)]
+    return [(ts, ts_unix, ((start + f"{tail}{start}".join(map(_encode_str, texts)) + tail).encode("utf-8"),), n)]
 
 
 def _describe(e: ev.Event) -> tuple[str, str, str, str, dict[str, Any]]:
@@ -179,23 +179,26 @@ class JsonLog:
 
     def write(self, records: list[dict[str, Any]]) -> None:
         """Append ``records`` (rotating before a record that would pass ``max_bytes`` or starts a new UTC day)."""
-        self.write_encoded([(r["ts"], r["ts_unix"], (_dumps(r) + "\n").encode("utf-8"), 1) for r in records])
+        self.write_encoded([(r["ts"], r["ts_unix"], ((_dumps(r) + "\n").encode("utf-8"),), 1) for r in records])
 
-    def write_encoded(self, groups: list[tuple[str, float, Buffer, int]]) -> None:
-        """Append already serialised records, ``[(ts_iso, ts_unix, data, n)]`` (see :func:`encoded_of`),
-        with the same rotation rules as :meth:`write`. A group that fits before ``max_bytes`` is one write."""
+    def write_encoded(self, groups: list[tuple[str, float, Parts, int]]) -> None:
+        """Append already serialised records, ``[(ts_iso, ts_unix, parts, n)]`` (see :func:`encoded_of`),
+        with the same rotation rules as :meth:`write`. A group that fits before ``max_bytes`` is written
+        as it is (its parts one after the other)."""
         fh = self._open()
         try:
             size = fh.tell()
-            for ts, ts_unix, data, n in groups:
+            for ts, ts_unix, parts, n in groups:
                 day = ts[:10].replace("-", "")
-                fits = size + len(data) <= self.max_bytes or (not size and n == 1)
-                if fits and not (size and self._day and day != self._day):  # no rotation inside: one write
+                length = sum(map(len, parts))
+                fits = size + length <= self.max_bytes or (not size and n == 1)
+                if fits and not (size and self._day and day != self._day):  # no rotation inside
                     self._day = day if size == 0 or self._day is None else self._day
-                    fh.write(data)
-                    size += len(data)
+                    for part in parts:
+                        fh.write(part)
+                    size += length
                     continue
-                for record in bytes(data).splitlines(keepends=True):  # crosses a rotation: record by record
+                for record in b"".join(parts).splitlines(keepends=True):  # crosses a rotation: record by record
                     if size and (size + len(record) > self.max_bytes or (self._day and day != self._day)):
                         fh.close()
                         self.rotate(ts_unix)

@@ -30,7 +30,6 @@ class ExitClassifier:
     def __init__(self, generation: str | None) -> None:
         self.generation = generation
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
-        self.feed = self.tail.extend  # hot path: no Python frame per batch
         self._impl: Any = None
         self._kwargs: set[str] = set()
         try:
@@ -40,6 +39,10 @@ class ExitClassifier:
             self._kwargs = set(inspect.signature(self._impl.classify_lines).parameters)
         except Exception as exc:  # module not written yet, or its rules fail to load
             log.debug("classifier unavailable, using fallback: %s", exc)
+
+    def feed(self, texts: Sequence[str]) -> None:
+        """Keep the last :data:`TAIL_LINES` of ``texts`` (one C-level extend of at most that many)."""
+        self.tail.extend(texts[-TAIL_LINES:])
 
     def classify(self, exit_code: int | None, signal: int | None) -> Any:
         """The Classification of the run that just ended (duck-typed like policy.Classification)."""

@@ -66,11 +66,11 @@ def publish_batch(bus: EventBus, node: str, pid: int, batch: Batch, ts: float) -
     One event per chunk, not per line: the bus and its inline subscribers run once
     per read (~300 per million lines on a busy stream), not once per line.
     ``raws`` is None when the chunk had no ANSI escape, ``flags`` None when no line
-    is marked.
+    is marked; ``data`` the chunk's bytes when the splitter kept them (:attr:`Batch.data`).
     """
     texts, raws, flags = batch.texts, batch.raws, batch.flags
     bus.publish(OutputBatch(node, ts, pid, tuple(texts), None if raws is texts else tuple(raws),
-                            tuple(flags) if flags and any(flags) else None))
+                            tuple(flags) if flags and any(flags) else None, data=batch.data))
 
 
 class NodeProcess:
