@@ -376,3 +376,47 @@ def test_output_batches_from_the_splitter_carry_their_bytes_and_encode_the_same(
     assert [e.data for e in seen] == [b"[INFO] a\n[INFO] b", b" rest", "café \"q\"".encode(), None]
     for e in seen:
         assert b"".join(encoded_of(e)[0][2]).decode().split("\n")[:-1] == [json.dumps(r, ensure_ascii=False) for r in records_of(e)]
+
+
+def test_a_line_holding_a_newline_is_still_one_record_with_its_own_level() -> None:
+    """The splitter never puts "\\n" in a line, but an OutputBatch built elsewhere might: the chunk-level paths
+    (level by newline count, records by one replace) must not shift levels or split records (review finding)."""
+    from gswarm.logs.jsonlog import chunk_levels, encoded_of
+
+    texts = ("x\n[ERROR] y", "ok", "z")
+    assert chunk_levels(texts, "\n".join(texts)) == ["error", "info", "info"]
+    for batch in (ev.OutputBatch("n1", T0, 1, ("a\nb",)), ev.OutputBatch("n1", T0, 1, ("a\nb", "c"), data=b"a\nb\nc"),
+                  ev.OutputBatch("n1", T0, 1, texts)):
+        groups = encoded_of(batch)
+        want = [json.dumps(r, ensure_ascii=False) for r in records_of(batch)]
+        assert b"".join(groups[0][2]).decode().split("\n")[:-1] == want and groups[0][3] == len(batch.texts)
+
+
+def test_a_lone_surrogate_in_a_notice_does_not_lose_the_buffer(tmp_path: Path) -> None:
+    """A notice naming a path decoded with surrogateescape: written as a JSON \\u escape, it reads back the same,
+    and the output buffered with it is written too (before: UnicodeEncodeError, the whole flush lost)."""
+    bus, clock = ev.EventBus(), FakeClock(start=T0)
+    svc = JsonLogService(bus, clock, JsonLog(tmp_path / "logs"))
+    bus.publish(ev.OutputBatch("n1", T0, 7, ("INFO:x:before",)))
+    bus.publish(ev.Notice("n1", T0, "disk", ev.Severity.WARNING, "cannot write /tmp/\udcff.log"))
+    bus.publish(ev.OutputBatch("n1", T0, 7, ("INFO:x:after",)))
+    assert svc.flush() == 3
+    assert [r["message"] for r in iter_records(tmp_path / "logs")] == ["INFO:x:before", "cannot write /tmp/\udcff.log",
+                                                                       "INFO:x:after"]
+
+
+def test_api_log_tail_while_a_rotated_file_is_compressed(tmp_path: Path) -> None:
+    """The API's newest-first reader (api/logfile.py) had its own listing: it read both X and X.gz during a
+    compression (records twice), and a plain file gone since the listing was an uncaught FileNotFoundError."""
+    from gswarm.api import logfile
+
+    jl = JsonLog(tmp_path / "logs", max_bytes=600, backups=5)
+    jl.write(records_of(ev.OutputBatch("n1", T0, 7, tuple(f"INFO:x:line {i}" for i in range(5)))))
+    rotated = jl.rotated()[0]
+    with gzip.open(rotated.with_name(rotated.name + ".gz"), "wb") as dst:
+        dst.write(rotated.read_bytes())  # the moment inside compress(): X and X.gz both present
+    want = [f"INFO:x:line {i}" for i in range(5)]
+    assert [r["message"] for r in logfile.tail(tmp_path, 100)[0]] == want
+    listed = logfile.log_files(tmp_path)
+    rotated.unlink()  # compress() finished after the listing
+    assert [r["message"] for p in reversed(listed) for r in map(json.loads, reversed(list(logfile._lines_newest_first(p, 100))))] == want

@@ -95,3 +95,39 @@ def test_live_incident_found_in_a_chunk_of_ordinary_lines() -> None:
     per_line = clf.stream("E6")
     want = [c for _ in range(4) for t in filler + burst + filler if (c := per_line.on_line(t, 10.0)) is not None]
     assert [c.category for c in found] == [c.category for c in want] == [ev.Category.CHAIN_SUBMIT_REJECTED]
+
+
+def test_live_only_stream_fires_on_a_regex_anchor_through_its_gate_words() -> None:
+    """chain_submit_upstream's anchor is a regex (5xx on /api/submit-reward): the live_only stream must look
+    at a chunk holding it through the regex's gate words, or the incident is never seen (review finding)."""
+    clf = Classifier.from_package()
+    line = ("requests.exceptions.HTTPError: 500 Server Error: Internal Server Error for url: "
+            "http://localhost:3000/api/submit-reward")
+    got = {}
+    for live_only in (False, True):
+        s = clf.stream("E6", live_only=live_only)
+        got[live_only] = [c.rule_id for i in range(3) for c in s.on_lines((f"[INFO] filler {i}",) * 5 + (line,), float(i))]
+    assert got[True] == got[False] == ["chain_submit_upstream"]
+
+
+def test_live_words_are_the_live_anchors_minimised() -> None:
+    """A word holding another ("Error occurred during training, continuing" holds "Error") is dropped: the shorter
+    one already lets every such chunk through. Exact set for E6 and for E0 (no login/chain-registration rules)."""
+    clf = Classifier.from_package()
+    assert clf.stream("E6", live_only=True)._live_words.words == (
+        "AA24 signature error", "Error", "Failed to call submitReward: InvalidRoundNumber", "Failed to submit to chain.",
+        "This is most likely transient and will recover.", "Unknown error", "Waiting for API key to be activated...")
+    assert clf.stream("E0", live_only=True)._live_words.words == (
+        "Error", "Failed to submit to chain.", "This is most likely transient and will recover.", "Unknown error")
+
+
+def test_exit_classifier_tail_keeps_exactly_the_last_lines_of_a_big_batch() -> None:
+    from gswarm.supervisor._classify import TAIL_LINES, ExitClassifier
+
+    ec = ExitClassifier("E6")
+    ec.feed([f"old {i}" for i in range(10)])
+    texts = [f"line {i}" for i in range(TAIL_LINES + 1000)]
+    ec.feed(texts)
+    assert list(ec.tail) == texts[-TAIL_LINES:]
+    ec.feed(["one more"])
+    assert list(ec.tail) == texts[-TAIL_LINES + 1:] + ["one more"]

@@ -31,21 +31,20 @@ MAX_ANSWER_CHARS = 4 * 1024 * 1024  # text of all returned records together
 
 
 def log_files(state_dir: Path) -> list[Path]:
-    """``logs/gswarm.jsonl`` then its rotated files (``.gz`` too), newest first."""
-    folder = Path(state_dir) / "logs"
-    try:
-        from gswarm.logs.jsonlog import rotated_files
+    """``logs/gswarm.jsonl`` then its rotated files (``.gz`` too), newest first; a rotated file being
+    compressed right now is listed once (:func:`gswarm.logs._jsonread.log_files`)."""
+    from gswarm.logs._jsonread import log_files as oldest_first
 
-        rotated = list(reversed(rotated_files(folder)))
-    except ImportError:
-        rotated = sorted((p for p in folder.glob(LOG_NAME + ".*") if p.is_file()), key=lambda p: -p.stat().st_mtime)
-    current = folder / LOG_NAME
-    return ([current] if current.is_file() else []) + [p for p in rotated if p != current]
+    return list(reversed(oldest_first(Path(state_dir) / "logs")))
 
 
 def _lines_newest_first(path: Path, budget: int) -> Iterator[bytes]:
     if not path.name.endswith(".gz"):
-        yield from _reverse_lines(path)
+        try:
+            yield from _reverse_lines(path)
+        except FileNotFoundError:  # gzipped (or rotated away) since it was listed
+            if path.name != LOG_NAME:
+                yield from _lines_newest_first(path.with_name(path.name + ".gz"), budget)
         return
     last: deque[bytes] = deque(maxlen=max(1, budget))
     try:

@@ -47,6 +47,8 @@ def chunk_levels(texts: Any, joined: str) -> list[str]:
     out = ["info"] * len(texts)
     if not found:
         return out
+    if joined.count("\n") != len(texts) - 1:  # a line holding "\n" (never from the splitter): line by line
+        return [line_level(t) for t in texts]
     hits: set[int] = set()
     count = joined.count
     for word in found:

@@ -141,6 +141,8 @@ class StreamClassifier:
     ``live_only`` (the health service's stream): only live incidents are wanted, so :meth:`on_lines`
     passes over a chunk in which no live anchor can match after a few substring scans (the anchors'
     own texts: ~0.2 ms per MiB instead of ~20 ms for the full gate), and :meth:`result` is unavailable.
+    Its live incidents are the full stream's; their evidence may hold an older hit line that the full
+    stream had already pushed out of its ``keep`` gate-passing lines (hits far apart, no time window).
     """
 
     def __init__(self, classifier: Classifier | None = None, generation: str | None = None,

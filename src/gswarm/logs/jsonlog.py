@@ -50,6 +50,9 @@ LOG_NAME = "gswarm.jsonl"
 EARLY_FLUSH_LINES = 10_000  # buffered output lines that trigger a flush before the interval (bounds memory in a flood)
 # bytes a JSON string holds as they are (printable ASCII but " and \), plus the newline between joined lines
 Parts = tuple[bytes, ...]  # serialised JSON log records, in pieces (see encoded_of)
+# A lone surrogate (a path decoded with surrogateescape in a notice) cannot be UTF-8: written as the JSON
+# escape "\udcff" it reads back as the same string, instead of failing the write of the whole buffer.
+_LONE = "backslashreplace"
 _JSON_PLAIN = bytes(b for b in range(0x20, 0x7F) if b not in b'"\\') + b"\n"
 _STAMP = re.compile(r"\.(\d{8}T\d{6}Z)(?:-\d+)?(?:\.gz)?$")
 
@@ -112,11 +115,11 @@ def encoded_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[tup
     records are the chunk's bytes with each newline replaced (one C-level ``replace``, no string per
     line, no re-encoding when the event carries the bytes as read). On this 2-vCPU VM a flood of output
     spent more time in page faults of freshly allocated multi-MiB temporaries than in encoding, so
-    fewer and smaller temporaries matter (bench/overhead.py, "+ gswarm run consumers"). Otherwise one
-    C-level escape per line.
+    fewer and smaller temporaries matter (bench/overhead.py, "supervised (gswarm run)"). Otherwise one
+    C-level escape per line. Lone surrogates are written as JSON ``\\uXXXX`` escapes (:data:`_LONE`).
     """
     if type(e) is not ev.OutputBatch:
-        return [(r["ts"], r["ts_unix"], ((_dumps(r) + "\n").encode("utf-8"),), 1) for r in records_of(e, tracker)]
+        return [(r["ts"], r["ts_unix"], ((_dumps(r) + "\n").encode("utf-8", _LONE),), 1) for r in records_of(e, tracker)]
     texts = e.texts
     if not texts:
         return []
@@ -128,16 +131,16 @@ def encoded_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[tup
     first, n = levels[0], len(texts)
     if levels.count(first) != n:
         return [(ts, ts_unix, ("".join([f"{head}{lvl}{mid}{esc}{tail}" for esc, lvl in zip(map(_encode_str, texts), levels)])
-                               .encode("utf-8"),), n)]
+                               .encode("utf-8", _LONE),), n)]
     start = f"{head}{first}{mid}"
     data = e.data
     if data is None and e.joined.isascii():
         data = e.joined.encode("ascii")
-    if data is not None and data.isascii() and not data.translate(None, _JSON_PLAIN):
+    if data is not None and data.isascii() and not data.translate(None, _JSON_PLAIN) and data.count(b"\n") == n - 1:
         # t1 "\n" t2 … tn → start '"' t1 '"' tail start '"' t2 … '"' tail
-        return [(ts, ts_unix, (f'{start}"'.encode(), data.replace(b"\n", f'"{tail}{start}"'.encode()),
-                               f'"{tail}'.encode()), n)]
-    return [(ts, ts_unix, ((start + f"{tail}{start}".join(map(_encode_str, texts)) + tail).encode("utf-8"),), n)]
+        return [(ts, ts_unix, (f'{start}"'.encode("utf-8", _LONE), data.replace(b"\n", f'"{tail}{start}"'.encode("utf-8", _LONE)),
+                               f'"{tail}'.encode("utf-8", _LONE)), n)]
+    return [(ts, ts_unix, ((start + f"{tail}{start}".join(map(_encode_str, texts)) + tail).encode("utf-8", _LONE),), n)]
 
 
 def _describe(e: ev.Event) -> tuple[str, str, str, str, dict[str, Any]]:
@@ -179,7 +182,7 @@ class JsonLog:
 
     def write(self, records: list[dict[str, Any]]) -> None:
         """Append ``records`` (rotating before a record that would pass ``max_bytes`` or starts a new UTC day)."""
-        self.write_encoded([(r["ts"], r["ts_unix"], ((_dumps(r) + "\n").encode("utf-8"),), 1) for r in records])
+        self.write_encoded([(r["ts"], r["ts_unix"], ((_dumps(r) + "\n").encode("utf-8", _LONE),), 1) for r in records])
 
     def write_encoded(self, groups: list[tuple[str, float, Parts, int]]) -> None:
         """Append already serialised records, ``[(ts_iso, ts_unix, parts, n)]`` (see :func:`encoded_of`),
