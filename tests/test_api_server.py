@@ -159,3 +159,21 @@ def test_gswarm_serve_is_read_only_and_stops_on_sigterm(state_dir) -> None:
     assert proc.returncode == 0, err
     assert "read-only" in out and f"{url}/openapi.json" in out and not serve.exists()
     assert api.read_text() == live_info  # the supervisor's address survives the serve
+
+
+async def test_server_wakes_once_a_second_and_at_once_on_stop(state_dir, monkeypatch) -> None:
+    """uvicorn's 10 Hz idle loop is replaced by a 1 s one (bench/idle.py: most of an idle gswarm run's CPU);
+    a stop must still be immediate: with a 30 s tick the stop would wait for it without the wake-up."""
+    from gswarm.api.server import EmbeddedServer
+
+    assert EmbeddedServer.TICK == 1.0
+    monkeypatch.setattr(EmbeddedServer, "TICK", 30.0)
+    svc = ApiService(DataSource(state_dir, settings(), clock=FakeClock(NOW)), "127.0.0.1", 0)
+    task = await _started(svc)
+    async with httpx.AsyncClient() as c:
+        r = await c.get(f"{svc.url}/healthz")
+        assert r.status_code == 200 and r.headers["date"].endswith(" GMT")  # the header on_tick refreshes
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)  # a tick of 30 s: only the wake-up ends it in time
+    assert not svc.api_file.exists()
