@@ -172,12 +172,14 @@ def test_status_on_an_empty_state_dir_says_so(tmp_path: Path, make: bool) -> Non
     assert out == f"no gswarm run has recorded anything in {sd} yet (start one with `gswarm run`, or pass --state-dir)\n"
 
 
-def test_status_unknown_node_lists_the_known_ones(recorded: float, state_dir: Path) -> None:
+def test_status_unknown_node_lists_the_known_ones(recorded: float, state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.helpers import run_cli
+
     Store(state_dir / "gswarm.db").write([ev.StateChanged("n2", recorded, ev.NodeState.STOPPED, ev.NodeState.STARTING)])
     for extra in ((), ("--json",)):
-        code, out, err = run_all("status", "--state-dir", str(state_dir), "--node", "nosuch", *extra)
-        assert (code, out) == (1, "")
-        assert err == f"unknown node 'nosuch' in {state_dir}; known nodes: n1, n2 (pass one with --node)\n"
+        code, out = run_cli(capsys, "status", "--state-dir", str(state_dir), "--node", "nosuch", *extra)
+        # bad input: exit 2 and the same form as `gswarm report --node` (it was exit 1 without "error:")
+        assert (code, out) == (2, f"error: unknown node 'nosuch' in {state_dir}; known nodes: n1, n2 (pass one with --node)\n")
 
 
 def test_logs_follow_starts_with_the_last_10_records(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -228,3 +230,14 @@ def test_status_without_node_uses_the_only_recorded_node(recorded: float, state_
     """A run with --node-name emu: plain `gswarm status` shows emu instead of refusing "default"."""
     code, out = run("status", "--json", "--state-dir", str(state_dir))
     assert code == 0 and json.loads(out)["node"] == "n1"
+
+
+def test_a_long_error_is_one_line_so_its_path_copies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Rich wrapped error messages at 80 columns, cutting state-dir paths in two: printed soft-wrapped now."""
+    from tests.helpers import run_cli
+
+    long_dir = tmp_path / ("a-rather-long-folder-name-" * 4) / "state"
+    long_dir.parent.mkdir(parents=True)
+    long_dir.write_text("a file, not a folder")
+    code, out = run_cli(capsys, "status", "--state-dir", str(long_dir))
+    assert code == 2 and out.count("\n") == 1 and str(long_dir) in out, out

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gswarm.cli._common import ConfigFile, JsonOut, StateDir, settings_from, state_dir_of
+from gswarm.errors import ConfigError
 
 FOLLOW_TAIL = 10  # records shown before following when `logs -f` has no --since/--limit (like tail -f)
 NodeOpt = typer.Option(None, "--node", help="Node name (default: settings node_name).")
@@ -114,10 +115,9 @@ def register(app: typer.Typer) -> None:
                 data = build(reader, sdir, name, now)
         finally:
             reader.close()
-        if data["known_nodes"] and not data["recorded"]:
-            typer.echo(f"unknown node {name!r} in {sdir}; known nodes: {', '.join(data['known_nodes'])} "
-                       "(pass one with --node)", err=True)
-            raise typer.Exit(1)
+        if data["known_nodes"] and not data["recorded"]:  # bad input, like `gswarm report --node`: exit 2
+            raise ConfigError(f"unknown node {name!r} in {sdir}; known nodes: {', '.join(data['known_nodes'])} "
+                              "(pass one with --node)")
         if json_out:
             typer.echo(json.dumps(data, indent=2))
         elif not data["known_nodes"]:
