@@ -335,3 +335,15 @@ def test_channel_table_error_is_one_line() -> None:
     assert str(info.value) == ("notify_channels[0]: field url: field required; allowed keys: url, name, tags, kinds, "
                                "min_severity; notify_channels[1]: field url: input should be a valid string; allowed keys: "
                                "url, name, tags, kinds, min_severity")
+
+
+@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["logs"], ["report"], ["bundle", "--output", "b.tgz"]],
+                         ids=lambda c: "-".join(c))
+def test_reading_commands_leave_no_folder_behind_for_a_mistyped_state_dir(cli, tmp_path: Path, command: list[str]) -> None:
+    """status, logs, report and bundle only read: a --state-dir that does not exist (a typo) is reported as
+    holding nothing and is not created (it was, empty, by status/report/logs; bundle's doctor made backups/)."""
+    code, out = cli(*command, "--state-dir", "typo/state")
+    assert code == 0, out
+    assert not (tmp_path / "typo").exists()
+    if command == ["status"]:
+        assert out == "no gswarm run has recorded anything in typo/state yet (start one with `gswarm run`, or pass --state-dir)"

@@ -22,14 +22,23 @@ def state_dir(explicit: Path | None = None, *, writable: bool = True) -> Path:
     """The state directory, created with mode 0700 if missing.
 
     With ``writable`` (the default, for commands that write) a temp file is created and
-    removed in it to prove it is writable. Raises :class:`gswarm.errors.ConfigError`
-    naming the folder when it is a file, cannot be created, or (``writable``) is not writable.
+    removed in it to prove it is writable. Without it (commands that only read: status, logs,
+    report, bundle) a missing folder is returned as it is, not created: a mistyped
+    ``--state-dir`` leaves nothing behind, and the readers report that nothing was recorded there.
+    Raises :class:`gswarm.errors.ConfigError` naming the folder when it is a file, cannot be
+    created, or (``writable``) is not writable.
     """
     from gswarm.errors import ConfigError
 
     path = Path(explicit) if explicit else Path(platformdirs.user_state_dir("gswarm", appauthor=False))
     if path.exists() and not path.is_dir():
         raise ConfigError(f"state directory {path} is a file; {_PASS_ANOTHER}")
+    if not writable and not path.exists():
+        ancestor = path.parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if ancestor.is_dir():
+            return path  # could be created: nothing recorded there yet
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -202,10 +202,10 @@ def check_port(name: str, port: int) -> Check:
 
 def check_identity(settings: Any, checkout: Path, state_dir: Path, generation: str | None) -> Check:
     """swarm.pem present with mode 600, and its backup."""
-    from gswarm.rlswarm.identity import backup_dir
+    from gswarm.rlswarm.identity import checkout_key
 
     pem = Path(settings.identity_path) if settings.identity_path else checkout / "swarm.pem"
-    backup = backup_dir(state_dir, checkout) / "swarm.pem"
+    backup = Path(state_dir) / "backups" / checkout_key(checkout) / "swarm.pem"  # looked at, not created
     if pem.is_file():
         mode = stat.S_IMODE(pem.stat().st_mode)
         if mode & 0o077:
@@ -261,7 +261,7 @@ def run_checks(settings: Any, *, checkout: Path | None = None, state_dir: Path |
     from gswarm.paths import state_dir as resolve_state_dir
 
     checkout = Path(checkout or settings.rl_swarm_dir).resolve()
-    state = Path(state_dir) if state_dir else resolve_state_dir(settings.state_dir)
+    state = Path(state_dir) if state_dir else resolve_state_dir(settings.state_dir, writable=False)  # looks only
     env = dict(env if env is not None else os.environ)
     gen_check, gen = check_generation(checkout)
     checks = [gen_check, *check_python(settings, checkout, gen)]
