@@ -80,6 +80,8 @@ def test_maintenance_commands(cli, state_dir: Path) -> None:
     assert "no alerts, no restarts" in out
     code, out = cli("maintenance")
     assert code == 0 and out.startswith("maintenance until") and "(30 min left)" in out
+    code, out = cli("maintenance", "20")  # seconds: it said "(0 min left)"
+    assert code == 0 and ("(20 s left)" in out or "(19 s left)" in out), out
     assert cli("maintenance", "off") == (0, "maintenance window ended: alerts and restarts are back on\n")
     assert maintenance.active_until(state_dir, time.time()) is None
     assert cli("maintenance", "status") == (0, "no maintenance window\n")

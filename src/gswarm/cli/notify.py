@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from pathlib import Path
 from typing import Optional
@@ -114,7 +115,15 @@ def _maintenance(arg: str, reason: str, state_dir: Optional[Path], config_file: 
         typer.echo("no maintenance window")
     else:
         typer.echo(f"maintenance until {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(until))} "
-                   f"({(until - now) / 60:.0f} min left): no alerts, no restarts")
+                   f"({_left(until - now)} left): no alerts, no restarts")
+
+
+def _left(seconds: float) -> str:
+    """Time left of a window: ``"40 s"`` under a minute (it showed "0 min"), else ``"12 min"``, ``"5 h 50 min"``,
+    ``"7 d 0 h"`` (:func:`gswarm.notify.digest.fmt_duration`)."""
+    from gswarm.notify.digest import fmt_duration
+
+    return f"{max(1, math.ceil(seconds))} s" if seconds < 59.5 else fmt_duration(seconds)
 
 
 def register(app: typer.Typer) -> None:
