@@ -347,3 +347,5 @@ def test_reading_commands_leave_no_folder_behind_for_a_mistyped_state_dir(cli, t
     assert not (tmp_path / "typo").exists()
     if command == ["status"]:
         assert out == "no gswarm run has recorded anything in typo/state yet (start one with `gswarm run`, or pass --state-dir)"
+    if command == ["logs"]:  # said nothing at all, like a filter that matched nothing
+        assert out == "no JSON log in typo/state/logs yet (start a node with `gswarm run`, or pass --state-dir)"

@@ -146,7 +146,7 @@ def register(app: typer.Typer) -> None:
 
         With -f and neither --since nor --limit, only the last 10 records are printed before following.
         """
-        from gswarm.logs._jsonread import LogFilter, compile_grep, iter_records, parse_time, tail_records
+        from gswarm.logs._jsonread import LogFilter, compile_grep, iter_records, log_files, parse_time, tail_records
 
         settings = settings_from(state_dir=state_dir, config_file=config_file)
         now = time.time()
@@ -156,6 +156,9 @@ def register(app: typer.Typer) -> None:
         out = Console(highlight=False, soft_wrap=True)
         if follow and since is None and limit is None:
             limit = FOLLOW_TAIL
+        if not follow and not log_files(directory):  # an empty answer would look like "nothing matched"
+            typer.echo(f"no JSON log in {directory} yet (start a node with `gswarm run`, or pass --state-dir)", err=True)
+            return
         history = tail_records(directory, flt.match, limit) if limit else (r for r in iter_records(directory) if flt.match(r))
         for rec in history:
             _print_record(rec, json_out, out)
