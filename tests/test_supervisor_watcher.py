@@ -143,15 +143,6 @@ async def test_stalled_command_stops_and_policy_restarts(tmp_path: Path, fake_cl
     assert await asyncio.wait_for(task, 10) == 0
 
 
-async def test_health_stop_is_a_stop_and_alert_exit(tmp_path: Path, fake_clock: FakeClock) -> None:
-    rt, events = make_rt(tmp_path, "import time; print('up', flush=True); time.sleep(60)", fake_clock)
-    task = asyncio.ensure_future(rt.run())
-    await until(lambda: rt.snapshot()["state"] == "RUNNING")
-    rt.request("stop", "health:identity_taken")
-    assert await asyncio.wait_for(task, 10) == NodeFatal.exit_code
-    assert rt.snapshot()["state"] == "STOPPED" and "health:identity_taken" in rt.snapshot()["fatal_reason"]
-
-
 async def test_stall_restarts_are_numbered_from_one(tmp_path: Path, fake_clock: FakeClock) -> None:
     """Regression: a stall restart was announced as ``restart #0`` (the crash counter, untouched by stalls)."""
     rt, events = make_rt(tmp_path, "import time; print('up', flush=True); time.sleep(60)", fake_clock,
@@ -215,7 +206,7 @@ async def test_oom_give_up_records_cause_reason_and_advice(tmp_path: Path, fake_
         reader.close()
 
 
-async def test_health_stop_records_the_give_up_with_its_cause(tmp_path: Path, fake_clock: FakeClock) -> None:
+async def test_health_stop_is_a_stop_and_alert_exit_recording_the_give_up(tmp_path: Path, fake_clock: FakeClock) -> None:
     from gswarm.events import RecoveryAction
 
     rt, events = make_rt(tmp_path, "import time; print('up', flush=True); time.sleep(60)", fake_clock)
@@ -223,6 +214,7 @@ async def test_health_stop_records_the_give_up_with_its_cause(tmp_path: Path, fa
     await until(lambda: rt.snapshot()["state"] == "RUNNING")
     rt.request("stop", "health:identity_taken")
     assert await asyncio.wait_for(task, 10) == NodeFatal.exit_code
+    assert rt.snapshot()["state"] == "STOPPED" and "health:identity_taken" in rt.snapshot()["fatal_reason"]
     (gave,) = [e for e in events if isinstance(e, RecoveryAction) and e.data.get("gave_up")]
     assert gave.data == {"gave_up": True, "state": "STOPPED", "cause": "identity_taken",
                          "reason": "stopped by health:identity_taken (see the incident above)",

@@ -19,12 +19,12 @@ from typing import Iterable
 # characters of node output, most frequent first (English letter order, the digits and punctuation of
 # timestamps and logger names, INFO); a character not listed counts as rarer than all of them
 COMMON = " etaoinsrldhcu0123456789-:.[]_,/mpfgINFOyw=bvTSk'()xjqz"
+_RANK = {ch: i for i, ch in enumerate(COMMON)}
 
 
 def _probe(word: str) -> str:
     """The character of ``word`` least frequent in node output (the first of equally rare ones)."""
-    rank = {ch: i for i, ch in enumerate(COMMON)}
-    return max(word, key=lambda ch: rank.get(ch, len(COMMON)))
+    return max(word, key=lambda ch: _RANK.get(ch, len(COMMON)))
 
 
 class WordSet:

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from gswarm.api.limits import MAX_MESSAGE_CHARS, cut_text
+from gswarm.logs._jsonread import compressed_twin
+from gswarm.logs._jsonread import log_files as oldest_first
 
-LOG_NAME = "gswarm.jsonl"
 _BLOCK = 64 * 1024
 MAX_ANSWER_CHARS = 4 * 1024 * 1024  # text of all returned records together
 
@@ -33,8 +34,6 @@ MAX_ANSWER_CHARS = 4 * 1024 * 1024  # text of all returned records together
 def log_files(state_dir: Path) -> list[Path]:
     """``logs/gswarm.jsonl`` then its rotated files (``.gz`` too), newest first; a rotated file being
     compressed right now is listed once (:func:`gswarm.logs._jsonread.log_files`)."""
-    from gswarm.logs._jsonread import log_files as oldest_first
-
     return list(reversed(oldest_first(Path(state_dir) / "logs")))
 
 
@@ -42,9 +41,10 @@ def _lines_newest_first(path: Path, budget: int) -> Iterator[bytes]:
     if not path.name.endswith(".gz"):
         try:
             yield from _reverse_lines(path)
-        except FileNotFoundError:  # gzipped (or rotated away) since it was listed
-            if path.name != LOG_NAME:
-                yield from _lines_newest_first(path.with_name(path.name + ".gz"), budget)
+        except FileNotFoundError:  # gzipped since it was listed
+            twin = compressed_twin(path)
+            if twin is not None:
+                yield from _lines_newest_first(twin, budget)
         return
     last: deque[bytes] = deque(maxlen=max(1, budget))
     try:

@@ -19,8 +19,8 @@ import math
 from typing import Any, AsyncIterator, Callable
 
 from gswarm import events as ev
-from gswarm.api import logfile
 from gswarm.api.limits import MAX_MESSAGE_CHARS, cut_text
+from gswarm.logs.jsonlog import LOG_NAME
 
 TYPES = {ev.OutputLine: "log", ev.OutputBatch: "log", ev.StateChanged: "state", ev.ProcessStarted: "start", ev.ProcessExited: "exit",
          ev.Incident: "incident", ev.RestartScheduled: "restart", ev.RecoveryAction: "recovery",
@@ -126,7 +126,7 @@ class StorePoller:
     async def prime(self) -> None:
         """Remember the newest row ids and the log file size."""
         self.last = await self.source.db(_max_ids)
-        path = self.source.state_dir / "logs" / logfile.LOG_NAME
+        path = self.source.state_dir / "logs" / LOG_NAME
         self.offset = path.stat().st_size if path.exists() else 0
 
     async def items(self, poll: float, heartbeat: float, stopping: asyncio.Event) -> AsyncIterator[dict[str, Any] | None]:
@@ -167,7 +167,7 @@ def _new_rows(reader: Any, last: dict[str, int]) -> list[dict[str, Any]]:
 
 
 def _new_lines(state_dir: Any, offset: int) -> tuple[list[dict[str, Any]], int]:
-    path = state_dir / "logs" / logfile.LOG_NAME
+    path = state_dir / "logs" / LOG_NAME
     try:
         size = path.stat().st_size
     except OSError:

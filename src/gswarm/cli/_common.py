@@ -23,8 +23,9 @@ def settings_from(**flags: Any) -> Settings:
 
 
 def state_dir_of(settings: Settings, *, writable: bool = True) -> Path:
-    """The resolved state directory for ``settings`` (created 0700). ConfigError naming the folder when it
-    is a file, cannot be created or (``writable``; pass False for commands that only read) is not writable."""
+    """The resolved state directory for ``settings`` (created 0700; a command that only reads passes
+    ``writable=False`` and gets a missing one as it is). ConfigError naming the folder when it is a file,
+    cannot be created or (``writable``) is not writable (:func:`gswarm.paths.state_dir`)."""
     return resolve_state_dir(settings.state_dir, writable=writable)
 
 

@@ -10,6 +10,7 @@ import collections
 import json
 import os
 import re
+import stat
 import sys
 import time
 from pathlib import Path
@@ -27,11 +28,6 @@ GENERATIONS = ("E0", "E1", "E2", "E3", "E4", "E5", "E6")
 
 MAX_BYTES = 32 * 1024 * 1024  # diagnose reads at most the last 32 MiB of a log ...
 MAX_LINES = 200_000  # ... and of those at most the last 200,000 lines (a crash's evidence is at the end)
-
-
-def read_log(source: str) -> list[str]:
-    """Lines of a log file (or stdin for ``-``); see :func:`read_log_tail` (which also says what was cut)."""
-    return read_log_tail(source)[0]
 
 
 def read_log_tail(source: str, max_bytes: int = MAX_BYTES, max_lines: int = MAX_LINES) -> tuple[list[str], str | None]:
@@ -56,8 +52,6 @@ def read_log_tail(source: str, max_bytes: int = MAX_BYTES, max_lines: int = MAX_
 
 def _read_tail(source: str, max_bytes: int) -> tuple[bytes, bool]:
     """``(last max_bytes of the source, whether anything before them was skipped)``."""
-    import stat
-
     if source == "-":
         return _stream_tail(sys.stdin.buffer, max_bytes)
     path = Path(source).expanduser()

@@ -67,6 +67,12 @@ def log_files(directory: Path) -> list[Path]:
     return out + ([cur] if cur.exists() else [])
 
 
+def compressed_twin(path: Path) -> Path | None:
+    """Where a listed rotated plain file went when it is gone at reading time (``X`` → ``X.gz``, see
+    ``JsonLog.compress``); None for a ``.gz`` or the current file (nothing replaces those)."""
+    return None if path.name.endswith(".gz") or path.name == LOG_NAME else path.with_name(path.name + ".gz")
+
+
 def read_lines(path: Path) -> Iterator[str]:
     """Text lines of a plain or gzipped log file (a truncated ``.gz`` ends quietly). A rotated plain
     file compressed since it was listed is read from its ``.gz``."""
@@ -74,9 +80,9 @@ def read_lines(path: Path) -> Iterator[str]:
     try:
         fh = (gzip.open if gz else open)(path, "rt", encoding="utf-8", errors="replace")  # type: ignore[operator]
     except FileNotFoundError:
-        if gz or path.name == LOG_NAME:
-            return
-        yield from read_lines(path.with_name(path.name + ".gz"))
+        twin = compressed_twin(path)
+        if twin is not None:
+            yield from read_lines(twin)
         return
     except OSError:
         return

@@ -16,6 +16,7 @@ _LEVEL = re.compile(r"^(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL):|\[(DEBUG|INFO|W
                     r"| - (DEBUG|INFO|WARNING|ERROR|CRITICAL) - |^\[[a-z_]+\] [\d\- :,]+ (DEBUG|INFO|WARNING|ERROR|CRITICAL): ")
 _TB_START = "Traceback (most recent call last):"
 _TB_OPENERS = (_TB_START, "During handling of the above exception", "The above exception was the direct cause")
+_TB_OPENER_WORDS = WordSet(_TB_OPENERS)  # the same, for a whole chunk
 _TB_INNER = (" ", "\t", "File ")
 _TB_MAX = 2000  # lines; a traceback whose final line never came stops marking lines after this
 
@@ -94,9 +95,9 @@ class TracebackTracker:
     def levels(self, node: str, stream: str, texts: Any, joined: str | None = None) -> list[str]:
         """The level of each of ``texts`` (strings, oldest first) of ``node``'s ``stream``; ``joined``:
         ``"\\n".join(texts)`` when the caller has it (then a chunk without traceback text is levelled
-        by one regex scan, :func:`chunk_levels`)."""
+        as a whole, :func:`chunk_levels`)."""
         key, out = (node, stream), []
-        if joined is not None and key not in self._open and not any(o in joined for o in _TB_OPENERS):
+        if joined is not None and key not in self._open and not _TB_OPENER_WORDS.any_in(joined):
             return chunk_levels(texts, joined)
         depth = self._open.pop(key, 0)
         for text in texts:

@@ -119,7 +119,7 @@ def encoded_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[tup
     C-level escape per line. Lone surrogates are written as JSON ``\\uXXXX`` escapes (:data:`_LONE`).
     """
     if type(e) is not ev.OutputBatch:
-        return [(r["ts"], r["ts_unix"], ((_dumps(r) + "\n").encode("utf-8", _LONE),), 1) for r in records_of(e, tracker)]
+        return _groups(records_of(e, tracker))
     texts = e.texts
     if not texts:
         return []
@@ -141,6 +141,11 @@ def encoded_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[tup
         return [(ts, ts_unix, (f'{start}"'.encode("utf-8", _LONE), data.replace(b"\n", f'"{tail}{start}"'.encode("utf-8", _LONE)),
                                f'"{tail}'.encode("utf-8", _LONE)), n)]
     return [(ts, ts_unix, ((start + f"{tail}{start}".join(map(_encode_str, texts)) + tail).encode("utf-8", _LONE),), n)]
+
+
+def _groups(records: list[dict[str, Any]]) -> list[tuple[str, float, Parts, int]]:
+    """One serialised group per record (the slow path: events other than output, :meth:`JsonLog.write`)."""
+    return [(r["ts"], r["ts_unix"], ((_dumps(r) + "\n").encode("utf-8", _LONE),), 1) for r in records]
 
 
 def _describe(e: ev.Event) -> tuple[str, str, str, str, dict[str, Any]]:
@@ -182,7 +187,7 @@ class JsonLog:
 
     def write(self, records: list[dict[str, Any]]) -> None:
         """Append ``records`` (rotating before a record that would pass ``max_bytes`` or starts a new UTC day)."""
-        self.write_encoded([(r["ts"], r["ts_unix"], ((_dumps(r) + "\n").encode("utf-8", _LONE),), 1) for r in records])
+        self.write_encoded(_groups(records))
 
     def write_encoded(self, groups: list[tuple[str, float, Parts, int]]) -> None:
         """Append already serialised records, ``[(ts_iso, ts_unix, parts, n)]`` (see :func:`encoded_of`),

@@ -168,17 +168,9 @@ class ProgressService:
         if e.node != self.node:
             return
         if type(e) is ev.OutputBatch:  # the live output path: one event per chunk read
-            joined = e.joined
-            for upd in self.tracker.feed_chunk(joined, e.ts):
-                self.bus.publish(upd)
-            if model := model_in_use(joined):  # one substring check unless the line is there
-                self._share_model(model)
+            self._on_text(e.joined, e.ts)
         elif isinstance(e, ev.OutputLine):
-            upd = self.tracker.feed(e.text, e.ts)
-            if upd is not None:
-                self.bus.publish(upd)
-            if model := model_in_use(e.text):
-                self._share_model(model)
+            self._on_text(e.text, e.ts)
         elif isinstance(e, ev.ProcessStarted):
             self.tracker.new_run(e.generation)
             self._share_model(None)
@@ -187,6 +179,13 @@ class ProgressService:
                     f.close()
                 self.followers = log_files(self.checkout, e.generation)
                 self._files_for = e.generation
+
+    def _on_text(self, joined: str, ts: float) -> None:
+        """Output lines (``"\\n"``-joined; one line is its own text): progress updates, then the model in use."""
+        for upd in self.tracker.feed_chunk(joined, ts):
+            self.bus.publish(upd)
+        if model := model_in_use(joined):  # one substring check unless the line is there
+            self._share_model(model)
 
     def _share_model(self, model: str | None) -> None:
         """Record the model in use (None: a new run, not known yet) for the OOM ladder."""
