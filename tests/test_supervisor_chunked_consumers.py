@@ -33,21 +33,31 @@ def key(u: ev.ProgressUpdate) -> tuple:
 
 @pytest.mark.parametrize("gen,name", PROGRESS, ids=[n for _, n in PROGRESS])
 @pytest.mark.parametrize("size", [1, 7, 500])
-def test_progress_chunks_equal_lines(gen: str, name: str, size: int) -> None:
+def test_progress_chunks_keep_the_state_of_lines(gen: str, name: str, size: int) -> None:
+    """Chunks of one line give exactly the per-line updates; bigger chunks keep only the last fact of each
+    rule per chunk (progress is state, issue #18) and end in exactly the same state."""
     lines = [strip_ansi(x) for x in (DATA / "progress" / name).read_text(encoding="utf-8", errors="replace").splitlines()]
     one, many = ProgressTracker("n", gen), ProgressTracker("n", gen)
     want = [key(u) for i, t in enumerate(lines) if (u := one.feed(t, 1000.0 + i)) is not None]
     got = []
     for i, chunk in enumerate(chunks(lines, size)):
         got += [key(u) for u in many.feed_chunk(ev.OutputBatch("n", 0.0, 1, chunk).joined, 1000.0 + i * size)]
-    assert got == want and len(want) >= 3
-    assert (many.round, many.stage, many.animal, many.peer_id) == (one.round, one.stage, one.animal, one.peer_id)
+    assert len(want) >= 3
+    if size == 1:
+        assert got == want
+    else:
+        assert {k[0] for k in got} <= {k[0] for k in want} and len(got) <= len(want)
+        positional = [k for k in want if k[0] in ("join", "round", "stage", "stage_done")]
+        assert [k for k in got if k[0] in ("join", "round", "stage", "stage_done")][-1][:7] == positional[-1][:7]
+    assert (many.round, many.stage, many.animal, many.peer_id, many.best) == (one.round, one.stage, one.animal, one.peer_id, one.best)
 
 
-def test_progress_chunk_with_two_keys_on_one_line_and_blank_lines() -> None:
+def test_progress_chunk_keeps_the_last_round_per_rule() -> None:
     t = ProgressTracker("n", "E6")
-    joined = "\n".join(["", "noise", "Starting round: 7/100. Starting round: 8/100.", "", "Starting round: 9/100."])
-    assert [(u.kind, u.round) for u in t.feed_chunk(joined, 5.0)] == [("round", 7), ("round", 9)]
+    joined = "\n".join(["", "noise", "Starting round: 7/100. Starting round: 8/100.", "", "Starting round: 9/100.",
+                        "Joining round: 9", "Starting round: nine/100.", "x"])
+    assert [(u.kind, u.round, u.advanced) for u in t.feed_chunk(joined, 5.0)] == [("round", 9, True), ("join", 9, False)]
+    assert (t.round, t.round_total) == (9, 100)
 
 
 def _case_lines(path: Path) -> list[str]:

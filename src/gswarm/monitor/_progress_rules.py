@@ -109,6 +109,48 @@ def family_of(generation: str | None) -> str:
     return "all"
 
 
+_TRIES = 4  # occurrences of a key tried from the end of a chunk before one regex pass over the rest
+
+
+def _last_match(joined: str, key: str, rx: re.Pattern[str]) -> re.Match[str] | None:
+    """The last line of ``joined`` holding ``key`` that ``rx`` matches (searched within that line)."""
+    end = len(joined)
+    for _ in range(_TRIES):
+        at = joined.rfind(key, 0, end)
+        if at < 0:
+            return None
+        start = joined.rfind("\n", 0, at) + 1
+        stop = joined.find("\n", at)
+        m = rx.search(joined, start, len(joined) if stop < 0 else stop)
+        if m:
+            return m
+        end = start
+    last = None
+    for last in rx.finditer(joined, 0, end):  # a chunk full of near misses: one C-level pass
+        pass
+    return last
+
+
+def chunk_facts(joined: str, family: str = "all") -> list[tuple[int, Fact]]:
+    """Progress is state: the *last* fact of each rule in the ``"\\n"``-joined lines ``joined``, as
+    ``[(line_start, fact)]`` in line order; one line gives one fact (its first rule, as :func:`parse_line`).
+
+    Cost does not grow with the number of progress lines: per key present one ``rfind`` from the end
+    and one regex search on that line (a flood of ``Starting round: N/…`` lines costs about as
+    much as plain lines). Earlier facts of the same rule in the chunk are superseded (coalesced).
+    """
+    if not FAMILY_KEYS[family].any_in(joined):
+        return []
+    found: dict[int, Fact] = {}
+    for key, rx, make in FAMILIES[family]:
+        if key not in joined:
+            continue
+        m = _last_match(joined, key, rx)
+        if m is not None:
+            found.setdefault(joined.rfind("\n", 0, m.start()) + 1, make(m))
+    return sorted(found.items(), key=lambda kv: kv[0])
+
+
 def parse_line(text: str, family: str = "all") -> Fact | None:
     """The progress fact in one ANSI-stripped line, or None (most lines: one prefilter search)."""
     if not FAMILY_PREFILTER[family](text):

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from gswarm import events as ev
 from gswarm.ansi import strip_ansi
-from gswarm.monitor._progress_rules import FAMILY_KEYS, FAMILY_PREFILTER, Fact, family_of, model_in_use, parse_line
+from gswarm.monitor._progress_rules import Fact, chunk_facts, family_of, model_in_use, parse_line
 from gswarm.monitor.follow import FileFollower, GlobFollower
 from gswarm.supervisor._policy_oom import IN_USE  # the History.extra key the OOM ladder reads
 
@@ -66,25 +66,15 @@ class ProgressTracker:
         return self.apply(fact, ts) if fact is not None else None
 
     def feed_chunk(self, joined: str, ts: float) -> list[ev.ProgressUpdate]:
-        """The updates of the ``"\\n"``-joined lines of one chunk, in order (same as :meth:`feed` per
-        line). Only the lines holding a prefilter key are parsed: one C-level search over the chunk
-        finds them, so a chunk without progress lines costs no Python work per line (and a chunk
-        holding no key at all only a few substring scans)."""
+        """The updates of the ``"\\n"``-joined lines of one chunk, in line order: the last fact of each
+        rule (:func:`chunk_facts`; earlier ones of the same rule in the chunk are superseded — progress
+        is state). A chunk without a prefilter key costs a few C-level substring scans; a flood of
+        progress lines costs one ``rfind`` + one regex search per rule, not per line (issue #18)."""
         out: list[ev.ProgressUpdate] = []
-        if not FAMILY_KEYS[self.family].any_in(joined):
-            return out
-        pos, n, prefilter_search = 0, len(joined), FAMILY_PREFILTER[self.family]
-        while pos <= n:
-            m = prefilter_search(joined, pos)
-            if m is None:
-                break
-            start = joined.rfind("\n", 0, m.start()) + 1
-            end = joined.find("\n", m.end())
-            end = n if end < 0 else end
-            upd = self.feed(joined[start:end], ts)
+        for _, fact in chunk_facts(joined, self.family):
+            upd = self.apply(fact, ts)
             if upd is not None:
                 out.append(upd)
-            pos = end + 1
         return out
 
     def apply(self, fact: Fact, ts: float) -> ev.ProgressUpdate | None:
@@ -209,11 +199,12 @@ class ProgressService:
         """Read new lines of the log files now; returns the number of updates published."""
         n = 0
         for follower in self.followers:
-            for line in follower.read_lines():
-                upd = self.tracker.feed(strip_ansi(line), self.clock.time())
-                if upd is not None:
-                    self.bus.publish(upd)
-                    n += 1
+            lines = follower.read_lines()
+            if not lines:
+                continue
+            for upd in self.tracker.feed_chunk(strip_ansi("\n".join(lines)), self.clock.time()):  # state, as stdout
+                self.bus.publish(upd)
+                n += 1
         return n
 
     async def run(self) -> None:

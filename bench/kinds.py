@@ -1,0 +1,138 @@
+"""Micro bench: GSwarm's output path per line kind, in µs per line, in this process (no child).
+
+Usage::
+
+    python bench/kinds.py [--lines 200000] [--chunk 262144] [--repeat 3] [--kinds plain,progress,...]
+
+Each kind's lines are cut into reads of ``--chunk`` bytes (a busy pipe gives reads of 64 KiB-1 MiB)
+and pushed through what ``gswarm run`` does with every read: the line splitter (ANSI stripping,
+``\\r`` redraws), the capture file, one ``OutputBatch`` on the bus with the services that subscribe
+to output (JSON log incl. its writes, progress parsing, health with the live classifier) and the
+watcher's ``on_batch`` (exit-classifier tail; the console to /dev/null, not a terminal). The store
+sees the progress events through its queue and writes them (as in ``gswarm run``).
+
+Kinds: ``plain`` (genrl-style INFO lines), ``progress`` (every line ``Starting round: N/1000000.``,
+E3-E6, generations.md §6.6), ``error`` (ERROR lines and Python tracebacks), ``redraw`` (tqdm ``\\r``
+bars), ``ansi`` (coloured lines, four escapes each). Prints µs/line (best of ``--repeat``) and the
+ratio to ``plain``; issue #18 asks for every kind ≤ ~2× plain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+from gswarm.clock import SystemClock
+from gswarm.config import Settings
+from gswarm.events import EventBus, ProcessStarted
+from gswarm.logs.jsonlog import JsonLog, JsonLogService
+from gswarm.logs.store import StoreService
+from gswarm.monitor.health import HealthService
+from gswarm.monitor.progress import ProgressService
+from gswarm.supervisor._classify import ExitClassifier
+from gswarm.supervisor.capture import CaptureFile
+from gswarm.supervisor.process import publish_batch
+from gswarm.supervisor.spec import LaunchSpec
+from gswarm.supervisor.stream import LineSplitter
+
+_HEAD = "[2025-11-07 12:00:00,123][genrl.logging_utils.global_defs]"
+_TB = ('Traceback (most recent call last):\n  File "/app/rgym_exp/runner/swarm_launcher.py", line 112, in main\n'
+       "    game_manager.run_game()\n  File \"/app/genrl/game/game_manager.py\", line 146, in run_game\n"
+       "    self.run_game_round()\nRuntimeError: CUDA error: an illegal memory access was encountered ({i})\n")
+
+
+def line_kind(kind: str, i: int) -> str:
+    """One line (or a few, ending in ``\\n``) of ``kind`` for index ``i`` (~90-110 bytes per line)."""
+    if kind == "plain":
+        return f"{_HEAD}[INFO] - step {i}: loss=0.4312 lr=0.0001 tokens=512 grad_norm=1.25\n"
+    if kind == "progress":
+        return f"{_HEAD}[INFO] - Starting round: {i}/1000000.\n"
+    if kind == "error":
+        return (f"{_HEAD}[ERROR] - Exception occurred during game run ({i}).\n" if i % 7 else _TB.format(i=i))
+    if kind == "redraw":
+        done = i % 1000
+        return f"\r{done // 10:3d}%|{'█' * (done // 100)}{' ' * (10 - done // 100)}| {done}/1000 [00:{done % 60:02d}<00:12, 44.1it/s]" + (
+            "\n" if done == 999 else "")
+    if kind == "ansi":
+        return f"\x1b[32m{_HEAD}\x1b[0m[\x1b[1mINFO\x1b[0m] - step {i}: loss=0.4312 lr=0.0001 tokens=512\n"
+    raise ValueError(f"--kinds: unknown kind {kind!r}; use plain, progress, error, redraw, ansi")
+
+
+KINDS = ("plain", "progress", "error", "redraw", "ansi")
+
+
+def flood(kind: str, lines: int) -> bytes:
+    """``lines`` lines of ``kind`` as the bytes a node would write."""
+    return "".join(line_kind(kind, i) for i in range(lines)).encode()
+
+
+async def run_once(data: bytes, chunk: int, folder: Path) -> tuple[float, int]:
+    """(seconds, lines) to push ``data`` through the output path in reads of ``chunk`` bytes."""
+    bus, clock = EventBus(), SystemClock()
+    spec = LaunchSpec(argv=("python",), cwd=folder, env={}, mode="direct", generation="E4")
+    jsonlog = JsonLogService(bus, clock, JsonLog(folder / "logs"))
+    store = StoreService(bus, clock, folder / "gswarm.db", node="bench")
+    ProgressService(bus, clock, "bench", None, "E4")
+    HealthService(SimpleNamespace(bus=bus, clock=clock, settings=Settings(), node="bench", spec=spec, watcher=None))
+    cap, split, exitc = CaptureFile(folder / "output.log"), LineSplitter(), ExitClassifier("E4")
+    null = open("/dev/null", "w")  # the console of gswarm run, not a terminal
+    bus.publish(ProcessStarted("bench", time.time(), 4242, 4242, spec.argv, "E4", "direct"))
+    store.flush()
+    n = 0
+    t0 = time.perf_counter()
+    for pos in range(0, len(data), chunk):
+        batch = split.feed(data[pos:pos + chunk])
+        if not batch.texts:
+            continue
+        ts = time.time()
+        cap.write_batch(batch, ts, 4242)
+        publish_batch(bus, "bench", 4242, batch, ts)
+        exitc.feed(batch.texts)
+        null.write("\n".join(batch.texts) + "\n")
+        n += len(batch.texts)
+        store.flush()
+    jsonlog.flush()
+    store.flush()
+    elapsed = time.perf_counter() - t0
+    cap.close()
+    null.close()
+    if store.store is not None:
+        store.store.close()
+    return elapsed, n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lines", type=int, default=200_000)
+    ap.add_argument("--chunk", type=int, default=256 * 1024)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--kinds", default=",".join(KINDS))
+    args = ap.parse_args()
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    datas = {k: flood(k, args.lines) for k in kinds}
+    best: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="gswarm-kinds-") as tmp:
+        for r in range(args.repeat):
+            for k in kinds:  # alternating kinds within a round
+                folder = Path(tmp) / f"{k}{r}"
+                folder.mkdir()
+                secs, n = asyncio.run(run_once(datas[k], args.chunk, folder))
+                counts[k] = n
+                best[k] = min(best.get(k, secs), secs)
+    base = best.get("plain")
+    print(f"{'kind':10s}{'lines':>10s}{'MiB':>7s}{'µs/line':>9s}{'× plain':>9s}")
+    for k in kinds:
+        us = best[k] / max(counts[k], 1) * 1e6
+        ratio = f"{best[k] / counts[k] / (base / counts['plain']):9.2f}" if base else f"{'—':>9s}"
+        print(f"{k:10s}{counts[k]:10d}{len(datas[k]) / 2**20:7.1f}{us:9.3f}{ratio}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
