@@ -100,16 +100,18 @@ class TracebackTracker:
         if joined is not None and key not in self._open and not _TB_OPENER_WORDS.any_in(joined):
             return chunk_levels(texts, joined)
         depth = self._open.pop(key, 0)
-        for text in texts:
+        # outside tracebacks the chunk's own markers, found per chunk (issue #18: no regex per line of an error flood)
+        base = chunk_levels(texts, joined) if joined is not None else [line_level(t) for t in texts]
+        for i, text in enumerate(texts):
             if not depth:
                 if text.startswith(_TB_OPENERS):
                     depth = 1 if text.startswith(_TB_START) else 0  # a chain header is error, opens nothing
                     out.append("error")
                 else:
-                    out.append(line_level(text))
+                    out.append(base[i])
             elif depth >= _TB_MAX:
                 depth = 0
-                out.append(line_level(text))
+                out.append(base[i])
             else:
                 depth = depth + 1 if text.startswith(_TB_INNER) else 0  # 0: this is the final exception line
                 out.append("error")

@@ -86,7 +86,8 @@ class CaptureFile:
             sep = "\n" + head + "> "
             data = (head + "> " + sep.join(texts) + "\n").encode("utf-8", "replace")
         else:
-            data = "".join(f"{head}{_MARKS.get(f, '>')} {t}\n" for t, f in zip(texts, flags)).encode("utf-8", "replace")
+            marks = {f: f"{head}{_MARKS.get(f, '>')} " for f in set(flags)}  # one prefix per mark, joined in C
+            data = ("\n".join(map(str.__add__, map(marks.__getitem__, flags), texts)) + "\n").encode("utf-8", "replace")
         self._write(data)
 
     def note(self, text: str, ts: float, pid: int = 0) -> None:
