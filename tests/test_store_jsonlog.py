@@ -35,8 +35,8 @@ def test_levels_from_node_markers(text: str, level: str) -> None:
 
 def test_records_of_output_and_events() -> None:
     out = record_of(ev.OutputLine("n1", T0 + 0.5, 42, "WARNING:x:y", "stderr"))
-    assert out == {"ts": "2023-11-14T22:13:20.500000+00:00", "ts_unix": T0 + 0.5, "node": "n1", "level": "warning",
-                   "category": "output", "message": "WARNING:x:y", "pid": 42, "kind": "output", "stream": "stderr"}
+    assert out == {"ts_unix": T0 + 0.5, "node": "n1", "level": "warning", "kind": "output", "pid": 42, "stream": "stderr",
+                   "message": "WARNING:x:y"}  # issue #18: no ISO "ts" (ts_unix says it), no category "output" (kind says it)
     inc = record_of(ev.Incident("n1", T0, ev.Category.CUDA_OOM, ev.Recovery.REDUCE_MODEL, ev.Severity.ERROR, "r1", ("e1",), "smaller model"))
     assert (inc["level"], inc["category"], inc["message"], inc["kind"], inc["data"]["evidence"]) == ("error", "cuda_oom", "smaller model", "incident", ["e1"])
     rs = record_of(ev.RestartScheduled("n1", T0, 5.0, ev.Category.UNKNOWN_CRASH, ev.Recovery.BACKOFF, 2))
@@ -95,7 +95,7 @@ def test_day_rotation_and_retention(tmp_path: Path) -> None:
 
 async def test_service_buffers_and_flushes_on_interval_and_shutdown(tmp_path: Path) -> None:
     bus, clock = ev.EventBus(), FakeClock(start=T0)
-    svc = JsonLogService(bus, clock, JsonLog(tmp_path / "logs", max_bytes=600, backups=5), flush_interval=1.0)
+    svc = JsonLogService(bus, clock, JsonLog(tmp_path / "logs", max_bytes=300, backups=5), flush_interval=1.0)
     task = asyncio.create_task(svc.run())
     await asyncio.sleep(0)
     bus.publish(ev.OutputBatch("n1", clock.time(), 7, tuple(f"INFO:x:line {i}" for i in range(4))))
@@ -110,7 +110,7 @@ async def test_service_buffers_and_flushes_on_interval_and_shutdown(tmp_path: Pa
     recs = list(iter_records(tmp_path / "logs"))
     assert [r["kind"] for r in recs] == ["output"] * 5 + ["state"]
     assert recs[-1]["message"] == "RUNNING -> STOPPING stop"
-    assert any(p.name.endswith(".gz") for p in (tmp_path / "logs").iterdir())  # rotated at 600 bytes and compressed
+    assert any(p.name.endswith(".gz") for p in (tmp_path / "logs").iterdir())  # rotated at 300 bytes and compressed
 
 
 def test_time_and_grep_parsing_errors_name_the_option() -> None:
@@ -229,7 +229,7 @@ def test_encoded_output_is_exactly_json_dumps_of_the_records(texts: tuple[str, .
     batch = ev.OutputBatch("nöde\"1", T0 + 0.123457, 4242, texts, None, None, "stderr")
     groups = encoded_of(batch)
     assert len(groups) == 1 and groups[0][:2] == ("2023-11-14T22:13:20.123457+00:00", round(T0 + 0.123457, 6))
-    assert b"".join(groups[0][2]).decode().split("\n")[:-1] == [json.dumps(r, ensure_ascii=False) for r in records_of(batch)]
+    assert b"".join(groups[0][2]).decode().split("\n")[:-1] == [json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in records_of(batch)]
     assert [json.loads(x)["message"] for x in b"".join(groups[0][2]).decode().split("\n")[:-1]] == list(texts)
     assert groups[0][3] == len(texts)
 
@@ -334,7 +334,7 @@ def test_reading_while_a_rotated_file_is_compressed_loses_and_repeats_nothing(tm
     X and X.gz exist, it would read the records twice."""
     from gswarm.logs._jsonread import read_lines
 
-    jl = JsonLog(tmp_path, max_bytes=600, backups=5)
+    jl = JsonLog(tmp_path, max_bytes=400, backups=5)
     jl.write(records_of(ev.OutputBatch("n1", T0, 7, tuple(f"INFO:x:line {i}" for i in range(5)))))
     assert len(jl.rotated()) == 1 and not jl.rotated()[0].name.endswith(".gz")
     listed = log_files(tmp_path)
@@ -357,7 +357,7 @@ def test_encoded_chunks_equal_json_dumps_on_random_ascii() -> None:
     for i in range(400):
         texts = tuple("".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 6))) for _ in range(rnd.randint(1, 5)))
         batch = ev.OutputBatch("n1", T0 + i, 9, texts)
-        want = [json.dumps(r, ensure_ascii=False) for r in records_of(batch)]
+        want = [json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in records_of(batch)]
         assert b"".join(encoded_of(batch)[0][2]).decode().split("\n")[:-1] == want, texts
         with_bytes = ev.OutputBatch("n1", T0 + i, 9, texts, data="\n".join(texts).encode())  # as NodeProcess sends it
         assert b"".join(encoded_of(with_bytes)[0][2]).decode().split("\n")[:-1] == want, texts
@@ -375,7 +375,7 @@ def test_output_batches_from_the_splitter_carry_their_bytes_and_encode_the_same(
         publish_batch(bus, "n1", 5, batch, T0)
     assert [e.data for e in seen] == [b"[INFO] a\n[INFO] b", b" rest", "café \"q\"".encode(), None]
     for e in seen:
-        assert b"".join(encoded_of(e)[0][2]).decode().split("\n")[:-1] == [json.dumps(r, ensure_ascii=False) for r in records_of(e)]
+        assert b"".join(encoded_of(e)[0][2]).decode().split("\n")[:-1] == [json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in records_of(e)]
 
 
 def test_a_line_holding_a_newline_is_still_one_record_with_its_own_level() -> None:
@@ -388,7 +388,7 @@ def test_a_line_holding_a_newline_is_still_one_record_with_its_own_level() -> No
     for batch in (ev.OutputBatch("n1", T0, 1, ("a\nb",)), ev.OutputBatch("n1", T0, 1, ("a\nb", "c"), data=b"a\nb\nc"),
                   ev.OutputBatch("n1", T0, 1, texts)):
         groups = encoded_of(batch)
-        want = [json.dumps(r, ensure_ascii=False) for r in records_of(batch)]
+        want = [json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in records_of(batch)]
         assert b"".join(groups[0][2]).decode().split("\n")[:-1] == want and groups[0][3] == len(batch.texts)
 
 
@@ -410,7 +410,7 @@ def test_api_log_tail_while_a_rotated_file_is_compressed(tmp_path: Path) -> None
     compression (records twice), and a plain file gone since the listing was an uncaught FileNotFoundError."""
     from gswarm.api import logfile
 
-    jl = JsonLog(tmp_path / "logs", max_bytes=600, backups=5)
+    jl = JsonLog(tmp_path / "logs", max_bytes=400, backups=5)
     jl.write(records_of(ev.OutputBatch("n1", T0, 7, tuple(f"INFO:x:line {i}" for i in range(5)))))
     rotated = jl.rotated()[0]
     with gzip.open(rotated.with_name(rotated.name + ".gz"), "wb") as dst:

@@ -91,15 +91,25 @@ async def test_ten_megabytes_exact(tmp_path: Path) -> None:
 
 
 def test_capture_rotation(tmp_path: Path) -> None:
+    """Rotated like the JSON log (issue #18): stamped names, gzipped in the background, ``backups`` kept."""
+    import gzip
+
+    from gswarm.supervisor.capture import rotated_captures
+
     cap = CaptureFile(tmp_path / "output.log", max_bytes=200, backups=2)
     for i in range(20):
         cap.write_batch(Batch([f"line {i:02d} " + "x" * 40], [""]), 1_700_000_000.5, 42)
+        cap.wait_tidy()
     cap.close()
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["output.log", "output.log.1", "output.log.2"]
-    assert all(p.stat().st_size <= 200 for p in tmp_path.iterdir())
+    rotated = rotated_captures(tmp_path / "output.log")
+    assert len(rotated) == 2 and all(p.name.endswith(".gz") for p in rotated)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["output.log"] + [p.name for p in rotated]
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in rotated)
+    assert (tmp_path / "output.log").stat().st_size <= 200
     assert (tmp_path / "output.log").read_text().splitlines()[-1].endswith("42 > line 19 " + "x" * 40)
     assert (tmp_path / "output.log").read_text().startswith("2023-11-14T22:13:20.500000Z 42 > ")
+    kept = [gzip.decompress(p.read_bytes()).decode().splitlines() for p in rotated] + [(tmp_path / "output.log").read_text().splitlines()]
+    assert [r.split(" > ")[1][:7] for rows in kept for r in rows] == [f"line {i:02d}" for i in range(20 - sum(len(rows) for rows in kept), 20)]
 
 
 def test_capture_writes_plain_chunks_from_their_bytes_identically(tmp_path: Path) -> None:
@@ -118,9 +128,15 @@ def test_capture_writes_plain_chunks_from_their_bytes_identically(tmp_path: Path
     slow.close()
     # plain and valid UTF-8 chunks use their bytes; U+FFFD (real or replaced), ESC or \r take the per-line path
     assert used == [True, True, False, False, False, False]
-    read = lambda stem: [(tmp_path / f"{stem}.log{s}").read_bytes() for s in ["", *(f".{k}" for k in range(1, 50))]  # noqa: E731
-                         if (tmp_path / f"{stem}.log{s}").exists()]
+    import gzip
+
+    from gswarm.supervisor.capture import rotated_captures
+
+    fast.wait_tidy()
+    slow.wait_tidy()
+    read = lambda stem: [gzip.decompress(p.read_bytes()) for p in rotated_captures(tmp_path / f"{stem}.log")] + [  # noqa: E731
+        (tmp_path / f"{stem}.log").read_bytes()]
     assert read("fast") == read("slow") and len(read("fast")) > 2  # rotated alike
-    rows = b"".join(reversed(read("fast"))).decode().splitlines()
+    rows = b"".join(read("fast")).decode().splitlines()
     assert [r.split(" ", 2)[2] for r in rows] == ["> plain one", "> plain two", "> ", "> last line", "> unicode \u20ac \U0001f41d \ufffd ok",
                                                   "> bad \ufffd utf8", "> bold", "~ redraw", "~ 50%", "> done"]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from gswarm.api.limits import MAX_MESSAGE_CHARS, cut_text
-from gswarm.logs._jsonread import compressed_twin
+from gswarm.logs._jsonread import compressed_twin, normalized
 from gswarm.logs._jsonread import log_files as oldest_first
 
 _BLOCK = 64 * 1024
@@ -122,7 +122,7 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
         rec = json.loads(raw.decode("utf-8", errors="replace"))
     except ValueError:
         return None
-    return rec if isinstance(rec, dict) else None
+    return normalized(rec) if isinstance(rec, dict) else None
 
 
 def _match(rec: dict[str, Any], node: str | None, level: str | None, needle: str | None,

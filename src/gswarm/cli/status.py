@@ -132,7 +132,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def logs(
         level: Optional[str] = typer.Option(None, "--level", help="Minimum level: debug, info, warning, error, critical."),
-        category: Optional[str] = typer.Option(None, "--category", help="output, supervisor, progress, notice or a failure category."),
+        category: Optional[str] = typer.Option(None, "--category", help="output, supervisor, progress, notice or a failure category "
+                                        "(progress records are shown only with --category progress)."),
         node: Optional[str] = typer.Option(None, "--node", help="Only this node."),
         since: Optional[str] = typer.Option(None, "--since", help="Start: 2h, 30m, 7d or an ISO time."),
         until: Optional[str] = typer.Option(None, "--until", help="End: 2h, 30m, 7d (ago) or an ISO time."),

@@ -93,15 +93,26 @@ def read_lines(path: Path) -> Iterator[str]:
         return
 
 
+def normalized(rec: dict[str, Any]) -> dict[str, Any]:
+    """``rec`` in the one shape readers see, whichever writer made it (changed in place, returned).
+
+    Records written since issue #18 carry no ``category`` on output records (``kind`` ``output``
+    says it): it is filled in. Older records also hold ``ts`` (ISO text, the same time as ``ts_unix``);
+    it is kept as it is — readers use ``ts_unix``."""
+    if "category" not in rec:
+        rec["category"] = "output" if rec.get("kind") == "output" else "supervisor"
+    return rec
+
+
 def parse_records(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
-    """JSON objects of ``lines``; malformed lines are skipped."""
+    """JSON objects of ``lines`` (old and new record shapes, :func:`normalized`); malformed lines are skipped."""
     for line in lines:
         try:
             rec = json.loads(line)
         except ValueError:
             continue
         if isinstance(rec, dict):
-            yield rec
+            yield normalized(rec)
 
 
 def iter_records(directory: Path) -> Iterator[dict[str, Any]]:
@@ -137,7 +148,10 @@ def categories() -> set[str]:
 
 @dataclass
 class LogFilter:
-    """``gswarm logs`` filters: minimum ``level``, exact ``category``/``node``, time range (Unix s), regex on message."""
+    """``gswarm logs`` filters: minimum ``level``, exact ``category``/``node``, time range (Unix s), regex on message.
+
+    Without a ``category``, progress records (``category`` ``progress``) are hidden: they are state
+    changes kept for ``--category progress`` (issue #18), not what an operator reads in the log."""
 
     level: str | None = None
     category: str | None = None
@@ -159,6 +173,8 @@ class LogFilter:
         if self.level and (LEVELS.index(lvl) if lvl in LEVELS else 1) < LEVELS.index(self.level.lower()):
             return False
         if self.category and rec.get("category") != self.category:
+            return False
+        if not self.category and rec.get("category") == "progress":
             return False
         if self.node and rec.get("node") != self.node:
             return False

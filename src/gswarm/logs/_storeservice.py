@@ -2,7 +2,10 @@
 
 Batching: the task waits for one event, then drains everything already queued
 (up to ``max_batch``) and commits it in one transaction, so a burst costs one
-commit. Output lines are not stored here (they go to the JSON log). Pruning runs
+commit. Output lines are not stored here (they go to the JSON log). Progress
+updates are coalesced (:class:`gswarm.logs._coalesce.ProgressCoalescer`: at most one
+row per kind per second per node plus stage changes; the held latest value is written
+when its second is over, before the node's exit row, and at shutdown). Pruning runs
 every ``prune_interval`` seconds of the injected clock. On cancel the queue is
 drained and written before the connection closes.
 """
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gswarm import events as ev
+from gswarm.logs._coalesce import ProgressCoalescer
 from gswarm.logs.store import DB_NAME, STORED_TYPES, Store
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,7 @@ class StoreService:
         self.written = 0
         self.dropped = 0
         self._retry_at = float("-inf")
+        self.coalescer = ProgressCoalescer()
 
     def open(self) -> Store:
         """Open (or reopen) the writer; publishes a Notice if a bad file was set aside.
@@ -72,11 +77,13 @@ class StoreService:
             self.store.prune(self.clock.time(), self.retention_s)
         return self.store
 
-    def flush(self, first: ev.Event | None = None) -> int:
-        """Write ``first`` and everything queued now in one transaction; returns the number written."""
+    def flush(self, first: ev.Event | None = None, final: bool = False) -> int:
+        """Write ``first`` and everything queued now in one transaction (progress coalesced; ``final``:
+        also every held progress value); returns the number written."""
         batch = [first] if first is not None else []
         while not self.queue.empty() and len(batch) < self.max_batch:
             batch.append(self.queue.get_nowait())
+        batch = self._coalesced(batch, final)
         if not batch:
             return 0
         try:
@@ -88,9 +95,24 @@ class StoreService:
         self.written += n
         return n
 
+    def _coalesced(self, batch: list[ev.Event], final: bool) -> list[ev.Event]:
+        """``batch`` with progress updates coalesced, held values that are due added, and a node's held
+        values written before its ``ProcessExited`` (the last value before stop)."""
+        now, c = self.clock.monotonic(), self.coalescer
+        out: list[ev.Event] = c.due(now)
+        for e in batch:
+            if type(e) is ev.ProgressUpdate:
+                out += c.offer(e, now)
+            else:
+                if type(e) is ev.ProcessExited:
+                    out += c.take(now, (e.node,))
+                out.append(e)
+        return out + c.take(now) if final else out
+
     async def run(self) -> None:
         """Write batches until cancelled; never raises out (errors are logged and the batch dropped)."""
         prune_task = asyncio.ensure_future(self._prune_loop())
+        held_task = asyncio.ensure_future(self._held_loop())
         try:
             self._safe(self.open)
             while True:
@@ -98,13 +120,21 @@ class StoreService:
                 self._safe(lambda: self.flush(first))
                 await asyncio.sleep(0)
         finally:
-            prune_task.cancel()
-            with contextlib.suppress(BaseException):
-                await prune_task
-            self._safe(self.flush)
+            for task in (prune_task, held_task):
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            self._safe(lambda: self.flush(final=True))
             if self.store is not None:
                 self.store.close()
                 self.store = None
+
+    async def _held_loop(self) -> None:
+        """Writes held progress values once their window is over (a flood that stopped leaves its latest round)."""
+        while True:
+            await self.clock.sleep(self.coalescer.window / 2)
+            if self.coalescer.held:
+                self._safe(self.flush)
 
     async def _prune_loop(self) -> None:
         while True:

@@ -1,9 +1,15 @@
 """Structured JSON-lines log ``<state_dir>/logs/gswarm.jsonl``: node output + GSwarm's own events.
 
-One object per line: ``ts`` (ISO-8601 UTC with microseconds), ``ts_unix`` (s), ``node``, ``level``
-(debug/info/warning/error/critical), ``category``, ``message``, ``pid``, ``kind``; plus ``stream``
-for output and ``data`` for events. ``category`` is the failure category for incidents, else the
-source: ``output``, ``supervisor``, ``progress``, ``notice``. Output levels come from the node's
+One compact object per line (no spaces after separators): ``ts_unix`` (Unix s, 6 decimals),
+``node``, ``level`` (debug/info/warning/error/critical), ``kind``, ``pid``, ``message``; output
+records add ``stream``, other records ``category`` and ``data``. ``category`` is the failure category
+for incidents, else the source: ``supervisor``, ``progress``, ``notice``; an output record has none
+(its ``kind`` ``output`` says it; readers fill ``category: "output"``, ``gswarm.logs._jsonread``).
+Files written before issue #18 also hold ``ts`` (the same time as ISO text) and ``category`` on
+output records, and spaces after separators: readers accept both shapes. Dropping them took a
+record of a ~95-byte line from ~3.2x to ~2.3x the line.
+Progress updates (``ProgressUpdate``) are logged only when the operator cares (:func:`logged`): a
+round/stage advance or the node's identity (hello, peer, swarm) — not every parsed progress line. Output levels come from the node's
 own markers (generations.md §12 "Timestamp prefixes": ``LEVEL:logger:``, `` - LEVEL - ``,
 ``[LEVEL]``, `` LEVEL: ``), else ``info``; the lines of a Python traceback (``Traceback (most
 recent call last):``, the indented and ``File`` lines after it, up to and including the final
@@ -34,8 +40,8 @@ from typing import Any
 from gswarm import events as ev
 from gswarm.logs._levels import TracebackTracker, chunk_levels, line_level
 
-__all__ = ["LOG_NAME", "JsonLog", "JsonLogService", "TracebackTracker", "chunk_levels", "create_service", "encoded_of", "iso",
-           "line_level", "record_of", "records_of", "rotated_files"]
+__all__ = ["IDENTITY_KINDS", "LOG_NAME", "JsonLog", "JsonLogService", "TracebackTracker", "chunk_levels", "create_service", "encoded_of", "iso",
+           "line_level", "logged", "record_of", "records_of", "rotated_files"]
 
 try:  # the C string escaper json.dumps(ensure_ascii=False) itself uses
     from json.encoder import c_encode_basestring as _c_encode  # type: ignore[attr-defined]
@@ -67,20 +73,30 @@ def record_of(e: ev.Event, tracker: TracebackTracker | None = None) -> dict[str,
 
     ``tracker`` keeps traceback state across output events (None = this line alone).
     """
-    base: dict[str, Any] = {"ts": iso(e.ts), "ts_unix": round(e.ts, 6), "node": e.node}
+    base: dict[str, Any] = {"ts_unix": round(e.ts, 6), "node": e.node}
     if isinstance(e, ev.OutputLine):
         level = (tracker or TracebackTracker()).levels(e.node, e.stream, (e.text,))[0]
-        return base | {"level": level, "category": "output", "message": e.text, "pid": e.pid,
-                       "kind": "output", "stream": e.stream}
+        return base | {"level": level, "kind": "output", "pid": e.pid, "stream": e.stream, "message": e.text}
     if isinstance(e, ev.ResourceSample):
         return None
     if isinstance(e, ev.Incident):
-        return base | {"level": e.severity.value, "category": e.category.value, "message": e.advice or e.rule_id,
-                       "pid": None, "kind": "incident",
+        return base | {"level": e.severity.value, "kind": "incident", "pid": None, "category": e.category.value,
+                       "message": e.advice or e.rule_id,
                        "data": {"rule_id": e.rule_id, "recovery": e.recovery.value, "evidence": list(e.evidence)}}
     kind, level, category, message, data = _describe(e)
-    return base | {"level": level, "category": category, "message": message, "pid": getattr(e, "pid", None),
-                   "kind": kind, "data": data}
+    return base | {"level": level, "kind": kind, "pid": getattr(e, "pid", None), "category": category,
+                   "message": message, "data": data}
+
+
+IDENTITY_KINDS = frozenset({"hello", "peer", "swarm"})  # progress facts that say who the node is
+
+
+def logged(e: ev.Event) -> bool:
+    """Whether the JSON log records ``e``: everything but resource samples and the progress updates an
+    operator does not need (issue #18): a ``ProgressUpdate`` only when it is an advance or an identity fact."""
+    if type(e) is ev.ProgressUpdate:
+        return e.advanced or e.kind in IDENTITY_KINDS
+    return type(e) is not ev.ResourceSample
 
 
 def records_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[dict[str, Any]]:
@@ -93,24 +109,24 @@ def records_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[dic
             tracker.reset(e.node)
         rec = record_of(e, tracker)
         return [] if rec is None else [rec]
-    ts, ts_unix, node, pid, stream = iso(e.ts), round(e.ts, 6), e.node, e.pid, e.stream
+    ts_unix, node, pid, stream = round(e.ts, 6), e.node, e.pid, e.stream
     levels = (tracker or TracebackTracker()).levels(node, stream, e.texts)
-    return [{"ts": ts, "ts_unix": ts_unix, "node": node, "level": lvl, "category": "output", "message": text,
-             "pid": pid, "kind": "output", "stream": stream} for text, lvl in zip(e.texts, levels)]
+    return [{"ts_unix": ts_unix, "node": node, "level": lvl, "kind": "output", "pid": pid, "stream": stream,
+             "message": text} for text, lvl in zip(e.texts, levels)]
 
 
-def _dumps(rec: dict[str, Any]) -> str:
-    return json.dumps(rec, ensure_ascii=False, default=str)
+def _dumps(rec: Any) -> str:
+    return json.dumps(rec, ensure_ascii=False, default=str, separators=(",", ":"))
 
 
 def encoded_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[tuple[str, float, Parts, int]]:
     """:func:`records_of` already serialised: ``[(ts_iso, ts_unix, parts, n)]``; the concatenation of
     ``parts`` (bytes) is ``n`` JSON records in UTF-8, each ended by ``b"\\n"`` (a record never holds a
-    raw newline).
+    raw newline); ``ts_iso`` (:func:`iso`) only decides the UTC day of rotation, it is not written.
 
-    Each record's text is exactly ``json.dumps(record, ensure_ascii=False)``. For an ``OutputBatch``
-    (the hot path: thousands of lines per event on a busy node) the parts shared by its lines are
-    serialised once. When every line has the same level (nearly always) and the chunk holds no
+    Each record's text is exactly ``json.dumps(record, ensure_ascii=False, separators=(",", ":"))``. For an
+    ``OutputBatch`` (the hot path: thousands of lines per event on a busy node) the parts shared by its
+    lines are serialised once. When every line has the same level (nearly always) and the chunk holds no
     character JSON escapes (printable ASCII without ``"`` and ``\\``: genrl and hivemind logs), the
     records are the chunk's bytes with each newline replaced (one C-level ``replace``, no string per
     line, no re-encoding when the event carries the bytes as read). On this 2-vCPU VM a flood of output
@@ -125,9 +141,9 @@ def encoded_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[tup
         return []
     ts, ts_unix = iso(e.ts), round(e.ts, 6)
     levels = (tracker or TracebackTracker()).levels(e.node, e.stream, texts, e.joined)
-    head = f'{{"ts": {_dumps(ts)}, "ts_unix": {_dumps(ts_unix)}, "node": {_dumps(e.node)}, "level": "'
-    mid = '", "category": "output", "message": '
-    tail = f', "pid": {_dumps(e.pid)}, "kind": "output", "stream": {_dumps(e.stream)}}}\n'
+    head = f'{{"ts_unix":{_dumps(ts_unix)},"node":{_dumps(e.node)},"level":"'
+    mid = f'","kind":"output","pid":{_dumps(e.pid)},"stream":{_dumps(e.stream)},"message":'
+    tail = "}\n"
     first, n = levels[0], len(texts)
     if levels.count(first) != n:
         return [(ts, ts_unix, ("".join([f"{head}{lvl}{mid}{esc}{tail}" for esc, lvl in zip(map(_encode_str, texts), levels)])
@@ -145,7 +161,7 @@ def encoded_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[tup
 
 def _groups(records: list[dict[str, Any]]) -> list[tuple[str, float, Parts, int]]:
     """One serialised group per record (the slow path: events other than output, :meth:`JsonLog.write`)."""
-    return [(r["ts"], r["ts_unix"], ((_dumps(r) + "\n").encode("utf-8", _LONE),), 1) for r in records]
+    return [(iso(r["ts_unix"]), r["ts_unix"], ((_dumps(r) + "\n").encode("utf-8", _LONE),), 1) for r in records]
 
 
 def _describe(e: ev.Event) -> tuple[str, str, str, str, dict[str, Any]]:
@@ -294,7 +310,12 @@ class JsonLogService:
         self._unsubscribe = bus.subscribe(self._on_event)
 
     def _on_event(self, e: ev.Event) -> None:
-        n = len(e.texts) if type(e) is ev.OutputBatch else 1  # max_buffer counts lines, not batches
+        if type(e) is ev.OutputBatch:
+            n = len(e.texts)  # max_buffer counts lines, not batches
+        elif logged(e):
+            n = 1
+        else:
+            return
         if self._buffered + n <= self.max_buffer:
             self._buf.append(e)
             self._buffered += n

@@ -1,7 +1,10 @@
 """The capture file: every line of the node's output with a timestamp and the pid.
 
-Path: ``<state_dir>/logs/<node>/output.log``, rotated by size (``output.log.1`` …
-``output.log.<backups>``, oldest dropped). One record per line, UTF-8::
+Path: ``<state_dir>/logs/<node>/output.log``, rotated by size like the JSON log (issue #18): the
+full file is renamed ``output.log.<YYYYmmddTHHMMSSZ>[-n]`` and gzipped (``.gz``, level 1, temp +
+rename, 0600) by one background thread, which also deletes the oldest rotated files beyond
+``backups`` (:func:`rotated_captures` lists them, oldest first). The write path only renames.
+One record per line, UTF-8::
 
     2026-11-29T15:33:17.123456Z 12345 > text of the line
 
@@ -16,13 +19,30 @@ nothing is lost when GSwarm is killed.
 
 from __future__ import annotations
 
+import gzip
 import os
+import re
+import shutil
+import threading
 import time
 from pathlib import Path
 
 from gswarm.supervisor.stream import CONTINUED, PARTIAL, REDRAW, Batch
 
 _MARKS = {0: ">", REDRAW: "~", PARTIAL: "?", CONTINUED: "+"}
+_STAMPED = re.compile(r"\.(\d{8}T\d{6}Z)(?:-(\d+))?(\.gz)?$")
+
+
+def rotated_captures(path: Path) -> list[Path]:
+    """Rotated files of the capture ``path`` (plain or ``.gz``; a file being compressed once), oldest first."""
+    found: dict[tuple[str, int], Path] = {}
+    for p in Path(path).parent.glob(Path(path).name + ".*"):
+        m = _STAMPED.fullmatch(p.name[len(Path(path).name):])
+        if m:
+            key = (m[1], int(m[2] or 0))
+            if key not in found or not m[3]:  # X and X.gz both present for a moment: X
+                found[key] = p
+    return [found[k] for k in sorted(found)]
 
 
 def capture_path(state_dir: Path, node: str) -> Path:
@@ -62,6 +82,9 @@ class CaptureFile:
         self.max_bytes = max_bytes
         self.backups = backups
         self._ts = _TsCache()
+        self._tidy_lock = threading.Lock()
+        self._tidy_thread: threading.Thread | None = None
+        self._tidy_again = False
         self._fd = -1
         self._size = 0
         self._open()
@@ -120,17 +143,70 @@ class CaptureFile:
         self._size += total
 
     def rotate(self) -> None:
-        """``output.log`` → ``.1`` → ``.2`` … (the oldest beyond ``backups`` removed)."""
+        """``output.log`` → ``output.log.<stamp>``, then gzipped and pruned in the background
+        (:meth:`tidy`); ``backups`` 0: truncated instead."""
         os.close(self._fd)
         self._fd = -1
         if self.backups <= 0:
             os.truncate(self.path, 0)
         else:
-            for i in range(self.backups, 0, -1):
-                src = self.path.with_name(f"{self.path.name}.{i - 1}") if i > 1 else self.path
-                if src.exists():
-                    os.replace(src, self.path.with_name(f"{self.path.name}.{i}"))
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            existing = rotated_captures(self.path)
+            last = _STAMPED.search(existing[-1].name) if existing else None
+            stamp = max(stamp, last[1]) if last else stamp  # names stay in write order if the clock steps back
+            n = int(last[2] or 0) + 1 if last and last[1] == stamp else 0  # after the newest, never in a pruned gap
+            target = self.path.with_name(f"{self.path.name}.{stamp}" + (f"-{n}" if n else ""))
+            while target.exists() or target.with_name(target.name + ".gz").exists():
+                n += 1
+                target = self.path.with_name(f"{self.path.name}.{stamp}-{n}")
+            os.replace(self.path, target)
+            self._start_tidy()
         self._open()
+
+    def _start_tidy(self) -> None:
+        with self._tidy_lock:
+            if self._tidy_thread is not None and self._tidy_thread.is_alive():
+                self._tidy_again = True  # the running pass looks again before it ends
+                return
+            self._tidy_again = False
+            self._tidy_thread = threading.Thread(target=self._tidy_loop, name="gswarm-capture-gzip", daemon=True)
+            self._tidy_thread.start()
+
+    def _tidy_loop(self) -> None:
+        while True:
+            try:
+                self.tidy()
+            except OSError:
+                pass  # a full disk: the plain rotated file stays; the next rotation tries again
+            with self._tidy_lock:
+                if not self._tidy_again:
+                    self._tidy_thread = None
+                    return
+                self._tidy_again = False
+
+    def tidy(self) -> int:
+        """Gzip every plain rotated file (temp + rename, 0600), then delete the oldest beyond ``backups``;
+        returns the number compressed. Runs in the background after a rotation (:meth:`wait_tidy`)."""
+        n = 0
+        for p in rotated_captures(self.path):
+            if p.suffix != ".gz":
+                tmp = p.with_name(p.name + ".gz.tmp")
+                with open(p, "rb") as src, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, \
+                        gzip.GzipFile(filename=p.name, mode="wb", fileobj=raw, compresslevel=1) as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                os.replace(tmp, p.with_name(p.name + ".gz"))
+                p.unlink()
+                n += 1
+        files = rotated_captures(self.path)
+        for p in files[: max(0, len(files) - self.backups)]:
+            p.unlink(missing_ok=True)
+        return n
+
+    def wait_tidy(self, timeout: float | None = None) -> None:
+        """Wait until the background compression is done (tests, shutdown)."""
+        thread = self._tidy_thread
+        if thread is not None:
+            thread.join(timeout)
 
     def close(self) -> None:
         """Close the file (idempotent); a later write reopens it."""
