@@ -40,30 +40,8 @@ from gswarm.supervisor.process import publish_batch
 from gswarm.supervisor.spec import LaunchSpec
 from gswarm.supervisor.stream import LineSplitter
 
-_HEAD = "[2025-11-07 12:00:00,123][genrl.logging_utils.global_defs]"
-_TB = ('Traceback (most recent call last):\n  File "/app/rgym_exp/runner/swarm_launcher.py", line 112, in main\n'
-       "    game_manager.run_game()\n  File \"/app/genrl/game/game_manager.py\", line 146, in run_game\n"
-       "    self.run_game_round()\nRuntimeError: CUDA error: an illegal memory access was encountered ({i})\n")
-
-
-def line_kind(kind: str, i: int) -> str:
-    """One line (or a few, ending in ``\\n``) of ``kind`` for index ``i`` (~90-110 bytes per line)."""
-    if kind == "plain":
-        return f"{_HEAD}[INFO] - step {i}: loss=0.4312 lr=0.0001 tokens=512 grad_norm=1.25\n"
-    if kind == "progress":
-        return f"{_HEAD}[INFO] - Starting round: {i}/1000000.\n"
-    if kind == "error":
-        return (f"{_HEAD}[ERROR] - Exception occurred during game run ({i}).\n" if i % 7 else _TB.format(i=i))
-    if kind == "redraw":
-        done = i % 1000
-        return f"\r{done // 10:3d}%|{'█' * (done // 100)}{' ' * (10 - done // 100)}| {done}/1000 [00:{done % 60:02d}<00:12, 44.1it/s]" + (
-            "\n" if done == 999 else "")
-    if kind == "ansi":
-        return f"\x1b[32m{_HEAD}\x1b[0m[\x1b[1mINFO\x1b[0m] - step {i}: loss=0.4312 lr=0.0001 tokens=512\n"
-    raise ValueError(f"--kinds: unknown kind {kind!r}; use plain, progress, error, redraw, ansi")
-
-
-KINDS = ("plain", "progress", "error", "redraw", "ansi")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _flood import KINDS, line_kind  # noqa: E402  (the same lines as bench/peers.py)
 
 
 def flood(kind: str, lines: int) -> bytes:

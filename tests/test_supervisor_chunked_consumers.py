@@ -121,14 +121,16 @@ def test_live_only_stream_fires_on_a_regex_anchor_through_its_gate_words() -> No
 
 
 def test_live_words_are_the_live_anchors_minimised() -> None:
-    """A word holding another ("Error occurred during training, continuing" holds "Error") is dropped: the shorter
-    one already lets every such chunk through. Exact set for E6 and for E0 (no login/chain-registration rules)."""
+    """A word holding another is dropped: the shorter one already lets every such chunk through. A regex anchor
+    gives its literal prefix when it has one of 6+ characters ("HTTPError: 5"), not the weak gate word "Error"
+    that every Python exception line holds (issue #18). Exact set for E6 and for E0 (no login/chain-registration rules)."""
     clf = Classifier.from_package()
     assert clf.stream("E6", live_only=True)._live_words.words == (
-        "AA24 signature error", "Error", "Failed to call submitReward: InvalidRoundNumber", "Failed to submit to chain.",
-        "This is most likely transient and will recover.", "Unknown error", "Waiting for API key to be activated...")
+        "AA24 signature error", "Error occurred during evaluation, continuing", "Error occurred during training, continuing",
+        "Failed to call submitReward: InvalidRoundNumber", "Failed to submit to chain.", "HTTPError: 5",
+        "This is most likely transient and will recover.", "Unknown error calling submit", "Waiting for API key to be activated...")
     assert clf.stream("E0", live_only=True)._live_words.words == (
-        "Error", "Failed to submit to chain.", "This is most likely transient and will recover.", "Unknown error")
+        "Failed to submit to chain.", "HTTPError: 5", "This is most likely transient and will recover.", "Unknown error calling submit")
 
 
 def test_exit_classifier_tail_keeps_exactly_the_last_lines_of_a_big_batch() -> None:

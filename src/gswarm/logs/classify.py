@@ -285,6 +285,28 @@ def _quick(pat: Any) -> Any:
     return lambda text: any(g in text for g in gates) and search(text) is not None
 
 
+def _literal_prefix(body: str) -> str:
+    """The plain text every match of the regex ``body`` starts with ("" when it has none, or when it
+    ignores case): ``HTTPError: 5\\d\\d Server Error`` → ``HTTPError: 5``."""
+    try:
+        from re import _constants as c, _parser as p  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_constants as c  # type: ignore[no-redef]
+        import sre_parse as p  # type: ignore[no-redef]
+    try:
+        tree = p.parse(body)
+    except re.error:
+        return ""
+    if tree.state.flags & re.IGNORECASE:
+        return ""
+    out = []
+    for op, av in tree:
+        if op is not c.LITERAL:
+            break
+        out.append(chr(av))
+    return "".join(out)
+
+
 def _live_words(rules: Sequence[Rule]) -> WordSet | None:
     """Substrings of which every line a live rule's anchor matches holds one: the whole text of a plain
     anchor (a long needle: the fastest C-level ``in``), the gate words of a regex anchor; None (no
@@ -294,6 +316,8 @@ def _live_words(rules: Sequence[Rule]) -> WordSet | None:
         for pat in rule.live_anchor or rule.any:
             if not pat.source.startswith("re:"):
                 words.add(pat.source)
+            elif len(prefix := _literal_prefix(pat.source[3:])) >= 6:  # a long needle, not e.g. the gate "Error"
+                words.add(prefix)
             elif pat.gates:
                 words |= pat.gates
             else:

@@ -1,0 +1,315 @@
+"""GSwarm beside its peers: the same flood child bare, under supervisord, under PM2 and under ``gswarm run``.
+
+Usage::
+
+    python bench/peers.py [--lines 1000000] [--rounds 3] [--kinds plain,progress,error] [--no-install] [--json]
+
+For each line kind (``bench/_flood.py``: ``plain`` genrl INFO lines, ``progress`` every line
+``Starting round: N/1000000.``, ``error`` ERROR lines with a Python traceback every 7th, also
+``redraw`` and ``ansi``) and each round, in an order rotated every round, the child prints
+``--lines`` outputs:
+
+* **bare**, twice (A and B): ``child | cat > /dev/null``. Their mean is the baseline of the round;
+  B / A is the A/A test: 1 in truth, so its spread is this machine's noise.
+* **supervisord** (PyPI ``supervisor``, installed into ``bench/out/venv-supervisord``, never into the
+  project): ``supervisord -n`` with one program, ``autorestart=false``, output to a log file.
+* **pm2** (npm ``pm2`` installed with ``npm install --prefix bench/out/pm2`` when ``npm`` exists, else
+  skipped with a note): its own ``PM2_HOME`` under ``bench/out``, ``--no-autorestart``, log files.
+* **gswarm**: ``gswarm run`` in direct mode with its default services (store, JSON log, capture,
+  progress, health, notifications, API on a free 127.0.0.1 port) on an emulated E4 checkout
+  (``gswarm emulate init``) whose entry point is the flood; ``--no-restart-on-clean-exit``.
+
+Figures. **ratio** = the child's own elapsed time (first write to last flush, measured by the child,
+so start-up and shutdown of the supervisor are not in it; issue #18) / the round's bare baseline,
+median over rounds. **CPU s/M** = the supervisor process's own CPU (psutil user+system, children
+excluded), read once the child has finished and the supervisor has gone idle (or exited), minus the
+same for an *empty* child (0 lines: the supervisor's start-up), per million lines, median over rounds.
+Run state lives in ``bench/out/run-*`` and is deleted after each run. Issue #18's targets, per kind:
+gswarm ratio ≤ supervisord ratio + 0.05 and gswarm CPU ≤ 1.5 × supervisord's; an A/A spread beyond
+±10 % means the machine was too noisy: rerun at a quieter moment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from statistics import median
+from typing import Any, Callable
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+FLOOD = HERE / "_flood.py"
+PY = sys.executable
+
+
+def _quiet(argv: list[str], **kw: Any) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False, **kw)
+
+
+def setup_supervisord(install: bool) -> tuple[Path | None, str]:
+    """``(supervisord path, note)``: from ``bench/out/venv-supervisord`` (created with pip from PyPI
+    when ``install``); None with the reason when unavailable."""
+    venv = OUT / "venv-supervisord"
+    exe = venv / "bin" / "supervisord"
+    if not exe.exists() and install:
+        OUT.mkdir(parents=True, exist_ok=True)
+        _quiet([PY, "-m", "venv", str(venv)])
+        res = _quiet([str(venv / "bin" / "pip"), "install", "-q", "supervisor>=4,<5"])
+        if res.returncode:
+            return None, f"supervisord skipped: pip install supervisor failed: {res.stdout.strip()[-200:]}"
+    if not exe.exists():
+        return None, "supervisord skipped: not installed in bench/out/venv-supervisord (run without --no-install)"
+    version = _quiet([str(exe), "--version"]).stdout.strip()
+    return exe, f"supervisord {version} ({exe})"
+
+
+def setup_pm2(install: bool) -> tuple[Path | None, str]:
+    """``(pm2 path, note)``: ``bench/out/pm2`` (``npm install --prefix`` when ``install`` and npm exists)."""
+    exe = OUT / "pm2" / "node_modules" / ".bin" / "pm2"
+    if not exe.exists() and install:
+        if shutil.which("npm") is None:
+            return None, "pm2 skipped: npm is not installed"
+        OUT.mkdir(parents=True, exist_ok=True)
+        res = _quiet(["npm", "install", "--prefix", str(OUT / "pm2"), "pm2@>=5", "--no-audit", "--no-fund"])
+        if res.returncode:
+            return None, f"pm2 skipped: npm install pm2 failed: {res.stdout.strip()[-200:]}"
+    if not exe.exists():
+        return None, "pm2 skipped: not installed in bench/out/pm2 (run without --no-install)"
+    version = _quiet([str(exe), "--version"], env=_pm2_env(OUT / "pm2-version")).stdout.strip().splitlines()
+    _quiet([str(exe), "kill"], env=_pm2_env(OUT / "pm2-version"))  # --version may have started a daemon there
+    return exe, f"pm2 {version[-1] if version else '?'} ({exe})"
+
+
+def _pm2_env(home: Path) -> dict[str, str]:
+    return {**os.environ, "PM2_HOME": str(home)}
+
+
+def _cpu(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
+def settled_cpu(pid: int, done: Callable[[], bool], timeout: float = 120.0) -> float:
+    """CPU seconds of ``pid`` (itself, not its children) once ``done()`` and the process has gone idle
+    (two 0.1 s samples apart by < 5 ms) or exited (the last sample)."""
+    proc, last, deadline = psutil.Process(pid), 0.0, time.monotonic() + timeout
+    while time.monotonic() < deadline and not done():
+        try:
+            last = _cpu(proc)
+        except psutil.Error:
+            break
+        time.sleep(0.02)
+    quiet = 0
+    while time.monotonic() < deadline:
+        try:
+            now = _cpu(proc)
+        except psutil.Error:
+            return last
+        quiet = quiet + 1 if now - last < 0.005 else 0
+        last = now
+        if quiet >= 2:
+            return last
+        time.sleep(0.1)
+    return last
+
+
+def _result(path: Path) -> float:
+    return float(json.loads(path.read_text())["elapsed"])
+
+
+def run_bare(cfg: Path, work: Path, result: Path) -> tuple[float, float | None]:
+    """``child | cat > /dev/null``: (child elapsed s, None)."""
+    with open(os.devnull, "wb") as null:
+        child = subprocess.Popen([PY, str(FLOOD), str(cfg)], stdout=subprocess.PIPE)
+        cat = subprocess.Popen(["cat"], stdin=child.stdout, stdout=null)
+        child.stdout.close()  # type: ignore[union-attr]
+        child.wait()
+        cat.wait()
+    return _result(result), None
+
+
+def run_supervisord(exe: Path, cfg: Path, work: Path, result: Path) -> tuple[float, float | None]:
+    conf = work / "supervisord.conf"
+    conf.write_text(
+        f"[supervisord]\nnodaemon=true\nlogfile={work}/supervisord.log\npidfile={work}/supervisord.pid\n"
+        f"childlogdir={work}\n\n[program:flood]\ncommand={PY} {FLOOD} {cfg}\nautostart=true\nautorestart=false\n"
+        f"startsecs=0\nstdout_logfile={work}/flood.log\nstderr_logfile={work}/flood.err\n")
+    with open(os.devnull, "wb") as null:
+        sup = subprocess.Popen([str(exe), "-n", "-c", str(conf)], stdout=null, stderr=null, start_new_session=True)
+        try:
+            cpu = settled_cpu(sup.pid, result.exists)
+        finally:
+            sup.send_signal(signal.SIGTERM)  # the supervisord this bench started
+            sup.wait(timeout=60)
+    return _result(result), cpu
+
+
+def run_pm2(exe: Path, cfg: Path, work: Path, result: Path) -> tuple[float, float | None]:
+    env = _pm2_env(work / "pm2-home")
+    _quiet([str(exe), "ping"], env=env)  # starts this home's daemon
+    pid = int((work / "pm2-home" / "pm2.pid").read_text().strip())
+    try:
+        _quiet([str(exe), "start", str(FLOOD), "--name", "flood", "--interpreter", PY, "--no-autorestart",
+                "-o", str(work / "flood.log"), "-e", str(work / "flood.err"), "--", str(cfg)], env=env)
+        cpu = settled_cpu(pid, result.exists)
+    finally:
+        _quiet([str(exe), "kill"], env=env)  # this home's daemon only
+    return _result(result), cpu
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gswarm_checkout(work: Path) -> Path:
+    """An emulated E4 checkout whose entry point (``emu_node``) is the flood."""
+    co = work / "co"
+    res = _quiet([PY, "-m", "gswarm", "emulate", "init", str(co), "--generation", "E4", "--logged-in"])
+    if res.returncode:
+        raise SystemExit(f"gswarm emulate init failed: {res.stdout}")
+    shutil.copy(FLOOD, co / ".gswarm-emulator" / "emu_node.py")
+    return co
+
+
+def run_gswarm(co: Path, cfg: Path, work: Path, result: Path) -> tuple[float, float | None]:
+    shutil.copy(cfg, co / ".gswarm-emulator" / "flood.json")
+    state = work / "state"
+    argv = [PY, "-m", "gswarm", "run", "--rl-swarm-dir", str(co), "--state-dir", str(state), "--no-auto-setup",
+            "--no-restart-on-clean-exit", "--api-port", str(_free_port())]
+    with open(os.devnull, "wb") as null:
+        proc = subprocess.Popen(argv, stdout=null, stderr=null, start_new_session=True)
+        try:
+            cpu = settled_cpu(proc.pid, lambda: result.exists() or proc.poll() is not None)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)  # the gswarm run this bench started
+            proc.wait(timeout=60)
+    if not result.exists():
+        raise SystemExit(f"gswarm run ended without running the flood (exit {proc.returncode}); try it by hand: {argv}")
+    shutil.rmtree(state, ignore_errors=True)
+    return _result(result), cpu
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every (round, kind, runner) and summarise; see the module docstring."""
+    notes: list[str] = []
+    runners: dict[str, Callable[..., tuple[float, float | None]]] = {}
+    sd, note = setup_supervisord(not args.no_install) if "supervisord" in args.only else (None, "supervisord not asked")
+    notes.append(note)
+    if sd:
+        runners["supervisord"] = lambda cfg, work, res: run_supervisord(sd, cfg, work, res)
+    pm2, note = setup_pm2(not args.no_install) if "pm2" in args.only else (None, "pm2 not asked")
+    notes.append(note)
+    if pm2:
+        runners["pm2"] = lambda cfg, work, res: run_pm2(pm2, cfg, work, res)
+    OUT.mkdir(parents=True, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="run-", dir=OUT))
+    co = gswarm_checkout(base) if "gswarm" in args.only else None
+    if co is not None:
+        runners["gswarm"] = lambda cfg, work, res: run_gswarm(co, cfg, work, res)
+    order = ["bare_a"] + list(runners) + ["bare_b"]
+    runners["bare_a"] = runners["bare_b"] = run_bare
+    elapsed: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
+    try:
+        for r in range(args.rounds):
+            for kind in args.kinds + ["empty"]:
+                names = order[r % len(order):] + order[:r % len(order)]  # alternating order per round
+                for name in names:
+                    if kind == "empty" and name.startswith("bare"):
+                        continue
+                    work = base / f"r{r}-{kind}-{name}"
+                    work.mkdir()
+                    cfg, res = work / "flood.json", work / "result.json"
+                    cfg.write_text(json.dumps({"kind": "plain" if kind == "empty" else kind,
+                                               "lines": 0 if kind == "empty" else args.lines, "result": str(res)}))
+                    e, c = runners[name](cfg, work, res)
+                    elapsed.setdefault((kind, name), []).append(e)
+                    if c is not None:
+                        cpu.setdefault((kind, name), []).append(c)
+                    shutil.rmtree(work, ignore_errors=True)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return summarise(args, elapsed, cpu, [n for n in order if not n.startswith("bare")], notes)
+
+
+def summarise(args: argparse.Namespace, elapsed: dict, cpu: dict, sups: list[str], notes: list[str]) -> dict[str, Any]:
+    """Per kind: bare seconds, the A/A spread, and per supervisor the ratio and CPU s per million lines."""
+    out: dict[str, Any] = {"lines": args.lines, "rounds": args.rounds, "cpus": os.cpu_count(),
+                           "load1_after": round(os.getloadavg()[0], 2), "notes": notes, "supervisors": sups, "kinds": {}}
+    for kind in args.kinds:
+        a, b = elapsed[(kind, "bare_a")], elapsed[(kind, "bare_b")]
+        baseline = [(x + y) / 2 for x, y in zip(a, b)]
+        aa = [y / x for x, y in zip(a, b)]
+        row: dict[str, Any] = {"bare_s": round(median(baseline), 3), "aa": round(median(aa), 3),
+                               "aa_range": [round(min(aa), 3), round(max(aa), 3)]}
+        for sup in sups:
+            ratio = median(e / bl for e, bl in zip(elapsed[(kind, sup)], baseline))
+            per_m = 1e6 / max(args.lines, 1)
+            startup = median(cpu[("empty", sup)])
+            row[sup] = {"ratio": round(ratio, 3), "cpu_s_per_m": round((median(cpu[(kind, sup)]) - startup) * per_m, 2),
+                        "startup_cpu_s": round(startup, 2)}
+        if "gswarm" in row and "supervisord" in row:
+            g, s = row["gswarm"], row["supervisord"]
+            row["targets"] = {"ratio": g["ratio"] <= s["ratio"] + 0.05, "cpu": g["cpu_s_per_m"] <= 1.5 * max(s["cpu_s_per_m"], 0.01)}
+        out["kinds"][kind] = row
+    return out
+
+
+def print_table(res: dict[str, Any]) -> None:
+    """The compact table for the closing note of issue #18."""
+    print(f"{res['lines']:,} lines per kind, {res['rounds']} rounds, {res['cpus']} CPUs, load1 {res['load1_after']}")
+    for note in res["notes"]:
+        print(f"  {note}")
+    print(f"{'kind':10s}{'runner':13s}{'ratio':>7s}{'CPU s/M':>9s}{'start-up s':>11s}   notes")
+    for kind, row in res["kinds"].items():
+        lo, hi = row["aa_range"]
+        noisy = " NOISY (>±10 %): rerun" if lo < 0.9 or hi > 1.1 else ""
+        print(f"{kind:10s}{'bare':13s}{1:7.2f}{'':9s}{'':11s}   {row['bare_s']:.3f} s; A/A {row['aa']:.3f} [{lo:.3f}…{hi:.3f}]{noisy}")
+        for sup in res["supervisors"]:
+            v, verdict = row[sup], ""
+            if sup == "gswarm" and "targets" in row:
+                t = row["targets"]
+                verdict = f"ratio ≤ sd+0.05: {'met' if t['ratio'] else 'NOT met'}; CPU ≤ 1.5×sd: {'met' if t['cpu'] else 'NOT met'}"
+            print(f"{'':10s}{sup:13s}{v['ratio']:7.2f}{v['cpu_s_per_m']:9.2f}{v['startup_cpu_s']:11.2f}   {verdict}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lines", type=int, default=1_000_000, help="outputs per kind and run")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--kinds", default="plain,progress,error", help="comma list of plain, progress, error, redraw, ansi")
+    ap.add_argument("--only", default="supervisord,pm2,gswarm", help="comma list of the supervisors to run (bare always runs)")
+    ap.add_argument("--no-install", action="store_true", help="do not install supervisord/pm2; skip those missing")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    sys.path.insert(0, str(HERE))
+    from _flood import KINDS
+
+    args.kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    bad = [k for k in args.kinds if k not in KINDS]
+    if bad or args.lines < 1 or args.rounds < 1:
+        ap.error(f"--kinds must be among {', '.join(KINDS)} (got {bad}); --lines and --rounds at least 1")
+    args.only = {s.strip() for s in args.only.split(",") if s.strip()}
+    res = measure(args)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print_table(res)
+
+
+if __name__ == "__main__":
+    main()
