@@ -184,7 +184,7 @@ def test_status_unknown_node_lists_the_known_ones(recorded: float, state_dir: Pa
 
 def test_logs_follow_starts_with_the_last_10_records(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     now = time.time()
-    jl = JsonLog(state_dir / "logs", max_bytes=1500)  # several rotated files: the tail spans them
+    jl = JsonLog(state_dir / "logs", max_bytes=800)  # several rotated files: the tail spans them
     jl.write([record_of(ev.OutputLine("n1", now - 100 + i, 1, f"line {i:02d}")) for i in range(25)])
     jl.compress()
     assert len(jl.rotated()) >= 2

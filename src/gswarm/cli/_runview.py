@@ -50,6 +50,14 @@ class RunView:
         self._guard(lambda: self._lines(batch))
 
     def _lines(self, batch: Batch) -> None:
+        data, buf = getattr(batch, "data", None), getattr(self.out, "buffer", None)
+        if data is not None and buf is not None and not self.tty and not self._in_redraw:
+            # not a terminal (a file, a pipe, /dev/null): the chunk's own bytes, no join + encode (issue #18)
+            self.out.flush()
+            buf.write(data)
+            buf.write(b"\n")
+            buf.flush()
+            return
         rows = batch.texts
         if self.tty and batch.raws is not batch.texts:  # colours for a terminal; nothing else from the node
             rows = [terminal_safe(r) for r in batch.raws]

@@ -97,10 +97,14 @@ def normalized(rec: dict[str, Any]) -> dict[str, Any]:
     """``rec`` in the one shape readers see, whichever writer made it (changed in place, returned).
 
     Records written since issue #18 carry no ``category`` on output records (``kind`` ``output``
-    says it): it is filled in. Older records also hold ``ts`` (ISO text, the same time as ``ts_unix``);
+    says it), no ``level`` when it is ``info`` and no ``stream`` when it is ``stdout``: they are filled in. Older records also hold ``ts`` (ISO text, the same time as ``ts_unix``);
     it is kept as it is — readers use ``ts_unix``."""
     if "category" not in rec:
         rec["category"] = "output" if rec.get("kind") == "output" else "supervisor"
+    if "level" not in rec:
+        rec["level"] = "info"
+    if "stream" not in rec and rec.get("kind") == "output":
+        rec["stream"] = "stdout"
     return rec
 
 

@@ -2,12 +2,13 @@
 
 One compact object per line (no spaces after separators): ``ts_unix`` (Unix s, 6 decimals),
 ``node``, ``level`` (debug/info/warning/error/critical), ``kind``, ``pid``, ``message``; output
-records add ``stream``, other records ``category`` and ``data``. ``category`` is the failure category
+records add ``stream``, other records ``category`` and ``data``. An output record leaves out
+``level`` when it is ``info`` and ``stream`` when it is ``stdout`` (readers fill both in). ``category`` is the failure category
 for incidents, else the source: ``supervisor``, ``progress``, ``notice``; an output record has none
 (its ``kind`` ``output`` says it; readers fill ``category: "output"``, ``gswarm.logs._jsonread``).
 Files written before issue #18 also hold ``ts`` (the same time as ISO text) and ``category`` on
 output records, and spaces after separators: readers accept both shapes. Dropping them took a
-record of a ~95-byte line from ~3.2x to ~2.3x the line.
+record of a ~95-byte line from ~3.2x to ~1.9x the line.
 Progress updates (``ProgressUpdate``) are logged only when the operator cares (:func:`logged`): a
 round/stage advance or the node's identity (hello, peer, swarm) — not every parsed progress line. Output levels come from the node's
 own markers (generations.md §12 "Timestamp prefixes": ``LEVEL:logger:``, `` - LEVEL - ``,
@@ -53,6 +54,9 @@ _encode_str = _c_encode or py_encode_basestring
 
 log = logging.getLogger(__name__)
 LOG_NAME = "gswarm.jsonl"
+# gzip level of rotated files: 1 compresses node logs ~2.5x faster than the default 9 for ~1.4x the size
+# (issue #18: a flood rotates every few seconds; the capture file uses the same level)
+GZIP_LEVEL = 1
 EARLY_FLUSH_LINES = 10_000  # buffered output lines that trigger a flush before the interval (bounds memory in a flood)
 # bytes a JSON string holds as they are (printable ASCII but " and \), plus the newline between joined lines
 Parts = tuple[bytes, ...]  # serialised JSON log records, in pieces (see encoded_of)
@@ -76,7 +80,7 @@ def record_of(e: ev.Event, tracker: TracebackTracker | None = None) -> dict[str,
     base: dict[str, Any] = {"ts_unix": round(e.ts, 6), "node": e.node}
     if isinstance(e, ev.OutputLine):
         level = (tracker or TracebackTracker()).levels(e.node, e.stream, (e.text,))[0]
-        return base | {"level": level, "kind": "output", "pid": e.pid, "stream": e.stream, "message": e.text}
+        return _output(base, level, e.pid, e.stream, e.text)
     if isinstance(e, ev.ResourceSample):
         return None
     if isinstance(e, ev.Incident):
@@ -111,8 +115,13 @@ def records_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[dic
         return [] if rec is None else [rec]
     ts_unix, node, pid, stream = round(e.ts, 6), e.node, e.pid, e.stream
     levels = (tracker or TracebackTracker()).levels(node, stream, e.texts)
-    return [{"ts_unix": ts_unix, "node": node, "level": lvl, "kind": "output", "pid": pid, "stream": stream,
-             "message": text} for text, lvl in zip(e.texts, levels)]
+    return [_output({"ts_unix": ts_unix, "node": node}, lvl, pid, stream, text) for text, lvl in zip(e.texts, levels)]
+
+
+def _output(base: dict[str, Any], level: str, pid: int, stream: str, text: str) -> dict[str, Any]:
+    """An output record: ``level`` left out when ``info`` and ``stream`` when ``stdout`` (the defaults readers fill in)."""
+    rec = base | ({} if level == "info" else {"level": level}) | {"kind": "output", "pid": pid}
+    return rec | ({} if stream == "stdout" else {"stream": stream}) | {"message": text}
 
 
 def _dumps(rec: Any) -> str:
@@ -141,14 +150,16 @@ def encoded_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[tup
         return []
     ts, ts_unix = iso(e.ts), round(e.ts, 6)
     levels = (tracker or TracebackTracker()).levels(e.node, e.stream, texts, e.joined)
-    head = f'{{"ts_unix":{_dumps(ts_unix)},"node":{_dumps(e.node)},"level":"'
-    mid = f'","kind":"output","pid":{_dumps(e.pid)},"stream":{_dumps(e.stream)},"message":'
+    head = f'{{"ts_unix":{_dumps(ts_unix)},"node":{_dumps(e.node)},'
+    stream = "" if e.stream == "stdout" else f'"stream":{_dumps(e.stream)},'
+    mid = f'"kind":"output","pid":{_dumps(e.pid)},{stream}"message":'
     tail = "}\n"
     first, n = levels[0], len(texts)
     if levels.count(first) != n:
-        return [(ts, ts_unix, ("".join([f"{head}{lvl}{mid}{esc}{tail}" for esc, lvl in zip(map(_encode_str, texts), levels)])
+        starts = {lvl: head + ("" if lvl == "info" else f'"level":"{lvl}",') + mid for lvl in set(levels)}
+        return [(ts, ts_unix, ("".join([f"{starts[lvl]}{esc}{tail}" for esc, lvl in zip(map(_encode_str, texts), levels)])
                                .encode("utf-8", _LONE),), n)]
-    start = f"{head}{first}{mid}"
+    start = head + ("" if first == "info" else f'"level":"{first}",') + mid
     data = e.data
     if data is None and e.joined.isascii():
         data = e.joined.encode("ascii")
@@ -198,6 +209,7 @@ class JsonLog:
         self.path = self.dir / LOG_NAME
         self.max_bytes, self.backups, self.retention_s = max_bytes, backups, retention_days * 86400.0
         self._day: str | None = None
+        self.rotations = 0  # rotate() calls so far
         if self.path.exists() and self.path.stat().st_size:
             self._day = time.strftime("%Y%m%d", time.gmtime(self.path.stat().st_mtime))
 
@@ -248,6 +260,7 @@ class JsonLog:
             target, n = self.dir / f"{LOG_NAME}.{stamp}-{n}", n + 1
         os.replace(self.path, target)
         self._day = None
+        self.rotations += 1
         return target
 
     def rotated(self) -> list[Path]:
@@ -261,7 +274,7 @@ class JsonLog:
             if p.suffix != ".gz":
                 tmp = p.with_name(p.name + ".gz.tmp")
                 with open(p, "rb") as src, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, \
-                        gzip.GzipFile(filename=p.name, mode="wb", fileobj=raw) as dst:
+                        gzip.GzipFile(filename=p.name, mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL) as dst:
                     shutil.copyfileobj(src, dst)
                 os.replace(tmp, p.with_name(p.name + ".gz"))
                 p.unlink()
@@ -342,9 +355,9 @@ class JsonLogService:
         batch, self._buf, self._buffered = self._buf, [], 0
         groups = [g for e in batch for g in encoded_of(e, self._tracebacks)]
         if groups:
-            before = len(self.writer.rotated())
+            before = self.writer.rotations  # a counter, not a listing of the folder per flush (a flood flushes often)
             self.writer.write_encoded(groups)
-            self.rotations += len(self.writer.rotated()) != before
+            self.rotations += self.writer.rotations != before
         return sum(g[3] for g in groups)
 
     def tidy(self) -> None:

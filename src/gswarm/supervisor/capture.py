@@ -29,6 +29,7 @@ from pathlib import Path
 
 from gswarm.supervisor.stream import CONTINUED, PARTIAL, REDRAW, Batch
 
+GZIP_LEVEL = 1  # as the JSON log's rotated files (gswarm.logs.jsonlog.GZIP_LEVEL): fast, a flood rotates often
 _MARKS = {0: ">", REDRAW: "~", PARTIAL: "?", CONTINUED: "+"}
 _STAMPED = re.compile(r"\.(\d{8}T\d{6}Z)(?:-(\d+))?(\.gz)?$")
 
@@ -192,7 +193,7 @@ class CaptureFile:
             if p.suffix != ".gz":
                 tmp = p.with_name(p.name + ".gz.tmp")
                 with open(p, "rb") as src, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, \
-                        gzip.GzipFile(filename=p.name, mode="wb", fileobj=raw, compresslevel=1) as dst:
+                        gzip.GzipFile(filename=p.name, mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL) as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
                 os.replace(tmp, p.with_name(p.name + ".gz"))
                 p.unlink()
