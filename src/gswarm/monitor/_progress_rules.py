@@ -83,6 +83,7 @@ FAMILY_KEYS = {f: WordSet(sorted({k for k, _, _ in rules})) for f, rules in FAMI
 
 MODEL_KEY = "Using Model:"
 _MODEL = re.compile(r"Using Model:[ \t]*(\S+)")  # never across a line break of a joined chunk
+_MODEL_WORD = WordSet([MODEL_KEY])
 
 
 def model_in_use(text: str) -> str | None:
@@ -94,7 +95,7 @@ def model_in_use(text: str) -> str | None:
     the script's own ">> Using model: <name>" echo of the prompt answer (§6.3) is not the trainer's word.
     For a multi-line ``text`` the last such line wins.
     """
-    if MODEL_KEY not in text:
+    if not _MODEL_WORD.any_in(text):  # a memchr for a rare capital first: a flood chunk costs ~nothing
         return None
     found = _MODEL.findall(text)
     return found[-1] if found else None
