@@ -85,11 +85,11 @@ def _dense_levels(joined: str) -> list[str]:
     keys = joined.translate(_DIGITS).split("\n")
     out = list(map(cache.get, keys))
     if None in out:
-        for i, level in enumerate(out):
-            if level is None:
-                if len(cache) >= _CACHE_MAX:
-                    cache.clear()
-                out[i] = cache[keys[i]] = line_level(keys[i])
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        for key in set(keys).difference(cache):  # each distinct new line once (C-level set work, no loop per line)
+            cache[key] = line_level(key)
+        out = list(map(cache.get, keys))
     return out
 
 
@@ -121,30 +121,120 @@ class TracebackTracker:
         """The level of each of ``texts`` (strings, oldest first) of ``node``'s ``stream``; ``joined``:
         ``"\\n".join(texts)`` when the caller has it (then a chunk without traceback text is levelled
         as a whole, :func:`chunk_levels`)."""
-        key, out = (node, stream), []
+        key = (node, stream)
         if joined is not None and key not in self._open and not _TB_OPENER_WORDS.any_in(joined):
             return chunk_levels(texts, joined)
         depth = self._open.pop(key, 0)
-        # outside tracebacks the chunk's own markers, found per chunk (issue #18: no regex per line of an error flood)
-        base = chunk_levels(texts, joined) if joined is not None else [line_level(t) for t in texts]
-        for i, text in enumerate(texts):
+        if joined is not None and joined.count("\n") == len(texts) - 1:
+            out, depth = _traceback_levels(texts, joined, depth)
+        else:
+            out, depth = self._by_line(texts, depth)
+        if depth:
+            self._open[key] = depth
+        return out
+
+    @staticmethod
+    def _by_line(texts: Any, depth: int) -> tuple[list[str], int]:
+        """The line-by-line rule (reference for :func:`_traceback_levels`; used for lines holding ``\\n``)."""
+        out: list[str] = []
+        for text in texts:
             if not depth:
                 if text.startswith(_TB_OPENERS):
                     depth = 1 if text.startswith(_TB_START) else 0  # a chain header is error, opens nothing
                     out.append("error")
                 else:
-                    out.append(base[i])
+                    out.append(line_level(text))
             elif depth >= _TB_MAX:
                 depth = 0
-                out.append(base[i])
+                out.append(line_level(text))
             else:
                 depth = depth + 1 if text.startswith(_TB_INNER) else 0  # 0: this is the final exception line
                 out.append("error")
-        if depth:
-            self._open[key] = depth
-        return out
+        return out, depth
 
     def reset(self, node: str) -> None:
         """Forget open tracebacks of ``node`` (a new process starts)."""
         for key in [k for k in self._open if k[0] == node]:
             del self._open[key]
+
+
+_TB_END = re.compile(r"\n(?![ \t]|File )")  # the line break before the first line that is not inside a traceback
+
+
+def _traceback_levels(texts: Any, joined: str, depth: int) -> tuple[list[str], int]:
+    """:meth:`TracebackTracker._by_line` for a chunk (``joined`` = ``"\\n".join(texts)``, no line holding
+    ``\\n``), per traceback instead of per line: the chunk's marker levels (:func:`chunk_levels`), then each
+    traceback (an opener found with ``find``, its end with one C-level regex search) marked ``error`` with
+    one slice assignment. ``depth``: lines of a traceback still open from the previous chunk (0: none).
+    Returns ``(levels, depth left open)``."""
+    out = chunk_levels(texts, joined)
+    n = len(texts)
+    idx, pos = 0, 0  # next line not yet decided, and where it starts in joined
+    if depth:
+        idx, pos, depth = _mark(out, joined, n, 0, 0, depth)
+    for at in _opener_starts(joined, pos):
+        if at < pos:  # inside a traceback marked meanwhile: there it is the final line, not an opener
+            continue
+        idx += joined.count("\n", pos, at)
+        pos = at
+        out[idx] = "error"
+        nxt = joined.find("\n", at)
+        if not joined.startswith(_TB_START, at):  # a chain header: error, opens nothing
+            idx, pos = idx + 1, (nxt + 1 if nxt >= 0 else len(joined) + 1)
+            continue
+        if nxt < 0:
+            return out, 1
+        idx, pos, depth = _mark(out, joined, n, idx + 1, nxt + 1, 1)
+        if depth:
+            return out, depth
+    return out, depth
+
+
+def _opener_starts(joined: str, start: int) -> list[int]:
+    """Positions ≥ ``start`` of the lines of ``joined`` that start with a traceback opener, in order."""
+    found: set[int] = set()
+    for opener in _TB_OPENERS:
+        if joined.startswith(opener, start) and (start == 0 or joined[start - 1] == "\n"):
+            found.add(start)
+        at = joined.find("\n" + opener, max(start - 1, 0))
+        while at >= 0:
+            found.add(at + 1)
+            at = joined.find("\n" + opener, at + 1)
+    return sorted(found)
+
+
+def _mark(out: list[str], joined: str, n: int, idx: int, pos: int, depth: int) -> tuple[int, int, int]:
+    """Mark the open traceback from line ``idx`` (at ``pos``) with ``depth`` lines marked so far; returns
+    ``(next line, its position, depth still open at the end of the chunk or 0)``."""
+    room = _TB_MAX - depth  # lines that may still be marked before the cap closes it
+    if joined.startswith(_TB_INNER, pos):
+        m = _TB_END.search(joined, pos)
+        end = idx + joined.count("\n", pos, m.start()) + 1 if m else n  # the first line not inside
+    else:
+        m, end = None, idx
+    if end - idx >= room:  # the cap: lines idx .. idx+room-1 error, the next one keeps its own level
+        cut = idx + room
+        out[idx:cut] = ["error"] * room
+        if cut >= n:
+            return n, len(joined) + 1, 0 if cut > n else _TB_MAX
+        return cut + 1, _line_after(joined, _nth_line(joined, pos, cut - idx)), 0
+    if end >= n:  # still open at the end of the chunk
+        out[idx:n] = ["error"] * (n - idx)
+        return n, len(joined) + 1, depth + n - idx
+    out[idx:end + 1] = ["error"] * (end + 1 - idx)  # the inner lines and the final exception line
+    start = m.start() + 1 if m else pos  # where line `end` starts
+    return end + 1, _line_after(joined, start), 0
+
+
+def _nth_line(joined: str, pos: int, k: int) -> int:
+    """Start of the ``k``-th line after the one starting at ``pos``."""
+    for _ in range(k):
+        pos = joined.find("\n", pos) + 1
+    return pos
+
+
+def _line_after(joined: str, pos: int) -> int:
+    """Start of the line after the one starting at ``pos`` (past the end when it is the last)."""
+    nxt = joined.find("\n", pos)
+    return nxt + 1 if nxt >= 0 else len(joined) + 1
+

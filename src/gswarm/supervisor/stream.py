@@ -37,6 +37,8 @@ PARTIAL = 2
 CONTINUED = 4
 DEFAULT_MAX_LINE = 8 * 1024 * 1024
 _TERMS = re.compile("(\r\n|\n|\r)")
+_FLAG = {"\n": 0, "\r\n": 0, "\r": REDRAW}
+_EMPTY_REDRAW = re.compile("(?:^|(?<=[\r\n]))\r(?!\n)")  # a lone \r right after a line end ends nothing
 
 
 
@@ -153,16 +155,12 @@ class LineSplitter:
         self._pending = data[last + 1:]
         if last < 0:
             return EMPTY
-        parts = _TERMS.split(data[:last + 1].decode("utf-8", "replace"))  # seg, term, seg, term, …, ""
-        raws: list[str] = []
-        flags: list[int] = []
-        for seg, term in zip(parts[0::2], parts[1::2]):
-            if term != "\r":
-                raws.append(seg)
-                flags.append(0)
-            elif seg:  # an empty redraw segment carries nothing
-                raws.append(seg)
-                flags.append(REDRAW)
+        text = data[:last + 1].decode("utf-8", "replace")
+        if text[0] == "\r" or "\n\r" in text or "\r\r" in text:
+            text = _EMPTY_REDRAW.sub("", text)  # an empty redraw segment carries nothing
+        parts = _TERMS.split(text)  # seg, term, seg, term, …, "" (text ends with a terminator)
+        raws = parts[0:len(parts) - 1:2]
+        flags = list(map(_FLAG.__getitem__, parts[1::2]))  # C-level: no Python work per line
         texts = ANSI_RE.sub("", "\n".join(raws)).split("\n") if b"\x1b" in data and raws else raws  # no escape spans a \n
         return Batch(texts, raws, flags)
 

@@ -1,0 +1,71 @@
+"""JSON-log record shape of issue #18: compact records (no ``ts`` beside ``ts_unix``, no defaults), old files still
+read, progress records hidden by ``gswarm logs`` unless asked for."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from gswarm import events as ev
+from gswarm.api import logfile
+from gswarm.cli import status as status_cli
+from gswarm.logs._jsonread import LogFilter, iter_records, tail_records
+from gswarm.logs.jsonlog import JsonLog, encoded_of
+
+T0 = 1_700_000_000.0
+LINE = "[2025-07-27 16:18:14,834][genrl.logging_utils.global_defs][INFO] - Starting round: 30512/1000000. ok"
+OLD = [  # as written before issue #18
+    {"ts": "2023-11-14T22:13:20.000000+00:00", "ts_unix": T0, "node": "n1", "level": "info", "category": "output",
+     "message": "old line", "pid": 7, "kind": "output", "stream": "stdout"},
+    {"ts": "2023-11-14T22:13:21.000000+00:00", "ts_unix": T0 + 1, "node": "n1", "level": "info", "category": "progress",
+     "message": "round round=5 stage=None", "pid": None, "kind": "progress", "data": {"round": 5, "stage": None, "advanced": False}},
+]
+
+
+def test_record_of_a_line_is_less_than_twice_the_line() -> None:
+    """Regression: ~3.2x the line (ISO ts beside ts_unix, category beside kind, spaces, level/stream defaults)."""
+    assert len(LINE) == 100
+    batch = ev.OutputBatch("default", T0 + 0.123456, 12345, (LINE,) * 10)
+    size = sum(map(len, encoded_of(batch)[0][2])) / 10
+    assert size / len(LINE) < 1.9, size
+    rec = json.loads(b"".join(encoded_of(batch)[0][2]).splitlines()[0])
+    assert rec == {"ts_unix": T0 + 0.123456, "node": "default", "kind": "output", "pid": 12345, "message": LINE}
+
+
+def test_old_and_new_records_read_alike(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with gzip.open(logs / "gswarm.jsonl.20231114T221330Z.gz", "wt") as fh:  # an old rotated file
+        fh.write("".join(json.dumps(r) + "\n" for r in OLD))
+    jl = JsonLog(logs)
+    jl.write_encoded(encoded_of(ev.OutputBatch("n1", T0 + 2, 8, ("new line", "Traceback (most recent call last):"), stream="stderr")))
+    recs = list(iter_records(logs))
+    assert [(r["message"], r["category"], r["level"], r.get("stream")) for r in recs] == [
+        ("old line", "output", "info", "stdout"), ("round round=5 stage=None", "progress", "info", None),
+        ("new line", "output", "info", "stderr"), ("Traceback (most recent call last):", "output", "error", "stderr")]
+    assert [r["message"] for r in recs if LogFilter(category="output").match(r)] == ["old line", "new line", "Traceback (most recent call last):"]
+    assert [r["message"] for r in tail_records(logs, LogFilter(level="error").match, 5)] == ["Traceback (most recent call last):"]
+    api = logfile.tail(tmp_path, 10)[0]
+    assert [(r["message"], r["category"], r["level"]) for r in api][-2:] == [
+        ("new line", "output", "info"), ("Traceback (most recent call last):", "output", "error")]
+
+
+def test_gswarm_logs_hides_progress_unless_asked(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "gswarm.jsonl").write_text("".join(json.dumps(r) + "\n" for r in OLD))
+    app = typer.Typer()
+    status_cli.register(app)
+
+    def messages(*extra: str) -> list[str]:
+        res = CliRunner().invoke(app, ["logs", "--json", "--state-dir", str(tmp_path), *extra], catch_exceptions=False)
+        assert res.exit_code == 0, res.stdout
+        return [json.loads(x)["message"] for x in res.stdout.splitlines()]
+
+    assert messages() == ["old line"]
+    assert messages("--category", "progress") == ["round round=5 stage=None"]
+    assert messages("--limit", "5") == ["old line"]
