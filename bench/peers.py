@@ -199,8 +199,30 @@ def run_gswarm(co: Path, cfg: Path, work: Path, result: Path) -> tuple[float, fl
             proc.wait(timeout=60)
     if not result.exists():
         raise SystemExit(f"gswarm run ended without running the flood (exit {proc.returncode}); try it by hand: {argv}")
+    if VERIFY:
+        VERIFIED.append(_count_lines(state))
     shutil.rmtree(state, ignore_errors=True)
     return _result(result), cpu
+
+
+VERIFY = False  # --verify: count what gswarm run kept (the smoke test)
+VERIFIED: list[dict[str, int]] = []
+
+
+def _count_lines(state: Path) -> dict[str, int]:
+    """Output records in the JSON log and lines in the capture (rotated gzipped files included)."""
+    import gzip
+
+    def lines(paths: list[Path], needle: bytes | None) -> int:
+        n = 0
+        for p in paths:
+            with (gzip.open(p, "rb") if p.name.endswith(".gz") else open(p, "rb")) as fh:
+                n += sum(1 for row in fh if needle is None or needle in row)
+        return n
+
+    logs = state / "logs"
+    return {"jsonlog_output": lines(sorted(logs.glob("gswarm.jsonl*")), b'"kind":"output"'),
+            "capture": lines(sorted((logs / "default").glob("output.log*")), b" > ")}
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -294,6 +316,7 @@ def main() -> None:
     ap.add_argument("--kinds", default="plain,progress,error", help="comma list of plain, progress, error, redraw, ansi")
     ap.add_argument("--only", default="supervisord,pm2,gswarm", help="comma list of the supervisors to run (bare always runs)")
     ap.add_argument("--no-install", action="store_true", help="do not install supervisord/pm2; skip those missing")
+    ap.add_argument("--verify", action="store_true", help="count the lines gswarm run kept (JSON log, capture)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))
@@ -304,7 +327,11 @@ def main() -> None:
     if bad or args.lines < 1 or args.rounds < 1:
         ap.error(f"--kinds must be among {', '.join(KINDS)} (got {bad}); --lines and --rounds at least 1")
     args.only = {s.strip() for s in args.only.split(",") if s.strip()}
+    global VERIFY
+    VERIFY = args.verify
     res = measure(args)
+    if args.verify:
+        res["verified"] = VERIFIED
     if args.json:
         print(json.dumps(res, indent=2))
     else:

@@ -1,0 +1,38 @@
+"""bench/peers.py and bench/kinds.py still run and report their figures (issue #18); not a timing assertion.
+
+supervisord and PM2 run only when already installed under bench/out (``--no-install``: the smoke test never
+downloads anything); bare and ``gswarm run`` always run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def test_peers_bench_smoke() -> None:
+    out = subprocess.run([sys.executable, str(BENCH / "peers.py"), "--lines", "2000", "--rounds", "1", "--kinds",
+                          "plain,progress,error", "--only", "supervisord,gswarm", "--no-install", "--verify", "--json"],
+                         capture_output=True, text=True, timeout=180, check=True)
+    res = json.loads(out.stdout)
+    assert res["lines"] == 2000 and set(res["kinds"]) == {"plain", "progress", "error"}
+    assert "gswarm" in res["supervisors"] and any(n.startswith("supervisord") for n in res["notes"])
+    for kind, row in res["kinds"].items():
+        assert row["bare_s"] > 0 and len(row["aa_range"]) == 2
+        for sup in res["supervisors"]:
+            assert row[sup]["ratio"] > 0 and row[sup]["startup_cpu_s"] > 0
+    # every output line reached the JSON log and the capture (error: 2000 outputs, tracebacks of 6 lines in them)
+    error_lines = sum(6 if i % 7 == 0 else 1 for i in range(2000))
+    assert [v["jsonlog_output"] for v in res["verified"][:3]] == [2000, 2000, error_lines]
+    assert [v["capture"] for v in res["verified"][:3]] == [2000, 2000, error_lines]
+
+
+def test_kinds_micro_bench_smoke() -> None:
+    out = subprocess.run([sys.executable, str(BENCH / "kinds.py"), "--lines", "2000", "--repeat", "1"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    rows = [line.split() for line in out.stdout.splitlines()[1:]]
+    assert [r[0] for r in rows] == ["plain", "progress", "error", "redraw", "ansi"]
+    assert all(float(r[3]) > 0 for r in rows) and rows[0][4] == "1.00"
