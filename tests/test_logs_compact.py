@@ -69,3 +69,14 @@ def test_gswarm_logs_hides_progress_unless_asked(tmp_path: Path) -> None:
     assert messages() == ["old line"]
     assert messages("--category", "progress") == ["round round=5 stage=None"]
     assert messages("--limit", "5") == ["old line"]
+
+
+def test_rotation_names_stay_in_write_order_after_pruning_in_the_same_second(tmp_path: Path) -> None:
+    """Regression: a rotation after the oldest file of the same second was pruned reused its name, so the
+    newest file sorted first (``gswarm logs`` and the tail read them out of order)."""
+    jl = JsonLog(tmp_path, max_bytes=10, backups=2)
+    for i in range(6):
+        jl.write_encoded(encoded_of(ev.OutputBatch("n1", T0, 1, (f"line {i}",))))
+        jl.rotate(T0)
+        jl.prune(T0)
+    assert [json.loads(p.read_text())["message"] for p in jl.rotated()] == ["line 4", "line 5"]

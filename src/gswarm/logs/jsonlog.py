@@ -255,9 +255,11 @@ class JsonLog:
         existing = self.rotated()
         if existing and _order(existing[-1])[0] > stamp:  # keep names in write order if clocks/ts go backwards
             stamp = _order(existing[-1])[0]
-        target, n = self.dir / f"{LOG_NAME}.{stamp}", 1
+        n = _order(existing[-1])[1] + 1 if existing and _order(existing[-1])[0] == stamp else 0
+        target = self.dir / (f"{LOG_NAME}.{stamp}" + (f"-{n}" if n else ""))  # after the newest, never in a pruned gap
         while target.exists() or target.with_name(target.name + ".gz").exists():
-            target, n = self.dir / f"{LOG_NAME}.{stamp}-{n}", n + 1
+            n += 1
+            target = self.dir / f"{LOG_NAME}.{stamp}-{n}"
         os.replace(self.path, target)
         self._day = None
         self.rotations += 1

@@ -15,6 +15,8 @@ line, ``~`` a ``\\r`` redraw, ``?`` a partial line flushed after idle (a prompt)
 a note written by GSwarm itself. ANSI escapes are removed (the text is for humans
 and grep). The file is opened unbuffered: each batch is one ``write`` syscall, so
 nothing is lost when GSwarm is killed.
+
+~210 lines: the write path and its rotation/compression belong together (one file, one fd, one thread).
 """
 
 from __future__ import annotations
