@@ -4,7 +4,10 @@ A node printing progress lines in a loop (a flood of ``Starting round: N/…``, 
 "Already finished round … Next check in 5.0s") must not turn into one ``progress`` row per line.
 :class:`ProgressCoalescer` lets through, per ``(node, kind)``:
 
-* the first update, and one every ``window`` seconds (monotonic clock of the caller);
+* the first update, and one every ``window`` seconds: written at once when its own timestamp (``ts``) is
+  ``window`` or more away from the last stored one (records spread over time, e.g. a replay, are all
+  kept) or ``window`` of the caller's monotonic clock have passed since (a wall clock stepping back never
+  holds rows up);
 * a *stage change* (a stage other than the last stored one of that node and kind) at once, but at most
   one every ``stage_gap`` seconds (E0-E2 stages; a flood of stage lines stays bounded);
 * in between, only the latest update is held (``advanced`` kept when any held update advanced, so
@@ -34,7 +37,7 @@ class ProgressCoalescer:
 
     def __init__(self, window: float = WINDOW, stage_gap: float = STAGE_GAP) -> None:
         self.window, self.stage_gap = window, stage_gap
-        self._last: dict[tuple[str, str], tuple[float, int | None]] = {}  # (node, kind) -> (written at, stage)
+        self._last: dict[tuple[str, str], tuple[float, int | None, float]] = {}  # (node, kind) -> (written at, stage, ts)
         self._stage_at: dict[tuple[str, str], float] = {}
         self._held: dict[tuple[str, str], ev.ProgressUpdate] = {}
 
@@ -45,7 +48,7 @@ class ProgressCoalescer:
         if held is not None and held.advanced and not e.advanced:
             e = dataclasses.replace(e, advanced=True)
         last = self._last.get(key)
-        if last is None or now - last[0] >= self.window:
+        if last is None or now - last[0] >= self.window or abs(e.ts - last[2]) >= self.window:
             return [self._stored(key, e, now)]
         if e.stage is not None and e.stage != last[1] and now - self._stage_at.get(key, float("-inf")) >= self.stage_gap:
             self._stage_at[key] = now
@@ -54,7 +57,7 @@ class ProgressCoalescer:
         return []
 
     def _stored(self, key: tuple[str, str], e: ev.ProgressUpdate, now: float) -> ev.ProgressUpdate:
-        self._last[key] = (now, e.stage)
+        self._last[key] = (now, e.stage, e.ts)
         return e
 
     def due(self, now: float) -> list[ev.ProgressUpdate]:
