@@ -181,7 +181,7 @@ class Watcher:
         self.info.pid, self.info.pgid, self.info.started_at = proc.pid, proc.pgid, proc.started_at
         self.info.next_restart_at = None
         if self.lock is not None:
-            self.lock.write_record(proc.pid, proc.pgid)
+            self.lock.write_record(proc.pid, proc.pgid, getattr(proc, "ownership", None))
         if self.capture is not None:
             self.capture.note(f"gswarm: started {' '.join(spec.argv)} (generation {spec.generation}, {spec.mode} mode)", proc.started_at, proc.pid)
         self.bus.publish(ProcessStarted(self.node, proc.started_at, proc.pid, proc.pgid, tuple(spec.argv),
