@@ -115,6 +115,7 @@ class NodeProcess:
         self.marker = new_marker()  # this start's GSWARM_RUN_MARKER value
         self.ownership: Ownership | None = None  # set once spawned (marker + leader start stamp)
         self._escaped: list[int] = []  # our marked processes outside the group, found by the last sweep
+        self._stop_timeout = 2.0  # s: grace of the sweep after the leader's exit (capped at 2 s)
 
     # ----------------------------------------------------------------- spawn
     async def start(self) -> None:
@@ -267,7 +268,7 @@ class NodeProcess:
     async def _finish(self) -> None:
         """After the leader exits: end the rest of our group, drain output, mark done."""
         await self._exited.wait()
-        await self.sweep_group(grace=2.0)
+        await self.sweep_group(grace=min(2.0, self._stop_timeout) if self.requested else 2.0)
         try:
             await asyncio.wait_for(self._eof.wait(), 1.0)
         except asyncio.TimeoutError:
@@ -361,6 +362,7 @@ class NodeProcess:
     async def stop(self, timeout: float) -> ExitStatus:
         """Graceful stop: TERM the group, ``timeout`` s, KILL the group, reap. Idempotent."""
         self.requested = True
+        self._stop_timeout = timeout
         if self._stopping is None:
             self._stopping = asyncio.ensure_future(self._stop(timeout))
         await asyncio.shield(self._stopping)
