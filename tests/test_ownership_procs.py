@@ -125,7 +125,7 @@ async def test_stop_kills_a_descendant_that_left_the_group_and_ignores_sigterm(t
     took = time.monotonic() - t0
     assert not alive(esc), "escaped descendant survived stop"
     assert live_members(p.pgid) == [] and alive(stranger.pid)
-    assert took < 1.5  # TERM, then the stop timeout (0.3 s) as the sweep's grace, then KILL
+    assert took < 5  # TERM, then the stop timeout (0.3 s) as the sweep grace, then KILL (~0.3 s when idle)
     print(f"escaped descendant alive after stop: {alive(esc)}; stranger alive: {alive(stranger.pid)}; stop took {took:.2f} s")
 
 

@@ -266,13 +266,14 @@ class NodeProcess:
 
     # ----------------------------------------------------------------- end
     async def _finish(self) -> None:
-        """After the leader exits: end the rest of our group, drain output, mark done."""
+        """After the leader exits: end the rest of our run (group + escaped descendants; grace 2 s, or the
+        stop timeout when shorter and a stop was asked), drain output, mark done."""
         await self._exited.wait()
         await self.sweep_group(grace=min(2.0, self._stop_timeout) if self.requested else 2.0)
         try:
             await asyncio.wait_for(self._eof.wait(), 1.0)
         except asyncio.TimeoutError:
-            pass  # something outside our group holds the pipe: stop reading it
+            pass  # something we cannot prove ours (no marker) holds the pipe: stop reading it
         self._close_output()
         self._done.set()
 
@@ -360,7 +361,7 @@ class NodeProcess:
         return True
 
     async def stop(self, timeout: float) -> ExitStatus:
-        """Graceful stop: TERM the group, ``timeout`` s, KILL the group, reap. Idempotent."""
+        """Graceful stop: TERM the group and escaped descendants, ``timeout`` s, KILL them, reap. Idempotent."""
         self.requested = True
         self._stop_timeout = timeout
         if self._stopping is None:
