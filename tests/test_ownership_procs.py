@@ -19,7 +19,7 @@ import pytest
 from gswarm.errors import LockError
 from gswarm.events import EventBus
 from gswarm.supervisor import _procgroup
-from gswarm.supervisor._procgroup import MARKER_VAR, Ownership, find_owned, live_members, start_stamp
+from gswarm.supervisor._procgroup import MARKER_VAR, Ownership, carries_marker, find_owned, live_members, start_stamp
 from gswarm.supervisor.lock import CheckoutLock, PidRecord, leftover_members, stop_orphan_group
 from gswarm.supervisor.process import NodeProcess
 from gswarm.supervisor.spec import LaunchSpec
@@ -72,6 +72,9 @@ def test_a_process_with_the_marker_that_started_before_the_record_is_not_ours(tm
     """Marker without the start-time proof is not enough (e.g. a leaked marker value)."""
     early = subprocess.Popen(SLEEPER, start_new_session=True, env={**os.environ, MARKER_VAR: "b" * 32})
     try:
+        end = time.monotonic() + 5  # Popen returns mid-exec: /proc/<pid>/environ reads empty for a moment
+        while not carries_marker(early.pid, "b" * 32) and time.monotonic() < end:
+            time.sleep(0.01)
         own = Ownership.of(early.pid, "b" * 32)
         assert own is not None and find_owned(own) == [early.pid]
         later = replace(own, since=own.since + 5)  # the record's node started 5 s after this process
