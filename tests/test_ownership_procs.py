@@ -196,3 +196,21 @@ async def test_without_proc_stop_reaches_group_and_escaped_descendant(tmp_path: 
     await asyncio.wait_for(seen.wait(), 10)
     await asyncio.wait_for(p.stop(timeout=0.3), 15)
     assert not alive(pids[0]) and live_members(p.pgid) == [] and alive(stranger.pid)
+
+
+# ------------------------------------------------------------------ the marker reaches script mode's Python child
+async def test_script_mode_python_child_carries_the_run_marker(tmp_path: Path) -> None:
+    """run_rl_swarm.sh-like script under a pty: its Python child inherits GSWARM_RUN_MARKER (the one GSWARM_
+    variable a script-mode node must keep), so ownership proves it."""
+    from gswarm.supervisor.scriptmode import ScriptRun
+
+    (tmp_path / "run.sh").write_text('set -euo pipefail\n"$PY" -c "$CODE"\n')
+    code = "import os; print('marker', os.environ.get('GSWARM_RUN_MARKER'), flush=True)  # trainer"
+    spec_ = LaunchSpec(argv=("bash", "run.sh"), cwd=tmp_path, env={"PY": sys.executable, "CODE": code}, mode="script",
+                       generation="E6", use_pty=True, watch_pattern=r"-c .*trainer")
+    seen: list[str] = []
+    r = ScriptRun(spec_, "n", EventBus(), time.time, on_batch=lambda b, ts: seen.extend(b.texts), poll=0.05, stop_timeout=1)
+    await r.start()
+    await asyncio.wait_for(r.wait(), 20)
+    assert r.ownership is not None and r.ownership.marker == r.proc.marker and len(r.proc.marker) == 32
+    assert f"marker {r.proc.marker}" in seen

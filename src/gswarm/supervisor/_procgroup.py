@@ -10,6 +10,11 @@ it to its descendants, including those that leave the group with ``setsid``.
 :class:`Ownership` ``(marker, since)`` proves a pid is ours: it carries the
 marker *and* its start stamp is ≥ ``since`` (the node leader's stamp). A pid or
 pgid alone is never proof: both are recycled once the processes are gone.
+Limits (then the process is simply not proven ours, never signalled by pid): a
+process that clears its environment (``env -i``) or overwrites the area
+``/proc/<pid>/environ`` shows (setproctitle), and one caught mid-``exec``
+(its environ reads empty for a moment after ``Popen`` returns). While the
+node leader is unreaped, its whole group is still reached with ``killpg``.
 
 ``/proc`` is read where it exists (Linux); :data:`PROC_ROOT` (module attribute,
 or the ``proc_root`` parameter) names it, and None or a missing folder switches
