@@ -214,3 +214,19 @@ async def test_script_mode_python_child_carries_the_run_marker(tmp_path: Path) -
     await asyncio.wait_for(r.wait(), 20)
     assert r.ownership is not None and r.ownership.marker == r.proc.marker and len(r.proc.marker) == 32
     assert f"marker {r.proc.marker}" in seen
+
+
+def test_host_record_write_failure_keeps_the_state_dir_record(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A host-wide copy that cannot be written (here a folder sits at its path) costs that copy only, with a warning."""
+    host = tmp_path / "host"
+    host.mkdir()
+    lock = CheckoutLock(tmp_path / "st", tmp_path / "co", host_dir=host, node="n")
+    lock.acquire()
+    try:
+        assert lock.host_record_path is not None
+        lock.host_record_path.mkdir()  # os.replace onto a folder fails (even as root)
+        rec = lock.write_record(os.getpid(), os.getpgid(0))
+        assert lock.read_record() == rec and "cannot write the host-wide node record" in caplog.text
+        lock.host_record_path.rmdir()
+    finally:
+        lock.release()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import signal
 import stat
@@ -41,6 +42,8 @@ import psutil
 from gswarm.errors import LockError
 from gswarm.paths import atomic_write, subdir
 from gswarm.supervisor._procgroup import Ownership, find_owned, live_members, signal_owned
+
+log = logging.getLogger(__name__)
 
 
 def _key(checkout: Path) -> str:
@@ -195,7 +198,8 @@ class CheckoutLock:
 
         ``ownership`` is the started process's proof (``NodeProcess.ownership``); without it the
         record proves nothing and no later run will signal anything because of it.
-        create_time from psutil (0.0 if it already died). Write errors propagate (OSError).
+        create_time from psutil (0.0 if it already died). A failed write of the state-dir record
+        propagates (OSError); a failed host-wide copy is logged (a warning) and skipped.
         """
         try:
             started = psutil.Process(node_pid).create_time()
@@ -207,7 +211,11 @@ class CheckoutLock:
         data = json.dumps(asdict(rec))
         atomic_write(self.record_path, data)
         if self.host_record_path is not None:
-            atomic_write(self.host_record_path, data)
+            try:
+                atomic_write(self.host_record_path, data)
+            except OSError as exc:
+                log.warning("cannot write the host-wide node record %s (%s): a run with another --state-dir "
+                            "will not find this node if gswarm is killed", self.host_record_path, exc.strerror or exc)
         return rec
 
     def read_record(self) -> PidRecord | None:
@@ -234,13 +242,15 @@ class CheckoutLock:
                 path.unlink(missing_ok=True)
 
     def clear_record(self) -> None:
-        """Drop this run's records (state dir and host-wide); missing files are fine."""
+        """Drop this run's records (state dir and host-wide); missing files are fine, other errors logged."""
         for path in (self.record_path, self.host_record_path):
             if path is not None:
                 try:
                     path.unlink()
                 except FileNotFoundError:
                     pass
+                except OSError as exc:
+                    log.warning("cannot remove the node record %s: %s", path, exc.strerror or exc)
 
 
 def _read(path: Path) -> PidRecord | None:
