@@ -78,7 +78,7 @@ function renderNode(n, live) {
   let note = "";
   if (n.fatal_reason) note = n.fatal_reason;
   else if (n.next_restart_at) note = "restart at " + fmt.time(n.next_restart_at);
-  else if (n.last_exit) note = "last exit " + (n.last_exit.signal != null ? "signal " + n.last_exit.signal : "code " + n.last_exit.exit_code) + ", " + fmt.ago(n.last_exit.ts);
+  else if (n.last_exit) note = "last exit: " + exitWords(n.last_exit) + ", " + fmt.ago(n.last_exit.ts);
   $("state-note").textContent = note;
   $("pid").textContent = fmt.val(n.pid);
   $("generation").textContent = fmt.val(n.generation) + (n.mode ? " (" + n.mode + ")" : "");
@@ -110,15 +110,24 @@ async function refreshRuns() {
   const list = $("runs"); list.replaceChildren();
   for (const r of runs.items) {
     const li = el("li"); li.dataset.pid = r.pid; li.dataset.runId = r.id;
-    const end = r.stopped_at == null ? "running" : (r.signal != null ? "killed by signal " + r.signal : "exit code " + r.exit_code);
+    const end = r.stopped_at == null ? "running" : exitWords(r);
+    if (r.requested) li.classList.add("requested");
     li.append(el("strong", null, fmt.time(r.started_at)), document.createTextNode(` pid ${r.pid} · ${end}`));
     if (r.stopped_at != null) li.append(document.createTextNode(" after " + fmt.dur(r.stopped_at - r.started_at)));
-    const why = r.cause || causeNear(restarts.items, r.stopped_at);
+    const why = r.requested ? null : (r.cause || causeNear(restarts.items, r.stopped_at));
     if (why) li.append(document.createTextNode(" · cause "), el("span", "cause", why));
     list.append(li);
   }
   drawTimeline(runs.items);
 }
+
+// an exit in words; an operator's stop or restart is "on request", never a red failure
+function exitWords(x) {
+  if (x.requested) return "stopped on request (" + x.requested + ")";
+  if (x.signal != null) return "killed by signal " + x.signal + (SIGNALS[x.signal] ? " (" + SIGNALS[x.signal] + ")" : "");
+  return x.exit_code === 0 ? "exited normally" : "exit code " + x.exit_code;
+}
+const SIGNALS = { 1: "SIGHUP", 2: "SIGINT", 6: "SIGABRT", 9: "SIGKILL", 11: "SIGSEGV", 15: "SIGTERM" };
 
 function causeNear(restarts, ts) {
   if (ts == null) return null;
@@ -133,7 +142,7 @@ function drawTimeline(runs) {
   const now = Date.now() / 1000, t0 = Math.min(...runs.map((r) => r.started_at)), span = Math.max(1, now - t0);
   for (const r of runs) {
     const x = (r.started_at - t0) / span * 600, w = Math.max(2, ((r.stopped_at || now) - r.started_at) / span * 600);
-    const rect = svgEl("rect", { x, y: 3, width: w, height: 18, fill: r.stopped_at == null ? "#3fb950" : (r.exit_code === 0 ? "#4fa3ff" : "#f85149"), opacity: 0.8 });
+    const rect = svgEl("rect", { x, y: 3, width: w, height: 18, fill: r.stopped_at == null ? "#3fb950" : (r.exit_code === 0 || r.requested ? "#4fa3ff" : "#f85149"), opacity: 0.8 });
     rect.append(svgEl("title", {}, `pid ${r.pid}: ${fmt.time(r.started_at)}`));
     svg.append(rect);
   }
