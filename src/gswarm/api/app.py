@@ -20,7 +20,8 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from gswarm import __version__
-from gswarm.api import errors, routes_config, routes_control, routes_history, routes_logs, routes_stream, routes_status
+from gswarm.api import (errors, openapi_doc, overrides, routes_config, routes_control, routes_history, routes_logs,
+                        routes_stream, routes_status)
 from gswarm.api.auth import Guard, is_loopback, load_or_create_token
 from gswarm.api.hosts import LoopbackHostMiddleware
 from gswarm.api.limits import MAX_BODY_BYTES, BodyLimitMiddleware
@@ -65,6 +66,8 @@ def create_app(source: DataSource, *, host: str | None = None, token: str | None
     for module in (routes_status, routes_history, routes_logs, routes_config, routes_control):
         module.register(app, source, guard)
     routes_stream.register(app, source, guard, poll=poll, heartbeat=heartbeat)
+    openapi_doc.install(app, reads_need_token=not loopback,
+                        writable_options=lambda: openapi_doc.config_body_properties(type(settings), overrides.LOCKED))
     _dashboard(app)
     app.add_middleware(ScrubMiddleware, scrub=source.scrub)
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
