@@ -267,10 +267,12 @@ class Watcher:
         # a restart asked by health (live incident, policy.decide_live) is immediate; the health
         # service counts it in its own crash-loop budget and sends "stop" when that is spent
         requested = cmd is not None and not stalled
-        self.info.last_exit = {"exit_code": status.exit_code, "signal": status.signal, "ts": now}
-        self.bus.publish(ProcessExited(self.node, now, proc.pid, status.exit_code, status.signal, uptime, self.info.run_id))
+        by = cmd.source if requested and not cmd.source.startswith(POLICY_SOURCES) else ""  # an operator's stop/restart
+        self.info.last_exit = {"exit_code": status.exit_code, "signal": status.signal, "ts": now, "requested": by or None}
+        exited = ProcessExited(self.node, now, proc.pid, status.exit_code, status.signal, uptime, self.info.run_id, by)
+        self.bus.publish(exited)
         if self.capture is not None:
-            self.capture.note(f"gswarm: exited code={status.exit_code} signal={status.signal} after {uptime:.1f}s", now, proc.pid)
+            self.capture.note(f"gswarm: node {exited.words} after {uptime:.1f} s", now, proc.pid)
         if self.lock is not None:
             self.lock.clear_record()
         if requested and cmd.kind == "stop" and cmd.source.startswith(POLICY_SOURCES):
