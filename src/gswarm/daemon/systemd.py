@@ -36,6 +36,7 @@ class SdNotifyService:
         self.rt, self.notifier, self.interval = rt, notifier, interval
         self.ready = bool(getattr(rt, "sd_ready", False))
         self.pings = 0
+        self._unsubscribe = rt.bus.subscribe(self.on_event)  # now: the watcher's first STARTING precedes run()
 
     def on_event(self, ev: Any) -> None:
         """Bus subscriber: STATUS on each state change of our node, READY once, STOPPING on shutdown."""
@@ -52,14 +53,13 @@ class SdNotifyService:
 
     async def run(self) -> None:
         """Subscribe, ping the watchdog until cancelled, then say STOPPING. Never raises out."""
-        unsubscribe = self.rt.bus.subscribe(self.on_event)
         try:
             snap_state = self.rt.snapshot()["state"]
             if not self.ready and snap_state in READY_STATES:
                 self.on_event(StateChanged(self.rt.node, self.rt.clock.time(), snap_state, snap_state, "already running"))
             await ping_forever(self, self.rt.clock)
         finally:
-            unsubscribe()
+            self._unsubscribe()
             self.notifier.send(stopping="1", status=f"gswarm stopping; node {self.rt.node}: {self.rt.snapshot()['state']}")
             self.notifier.close()
 
