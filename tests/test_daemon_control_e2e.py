@@ -56,9 +56,10 @@ def wait_for(pred, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-de
         time.sleep(0.02)
 
 
-def env() -> dict[str, str]:
+def env(xdg: Path | None = None) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if not k.startswith("GSWARM_")}
-    e["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="gsx-")  # no service manifest of the machine
+    e["XDG_CONFIG_HOME"] = str(xdg or tempfile.mkdtemp(prefix="gsx-"))  # no service manifest of the machine
+    e["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="gsy-")  # nor its default state dir
     return e
 
 
@@ -68,8 +69,9 @@ def start_run(sdir: Path, cfg: Path, *extra: str) -> subprocess.Popen:
                             env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def cli(sdir: Path, *args: str) -> tuple[int, str]:
-    p = subprocess.run([sys.executable, "-m", "gswarm", *args, "--state-dir", str(sdir)], env=env(),
+def cli(sdir: Path | None, *args: str, xdg: Path | None = None) -> tuple[int, str]:
+    where = ["--state-dir", str(sdir)] if sdir else []
+    p = subprocess.run([sys.executable, "-m", "gswarm", *args, *where], env=env(xdg),
                        capture_output=True, text=True, timeout=90)
     return p.returncode, " ".join((p.stdout + p.stderr).split())
 
@@ -78,13 +80,22 @@ def running(sdir: Path) -> dict:
     return request(sdir, "status")["snapshot"]
 
 
+def node_running(sdir: Path, proc: subprocess.Popen) -> bool:
+    """True once the supervisor answers with a RUNNING node; raises when ``gswarm run`` ended."""
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else proc.returncode
+    try:
+        return running(sdir)["state"] == "RUNNING"
+    except NotRunning:  # not serving yet (the socket file appears at bind, before listen)
+        return False
+
+
 def test_stop_start_restart_from_another_process_are_requested_not_failures(tmp_path: Path) -> None:
     sdir = Path(tempfile.mkdtemp(prefix="gsc-")) / "st"
     cfg = tmp_path / "c.toml"
     cfg.write_text("stop_timeout = 5\n")
     proc = start_run(sdir, cfg)
     try:
-        wait_for(lambda: (sdir / "control.sock").exists() and running(sdir)["state"] == "RUNNING" or proc.poll() is not None)
+        wait_for(lambda: node_running(sdir, proc))
         assert oct((sdir / "control.sock").stat().st_mode & 0o777) == "0o600"
         first_pid = running(sdir)["pid"]
         assert cli(sdir, "stop") == (0, "stop done: node default is STOPPED")
@@ -92,7 +103,13 @@ def test_stop_start_restart_from_another_process_are_requested_not_failures(tmp_
         assert cli(sdir, "stop") == (1, "node default is already STOPPED; there is nothing to stop")
         assert cli(sdir, "start", "default") == (0, "start done: node default is RUNNING")
         second_pid = running(sdir)["pid"]
-        assert cli(sdir, "restart") == (0, "restart done: node default is RUNNING")
+        xdg = tmp_path / "xdg"  # the installed service's manifest: commands without --state-dir find it
+        (xdg / "gswarm").mkdir(parents=True)
+        (xdg / "gswarm" / "service.json").write_text(json.dumps({"name": "gswarm", "state_dir": str(sdir)}))
+        assert cli(None, "restart", xdg=xdg) == (0, "restart done: node default is RUNNING")
+        code, out = cli(None, "status", "--json", xdg=xdg)
+        assert code == 0 and json.loads(out)["state"] == "RUNNING"
+        assert cli(None, "restart")[0] == 1  # no manifest: the default state dir has no supervisor
         third_pid = running(sdir)["pid"]
         assert len({first_pid, second_pid, third_pid}) == 3
         assert cli(sdir, "stop", "other")[0] == 1
@@ -122,7 +139,7 @@ def test_reload_applies_a_notification_setting_without_restarting_the_node(tmp_p
     cfg.write_text(f'notify_urls = ["{url}"]\nnotify_min_severity = "critical"\nnotify_digest = "off"\n')
     proc = start_run(sdir, cfg)
     try:
-        wait_for(lambda: (sdir / "control.sock").exists() and running(sdir)["state"] == "RUNNING" or proc.poll() is not None)
+        wait_for(lambda: node_running(sdir, proc))
         pid = running(sdir)["pid"]
         cfg.write_text(f'notify_urls = ["{url}"]\nnotify_min_severity = "info"\nnotify_digest = "off"\napi_port = 9\n')
         code, out = cli(sdir, "reload")
