@@ -4,6 +4,7 @@ READY sent before a long setup/login — in-process, on a Runtime that is not su
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import tempfile
 from pathlib import Path
@@ -116,3 +117,5 @@ async def test_ready_and_pings_while_setting_up(tmp_path: Path, monkeypatch) -> 
         sock.close()
     assert got[0].decode() == f"READY=1\nSTATUS={SETUP_STATUS}"
     assert got[1:] == [b"WATCHDOG=1"] * 3 and rt.sd_ready is True
+    assert "NOTIFY_SOCKET" not in os.environ and "WATCHDOG_USEC" not in os.environ  # the node does not inherit them
+    assert rt.sd_env == (str(path), 0.02)  # the service created after the setup still finds them

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import Any
 
 from gswarm.daemon.sdnotify import Notifier, address, watchdog_interval
@@ -78,22 +79,37 @@ async def ping_forever(owner: Any, clock: Any) -> None:
         owner.pings += bool(owner.notifier.send(watchdog="1"))
 
 
+SD_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+
+def take_env(rt: Any) -> tuple[str | bytes | None, float | None]:
+    """(socket address, watchdog interval s) from the environment, read once per runtime (``rt.sd_env``);
+    the variables are then removed from ``os.environ`` so the node's processes (env = ``os.environ`` + spec,
+    ``supervisor/process.py``) do not inherit them — as ``sd_notify(unset_environment=1)`` does."""
+    got = getattr(rt, "sd_env", None)
+    if got is None:
+        got = rt.sd_env = (address(), watchdog_interval())
+        for name in SD_VARS:
+            os.environ.pop(name, None)
+    return got
+
+
 def create_service(rt: Any) -> SdNotifyService | None:
     """The service when ``NOTIFY_SOCKET`` is set (running under systemd ``Type=notify``), else None."""
-    addr = address()
+    addr, interval = take_env(rt)
     if addr is None:
         return None
-    return SdNotifyService(rt, Notifier(addr), watchdog_interval())
+    return SdNotifyService(rt, Notifier(addr), interval)
 
 
 async def during_setup(rt: Any) -> None:
     """Before the node's first start (environment setup and browser login can take many minutes): READY
     with a STATUS saying so, and WATCHDOG pings, until cancelled. No-op without ``NOTIFY_SOCKET``."""
-    addr = address()
+    addr, interval = take_env(rt)
     if addr is None:
         return
     notifier = Notifier(addr)
-    owner = type("Setup", (), {"interval": watchdog_interval(), "notifier": notifier, "pings": 0})()
+    owner = type("Setup", (), {"interval": interval, "notifier": notifier, "pings": 0})()
     try:
         notifier.send(ready="1", status=SETUP_STATUS)
         rt.sd_ready = True
