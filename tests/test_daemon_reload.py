@@ -119,3 +119,26 @@ async def test_ready_and_pings_while_setting_up(tmp_path: Path, monkeypatch) -> 
     assert got[1:] == [b"WATCHDOG=1"] * 3 and rt.sd_ready is True
     assert "NOTIFY_SOCKET" not in os.environ and "WATCHDOG_USEC" not in os.environ  # the node does not inherit them
     assert rt.sd_env == (str(path), 0.02)  # the service created after the setup still finds them
+
+
+async def test_reload_starts_notifications_that_had_no_channel(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("GSWARM_STATE_DIR", raising=False)
+    monkeypatch.delenv("GSWARM_NOTIFY_URLS", raising=False)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('notify_digest = "off"\n')
+    rt = runtime(tmp_path, cfg)
+    daemon = create_service(rt)
+    assert not any(getattr(s, "name", "") == "notify" for s in rt.services)
+    cfg.write_text('notify_digest = "off"\nnotify_urls = ["json://127.0.0.1:9/x"]\n')
+    res = await reload(rt)
+    try:
+        assert res["ok"] and res["live"] == ["notify_urls"]
+        notify = [s for s in rt.services if getattr(s, "name", "") == "notify"]
+        assert len(notify) == 1 and daemon.parts[-1] is notify[0]
+        await asyncio.sleep(0.05)
+        assert not daemon._tasks[-1].done()  # running, owned by the daemon service
+        assert [c.redacted for c in notify[0].dispatcher.channels] == ["json://127.0.0.1:9/***"]
+    finally:
+        for t in daemon._tasks:
+            t.cancel()
+        await asyncio.gather(*daemon._tasks, return_exceptions=True)

@@ -75,9 +75,14 @@ async def reload(rt: Any) -> dict[str, Any]:
     applied = {n: getattr(new, n) for n in groups["live"] + groups["next_start"]}
     if applied:
         rt.update_settings(**applied)
-    if any(not n.startswith("heartbeat_") for n in groups["live"]):
-        await apply_notify(rt)
     rt.reload_baseline = new
+    if any(not n.startswith("heartbeat_") for n in groups["live"]):
+        try:
+            await apply_notify(rt)
+        except Exception as exc:  # a channel Apprise chokes on must not break the supervisor
+            log.exception("reload: notifications not reconfigured")
+            return {"ok": False, "message": f"notifications could not be reconfigured ({exc}); the old ones stay; "
+                    "fix the notify options and run gswarm reload again", **groups}
     return {"ok": True, "message": describe(groups), **groups}
 
 
