@@ -172,7 +172,11 @@ def _run_all(cmds: list[list[str]], really: bool, runner: Runner, lines: list[st
         res = runner(argv)
         if res.returncode and not (ignore_first and i == 0):
             rc = 1
-            lines.append(f"FAILED ({res.returncode}): {' '.join(argv)}: {(res.stderr or res.stdout).strip()[:300]}")
+            said = " ".join((res.stderr or res.stdout).split())[:300]
+            lines.append(f"FAILED ({res.returncode}): {' '.join(argv)}: {said}")
+            if "Failed to connect to bus" in said and "--user" in argv:
+                lines.append("hint: systemctl --user needs the user's own systemd session: log in as that user over SSH "
+                             "(not su/sudo -u), or install with sudo ... --system")
         else:
             lines.append(f"ran: {' '.join(argv)}")
     return rc
