@@ -134,3 +134,20 @@ def test_cli_status_and_uninstall_through_target_dir(tmp_path: Path, capsys) -> 
     assert "supervisor not running; start it with `systemctl --user start gswarm`" in out
     code, out = run_cli(capsys, "service", "uninstall", "--target-dir", str(target))
     assert code == 0 and not (target / "gswarm.service").exists() and not (sdir / "gswarm.toml").exists()
+
+
+def test_failed_commands_are_reported_with_a_hint(tmp_path: Path) -> None:
+    plan = inst.plan_install(spec(tmp_path), "systemd-user", tmp_path / "units", env={})
+    plan.run_commands = True  # the commands go to the runner below, not to this machine's systemctl
+    calls = []
+
+    def runner(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 1, "", "Failed to connect to bus:\n No medium found\n")
+
+    rc, lines = inst.apply_install(plan, runner)
+    assert rc == 1 and calls[:2] == [["systemctl", "--user", "daemon-reload"], ["systemctl", "--user", "enable", "--now", "gswarm.service"]]
+    assert "FAILED (1): systemctl --user daemon-reload: Failed to connect to bus: No medium found" in lines
+    assert lines[lines.index("FAILED (1): systemctl --user daemon-reload: Failed to connect to bus: No medium found") + 1] == (
+        "hint: systemctl --user needs the user's own systemd session: log in as that user over SSH (not su/sudo -u), "
+        "or install with sudo ... --system")
