@@ -43,6 +43,7 @@ class HeartbeatService:
     def __init__(self, rt: Any, client: Any = None) -> None:
         self.rt, self.client = rt, client
         self.sent = self.failed = 0
+        self._own = False
         self._pending: set[asyncio.Task] = set()
 
     def on_event(self, ev: Any) -> None:
@@ -63,6 +64,10 @@ class HeartbeatService:
         return maintenance.active_until(self.rt.state_dir, self.rt.clock.time()) is not None
 
     async def _send(self, method: str, url: str, body: str | None = None) -> bool:
+        if self.client is None:  # created on first use: most runs have no heartbeat
+            import httpx
+
+            self.client, self._own = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=True), True
         try:
             resp = await self.client.request(method, url, content=body)
             ok = resp.status_code < 400
@@ -84,11 +89,6 @@ class HeartbeatService:
     async def run(self) -> None:
         """Tick every ``heartbeat_interval`` s (injected clock) until cancelled; then finish pending failure
         pings (at most 5 s). Never raises out."""
-        import httpx
-
-        own = self.client is None
-        if own:
-            self.client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=True)
         unsubscribe = self.rt.bus.subscribe(self.on_event)
         try:
             while True:
@@ -99,7 +99,7 @@ class HeartbeatService:
             if self._pending:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.wait(self._pending, timeout=5.0)
-            if own:
+            if self._own and self.client is not None:
                 with contextlib.suppress(Exception):
                     await self.client.aclose()
 
