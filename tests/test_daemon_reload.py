@@ -142,3 +142,22 @@ async def test_reload_starts_notifications_that_had_no_channel(tmp_path: Path, m
         for t in daemon._tasks:
             t.cancel()
         await asyncio.gather(*daemon._tasks, return_exceptions=True)
+
+
+def test_a_supervisor_still_setting_up_is_named(tmp_path: Path) -> None:
+    from gswarm.daemon.client import NotRunning, request
+    from gswarm.supervisor.lock import CheckoutLock
+
+    sdir = Path(tempfile.mkdtemp(prefix="gsl-"))
+    lock = CheckoutLock(sdir, tmp_path, host_dir=False)  # what gswarm run holds from its start, before any service runs
+    lock.acquire()
+    try:
+        with pytest.raises(NotRunning) as info:
+            request(sdir, "stop")
+        assert str(info.value) == (f"gswarm run (pid {os.getpid()}) holds state dir {sdir} but does not take commands yet: it "
+                                   "is still preparing the node or waiting for the login (see its output or journalctl); "
+                                   "try again once the node has started")
+    finally:
+        lock.release()
+    with pytest.raises(NotRunning, match="no gswarm supervisor is running for state dir"):
+        request(sdir, "stop")

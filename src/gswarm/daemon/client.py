@@ -43,6 +43,11 @@ def request(state_dir: Path, verb: str, node: str | None = None, wait: float = 0
         try:
             s.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError):
+            pid = starting_pid(state_dir)
+            if pid is not None:
+                raise NotRunning(f"gswarm run (pid {pid}) holds state dir {state_dir} but does not take commands yet: it "
+                                 "is still preparing the node or waiting for the login (see its output or journalctl); "
+                                 "try again once the node has started") from None
             raise NotRunning(f"no gswarm supervisor is running for state dir {state_dir}; {HOW_TO_START}") from None
         except PermissionError:
             raise GSwarmError(f"control socket {path} belongs to another user; run this as the user running gswarm") from None
@@ -64,15 +69,24 @@ def request(state_dir: Path, verb: str, node: str | None = None, wait: float = 0
     return answer if isinstance(answer, dict) else {"ok": False, "message": "broken answer"}
 
 
+def starting_pid(state_dir: Path) -> int | None:
+    """The pid of a live ``gswarm run`` holding a checkout lock in ``state_dir`` (None when none): one that
+    has not opened its control socket yet (setup, login)."""
+    from gswarm.monitor.status import supervisors
+
+    alive = [s for s in supervisors(Path(state_dir)) if s["alive"]]
+    return alive[0]["pid"] if alive else None
+
+
 def service_state_dir() -> Path | None:
-    """The state dir of the installed service when its supervisor answers now, else None."""
+    """The state dir of the installed service when its supervisor runs now (answers, or is still starting), else None."""
     from gswarm.daemon.install import find_manifest
 
     manifest = find_manifest()
     if not manifest or not manifest.get("state_dir"):
         return None
     sdir = Path(manifest["state_dir"])
-    return sdir if socket_alive(socket_path(sdir)) else None
+    return sdir if socket_alive(socket_path(sdir)) or starting_pid(sdir) is not None else None
 
 
 def running_state_dir(settings: Any) -> Path:
