@@ -124,7 +124,7 @@ VARIANTS = [  # (lines, category, recovery, rule_id) - realistic texts not in th
     (["zsh: killed     python -m rgym_exp.runner.swarm_launcher --config-path /x --config-name rg-swarm.yaml"],
      Category.SYSTEM_OOM_KILLED, Recovery.REDUCE_MODEL, "system_oom_shell_killed"),
     (["Traceback (most recent call last):", '  File "x.py", line 1, in <module>', "ValueError: expected sequence of length 2 at dim 1 (got 1)"],
-     Category.UNKNOWN_CRASH, Recovery.RESTART, "exception_line"),
+     Category.UNKNOWN_CRASH, Recovery.RESTART, "struct_unknown_exception"),  # #17: the structural fallback (was exception_line), its advice names the exception and frame
     ([GENRL_ERR + "Exception occurred during game run.", "Traceback (most recent call last):",
       "ValueError: expected sequence of length 2 at dim 1 (got 1)"],
      Category.GAME_EXCEPTION_EXIT_ZERO, Recovery.RESTART, "game_exception"),
