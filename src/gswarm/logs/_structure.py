@@ -147,10 +147,14 @@ def _closes(text: str) -> bool:
     return not text.startswith((" ", "\t")) and is_exception_line(text.strip()) is not None
 
 
+_BARE_NAME = re.compile(r"^(?:[a-z_]\w*\.)*[A-Z][a-z]+[A-Za-z]*(?:Error|Exception)$")
+
+
 def _bare_exception(lines: Sequence[tuple[int, str]]) -> FinalException | None:
-    """No traceback at all: the last line of the text that is an exception line with a message."""
+    """No traceback at all: the last line of the text that is an exception line with a message, or a bare
+    CamelCase ``…Error``/``…Exception`` name on its own line (a pasted title such as ``ModuleNotFoundError``)."""
     for idx, text in reversed(lines[-400:]):
         m = is_exception_line(text.strip())
-        if m and m.group(2) and re.search(r"(?:Error|Exception)$", m.group(1)):
-            return FinalException(m.group(1), m.group(1).rsplit(".", 1)[-1], m.group(2).strip(), idx, idx, None)
+        if m and re.search(r"(?:Error|Exception)$", m.group(1)) and (m.group(2) or _BARE_NAME.match(m.group(1))):
+            return FinalException(m.group(1), m.group(1).rsplit(".", 1)[-1], (m.group(2) or "").strip(), idx, idx, None)
     return None
