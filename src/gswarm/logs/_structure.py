@@ -129,6 +129,10 @@ def _final_exception(lines: Sequence[tuple[int, str]]) -> FinalException | None:
             continue  # source lines and carets under a frame
         m = is_exception_line(text.strip())
         if m:
+            if any(t.strip().startswith("[...") for _, t in lines[last + 1 if last is not None else start:k]):
+                frame = None  # the paste cut the frames between the last one shown and the exception: unknown
+                return FinalException(m.group(1), m.group(1).rsplit(".", 1)[-1], (m.group(2) or "").strip(),
+                                      idx, lines[start][0], None)
             frames = [_FRAME.match(t) for _, t in lines[start:k]]
             own = [(i, fm) for (i, _), fm in zip(lines[start:k], frames) if fm]
             # the raising frame: the last one outside the standard library (futures/runpy only re-raise)
