@@ -159,6 +159,9 @@ def _bare_exception(lines: Sequence[tuple[int, str]]) -> FinalException | None:
     CamelCase ``…Error``/``…Exception`` name on its own line (a pasted title such as ``ModuleNotFoundError``)."""
     for idx, text in reversed(lines[-400:]):
         m = is_exception_line(text.strip())
-        if m and re.search(r"(?:Error|Exception)$", m.group(1)) and (m.group(2) or _BARE_NAME.match(m.group(1))):
+        name = m.group(1) if m else ""
+        # "socket.gaierror: ..." counts (a dotted lower-case *error); pip's "error: subprocess-exited-..." does not
+        if m and (re.search(r"(?:Error|Exception)$", name) or re.search(r"\.\w*error$", name)) and (
+                m.group(2) or _BARE_NAME.match(name)):
             return FinalException(m.group(1), m.group(1).rsplit(".", 1)[-1], (m.group(2) or "").strip(), idx, idx, None)
     return None
