@@ -260,3 +260,30 @@ def test_install_network_backs_off_and_conflict_reinstalls(clf: Classifier) -> N
 def test_p2pd_socket_cleans_up_before_restarting(clf: Classifier) -> None:
     d = decide(crash(), clf.classify_lines(CASES[7][0]), History(), Settings(), T0, rand=1.0)
     assert (d.action, d.cleanup, d.recovery) == ("restart", True, Recovery.CLEANUP_THEN_RESTART)
+
+
+# ---------------------------------------------------------------- gswarm diagnose shows the final exception
+
+
+def test_diagnose_shows_final_exception_and_frame(tmp_path) -> None:
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from gswarm.cli import diagnose
+
+    app = typer.Typer()
+    diagnose.register(app)
+
+    log = tmp_path / "swarm.log"
+    log.write_text("\n".join(BANNER_THEN_TYPEERROR) + "\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["diagnose", str(log), "--json"])
+    d = json.loads(res.output)
+    assert d["final_exception"] == {
+        "type": "TypeError", "message": "GRPOTrainer._get_train_sampler() takes 1 positional argument but 2 were given",
+        "frame": {"path": f"{SITE}/transformers/trainer.py", "line": 2245, "kind": "site-packages", "module": "transformers"}}
+    assert (d["category"], d["action"]["action"], d["action"]["reinstall"]) == ("dependency_conflict", "restart", True)
+    text = CliRunner().invoke(app, ["diagnose", str(log)]).output
+    assert ("final exception: TypeError: GRPOTrainer._get_train_sampler() takes 1 positional argument but 2 were given"
+            f"  [raised at {SITE}/transformers/trainer.py:2245 (site-packages, transformers)]") in text
