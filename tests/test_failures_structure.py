@@ -287,3 +287,19 @@ def test_diagnose_shows_final_exception_and_frame(tmp_path) -> None:
     text = CliRunner().invoke(app, ["diagnose", str(log)]).output
     assert ("final exception: TypeError: GRPOTrainer._get_train_sampler() takes 1 positional argument but 2 were given"
             f"  [raised at {SITE}/transformers/trainer.py:2245 (site-packages, transformers)]") in text
+
+
+def test_capture_prefixes_are_read_through() -> None:
+    """docker compose ("swarm_node-1  | ", case 053) and timestamped docker logs (rl-swarm#304) prefixes."""
+    compose = ["swarm_node-1  | Traceback (most recent call last):",
+               'swarm_node-1  |   File "/home/gensyn/rl_swarm/hivemind_exp/trainer/hivemind_grpo_trainer.py", line 235, in train',
+               "swarm_node-1  |     self.follower_train()",
+               "swarm_node-1  | KeyError: 'question'"]
+    exc = parse(list(enumerate(compose))).exception
+    assert (exc.type, exc.message, exc.frame.module, exc.start) == ("KeyError", "'question'", "hivemind_exp", 0)
+    docker = ["[rl-swarm] 2025-05-23T16:49:12.290114123Z Traceback (most recent call last):",
+              '[rl-swarm] 2025-05-23T16:49:12.290129429Z   File "/app/hivemind_exp/trainer/hivemind_grpo_trainer.py", line 335, in train',
+              "[rl-swarm] 2025-05-23T16:49:12.290132874Z     self._train()",
+              "[rl-swarm] 2025-05-23T16:49:12.290135653Z ValueError: boom"]
+    exc = parse(list(enumerate(docker))).exception
+    assert (exc.type, exc.message, exc.frame.line) == ("ValueError", "boom", 335)

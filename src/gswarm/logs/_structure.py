@@ -96,8 +96,15 @@ def is_exception_line(text: str) -> re.Match[str] | None:
     return m
 
 
+# line prefixes added by the way the output was captured: docker compose ("swarm_node-1  | ") and `docker logs`
+# with timestamps as pasted in reports ("[rl-swarm] 2025-05-23T16:49:12.290114123Z ")
+_PREFIX = re.compile(r"^(?:[\w.-]+ +\| ?|\[[\w.-]+\] \S*?\d{4}-\d\d-\d\dT[\d:.]+Z ?)")
+
+
 def parse(lines: Sequence[tuple[int, str]], exit_code: int | None = None, signal: int | None = None) -> Structure:
     """Parse ``lines`` (see module docstring). Never raises; unknown shapes give ``exception=None``."""
+    if any(_PREFIX.match(t) for _, t in lines[-50:]):
+        lines = [(i, _PREFIX.sub("", t, count=1)) for i, t in lines]
     launcher = tuple(i for i, t in lines if _LAUNCHER.search(t))
     core = any(_CORE in t for _, t in lines[-200:])
     return Structure(_final_exception(lines), launcher, core, exit_code, signal)
@@ -128,21 +135,20 @@ def _final_exception(lines: Sequence[tuple[int, str]]) -> FinalException | None:
         if text.startswith((" ", "\t")):
             continue  # source lines and carets under a frame
         m = is_exception_line(text.strip())
-        if m:
-            if any(t.strip().startswith("[...") for _, t in lines[last + 1 if last is not None else start:k]):
-                frame = None  # the paste cut the frames between the last one shown and the exception: unknown
-                return FinalException(m.group(1), m.group(1).rsplit(".", 1)[-1], (m.group(2) or "").strip(),
-                                      idx, lines[start][0], None)
-            frames = [_FRAME.match(t) for _, t in lines[start:k]]
-            own = [(i, fm) for (i, _), fm in zip(lines[start:k], frames) if fm]
-            # the raising frame: the last one outside the standard library (futures/runpy only re-raise)
-            for i, fm in reversed(own):
-                f = frame_of(fm.group(1), int(fm.group(2)), fm.group(3) or "", i)
-                if f.kind != "stdlib":
+        if m is None:
+            continue
+        if any(t.strip().startswith("[...") for _, t in lines[after:k]):
+            frame = None  # the paste cut frames between the last one shown and the exception: the raiser is unknown
+        else:
+            # the raising frame: the last one outside the standard library (concurrent.futures, runpy only re-raise)
+            for i, t in reversed(lines[start:k]):
+                fm = _FRAME.match(t)
+                f = frame_of(fm.group(1), int(fm.group(2)), fm.group(3) or "", i) if fm else None
+                if f is not None and f.kind != "stdlib":
                     frame = f
                     break
-            return FinalException(m.group(1), m.group(1).rsplit(".", 1)[-1], (m.group(2) or "").strip(),
-                                  idx, lines[start][0], frame)
+        return FinalException(m.group(1), m.group(1).rsplit(".", 1)[-1], (m.group(2) or "").strip(),
+                              idx, lines[start][0], frame)
     return None
 
 
