@@ -42,7 +42,8 @@ from typing import Callable, Mapping
 
 from gswarm.errors import LaunchError
 from gswarm.events import EventBus, OutputBatch
-from gswarm.supervisor._procgroup import MARKER_VAR, Ownership, find_owned, live_members, new_marker, signal_owned
+from gswarm.supervisor._procgroup import (MARKER_VAR, Ownership, find_owned, live_members, new_marker, proc_info,
+                                         signal_owned)
 from gswarm.supervisor.capture import CaptureFile
 from gswarm.supervisor.spec import LaunchSpec
 from gswarm.supervisor.stream import Batch, LineSplitter
@@ -327,10 +328,25 @@ class NodeProcess:
         if own is None:
             return
         if scan:
-            members = set(self._members())
-            self._escaped = [p for p in find_owned(own) if p not in members]
+            self._escaped = self._find_escaped()
         for pid in self._escaped:
             signal_owned(pid, sig, own)
+
+    def _find_escaped(self) -> list[int]:
+        """Our marked processes whose process group is no longer ours (they called ``setsid``/``setpgid``).
+
+        Decided by each process's own group id, not by a snapshot of the group's members taken a moment
+        earlier: a child forked in between (the script's EXIT trap running ``rm``) is still in our group
+        and must not be signalled on its own (that killed the trap's ``rm`` and left the login files)."""
+        own = self.ownership
+        if own is None:
+            return []
+        out = []
+        for pid in find_owned(own):
+            info = proc_info(pid)
+            if info is not None and info[2] != self.pgid:
+                out.append(pid)
+        return out
 
     def group_alive(self) -> bool:
         """True while any process of our group or an escaped descendant found by the last sweep runs."""
@@ -341,8 +357,8 @@ class NodeProcess:
 
     async def sweep_group(self, grace: float) -> None:
         """TERM what is left of our run (group + escaped), wait ``grace`` s, then KILL the rest."""
-        members = set(self._members())
-        escaped = [p for p in find_owned(self.ownership) if p not in members] if self.ownership else []
+        members = self._members()
+        escaped = self._find_escaped()
         if not members and not escaped:
             return
         self._escaped = escaped
