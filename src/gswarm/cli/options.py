@@ -42,7 +42,8 @@ def _show(value: Any) -> str:
 
 def _block(r: dict[str, Any], width: int) -> str:
     where = r["env"] + (f", {r['flag']}" if r["flag"] else "")
-    head = f"{r['name']}  ({where})  default {_show(r['default'])}"
+    head, default = f"{r['name']}  ({where})", f"default {_show(r['default'])}"
+    head += f"  {default}" if len(head) + 2 + len(default) <= width else f"\n    {default}"
     if "value" in r:
         head += f"\n    now {_show(r['value'])}  from {r['source']}"
     body = textwrap.fill(r["description"] or "-", width=max(40, width), initial_indent="    ", subsequent_indent="    ")
