@@ -152,3 +152,27 @@ def test_duration_grammar_refuses_the_rest() -> None:
     assert "option backoff_max (from --backoff-max): '1h1h' is not a duration; use seconds or e.g. 90s, 30m, 1h30m, 2d" in str(exc.value)
     assert parse_moment("2026-01-02T03:04:05Z", "--since", 0) == 1767323045.0
     assert parse_moment("1h30m", "--since", 10000.0) == 4600.0
+    from gswarm.logs._jsonread import parse_time  # gswarm logs --since/--until: the same grammar
+
+    assert (parse_time("1h30m", 10000.0), parse_time("2d", 200000.0)) == (4600.0, 27200.0)
+
+
+def test_moments_where_a_moment_is_meant(capsys, tmp_path) -> None:
+    from datetime import datetime, timedelta
+
+    from gswarm import maintenance
+    from gswarm.config.durations import parse_until
+
+    assert parse_until("1h30m", "x", 1000.0) == 6400.0
+    assert parse_until("2026-01-02T03:04:05Z", "x", 0) == 1767323045.0
+    with pytest.raises(ConfigError, match=r"^x: '2020-01-01T00:00Z' is not in the future"):
+        parse_until("2020-01-01T00:00Z", "x", 1767323045.0)
+    sd = tmp_path / "s"
+    end = (datetime.now() + timedelta(hours=3)).replace(microsecond=0)
+    rc, out, err = gs(capsys, "maintenance", end.isoformat(), "--state-dir", str(sd))
+    assert rc == 0, err
+    assert maintenance.active_until(sd, end.timestamp() - 60) == end.timestamp()
+    rc, out, err = gs(capsys, "maintenance", "1h30m", "--state-dir", str(sd))
+    assert rc == 0 and ("(1 h 30 min left)" in out or "(1 h 29 min left)" in out), out
+    rc, _, err = gs(capsys, "report", "--since", (datetime.now() + timedelta(hours=1)).isoformat(), "--state-dir", str(sd))
+    assert rc == 2 and "must reach back from now" in err

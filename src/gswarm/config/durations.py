@@ -62,6 +62,24 @@ def parse_moment(text: str, option: str, now: float) -> float:
     return moment.timestamp() if moment.tzinfo else moment.astimezone().timestamp()
 
 
+def parse_until(text: str, option: str, now: float) -> float:
+    """Unix seconds of an end: a span forward from ``now`` (``30m``, ``1h30m``) or an ISO-8601 time after
+    ``now``. ConfigError naming ``option`` for anything else or a time not in the future."""
+    seconds = span_seconds(text or "")
+    if seconds is not None:
+        if seconds <= 0:
+            raise ConfigError(f"{option}: {text!r} must be longer than zero; use e.g. {EXAMPLES}")
+        return now + seconds
+    try:
+        end = parse_moment(text, option, now)
+    except ConfigError:
+        raise ConfigError(f"{option}: {text!r} is neither a duration (e.g. {EXAMPLES}) nor an ISO time "
+                          "(e.g. 2026-12-07T08:00)") from None
+    if end <= now:
+        raise ConfigError(f"{option}: {text!r} is not in the future; give a later time or a duration (e.g. 30m)")
+    return end
+
+
 def coerce_duration(value: Any) -> Any:
     """Pydantic ``before`` hook for seconds options: a duration string becomes float seconds, anything else
     passes through (pydantic then names the option in its error)."""
