@@ -58,7 +58,7 @@ def normalised(options: dict[str, Any]) -> dict[str, Any]:
     """Option values as the configuration sees them (``"2h"`` → 7200.0; references kept as written)."""
     from gswarm.config import Settings
 
-    model = Settings.model_validate(P._stand_ins(options)).model_dump(mode="json")
+    model = Settings.model_validate(P.stand_ins(options)).model_dump(mode="json")
     return {k: (v if P.is_reference(v) or k in P.SECRET_OPTIONS else model[k]) for k, v in options.items()}
 
 
@@ -70,7 +70,7 @@ def generation_problems(profile: P.Profile, generation: str) -> list[str]:
     from gswarm.rlswarm.options import inapplicable
     from gswarm.supervisor._policy_oom import MODEL_POOLS
 
-    settings = Settings.model_validate(P._stand_ins(profile.options))
+    settings = Settings.model_validate(P.stand_ins(profile.options))
     found = [f"{m} (profile {profile.name})" for m in inapplicable(settings, generation, profile.options.keys())]
     if profile.generations and generation not in profile.generations:
         found.append(f"profile {profile.name} is meant for {', '.join(profile.generations)}, not {generation}")

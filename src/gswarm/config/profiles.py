@@ -135,14 +135,14 @@ def check_options(options: Mapping[str, Any], where: str) -> None:
             raise ConfigError(f"option {label} (from {where}): a profile may not hold a secret; write a reference "
                               f'instead, e.g. "env:{env}" or "file:/path/to/secret" (0600), and keep the secret there')
     try:
-        Settings.model_validate(_stand_ins(options))
+        Settings.model_validate(stand_ins(options))
     except Exception as exc:  # pydantic ValidationError
         if not hasattr(exc, "errors"):
             raise
         raise ConfigError(explain(exc, {k: where for k in options}, title=f"invalid {where}")) from None
 
 
-def _stand_ins(options: Mapping[str, Any]) -> dict[str, Any]:
+def stand_ins(options: Mapping[str, Any]) -> dict[str, Any]:
     """``options`` with references replaced by harmless values of the right type (for validation only)."""
     return _replace(options, lambda ref: "stand-in-secret", url=lambda ref: PLACEHOLDER_URL)
 
