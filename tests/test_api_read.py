@@ -210,7 +210,8 @@ async def test_dashboard_needs_no_cdn_and_openapi_json_is_the_offline_reference(
         page, js, css, settings_js = [(await c.get(p)).text for p in ("/", "/static/app.js", "/static/style.css",
                                                                       "/static/settings.js")]
         spec, docs, redoc = await c.get("/openapi.json"), await c.get("/docs"), await c.get("/redoc")
-    assert re.findall(r'(?:src|href)="([^"]*)"', page) == ["/static/style.css", "/static/app.js", "/static/settings.js"]
+    assert re.findall(r'(?:src|href)="([^"]*)"', page) == ["/static/style.css", "/favicon.svg", "/static/app.js",
+                                                           "/static/settings.js"]
     assert "function renderSettings" in settings_js and re.findall(r"https?://", settings_js) == []
     assert re.findall(r"https?://[^\s\"'`)]+", js) == ["http://www.w3.org/2000/svg"]  # an XML namespace, never fetched
     assert re.findall(r"https?://|@import|url\(", css) == []

@@ -34,15 +34,18 @@ def test_options_view_and_check_over_http(state_dir) -> None:
         assert {k: row[k] for k in ("group", "kind", "default", "value", "source", "locked")} == {
             "group": "supervision", "kind": "duration", "default": 300.0, "value": 300.0, "source": "default", "locked": False}
         assert _row(view, "hf_token")["locked"] and _row(view, "profile")["locked"]
-        bad = httpx.post(f"{url}/api/v1/config/check", json={"backoff_max": "-5", "swarm": "C"}, timeout=10)
+        token = token_path(state_dir).read_text().strip()
+        assert httpx.post(f"{url}/api/v1/config/check", json={"swarm": "B"}, timeout=10).status_code == 401
+        bad = httpx.post(f"{url}/api/v1/config/check", json={"backoff_max": "-5", "swarm": "C"}, headers=bearer(token),
+                         timeout=10)
         assert bad.status_code == 422
         assert [(d["field"], d["message"]) for d in bad.json()["detail"]] == [
             ("swarm", "Input should be 'A' or 'B'"),
             ("backoff_max", "'-5' is not a duration; use seconds or e.g. 90s, 30m, 1h30m, 2d")]
-        good = httpx.post(f"{url}/api/v1/config/check", json={"backoff_max": "10m", "swarm": "A"}, timeout=10).json()
+        good = httpx.post(f"{url}/api/v1/config/check", json={"backoff_max": "10m", "swarm": "A"}, headers=bearer(token),
+                          timeout=10).json()
         assert good == {"changes": [{"name": "backoff_max", "old": 300.0, "new": 600.0}]}  # swarm unchanged: not listed
         assert not (state_dir / "config_override.json").exists()  # check saves nothing
-        token = token_path(state_dir).read_text().strip()
         saved = httpx.patch(f"{url}/api/v1/config", json={"backoff_max": "10m"}, headers=bearer(token), timeout=10)
         assert saved.status_code == 200 and saved.json()["override"] == {"backoff_max": 600.0}
         assert _row(httpx.get(f"{url}/api/v1/config/options", timeout=10).json(), "backoff_max")["pending"] == 600.0

@@ -79,9 +79,10 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
         api override, env, flag), the value pending for the next start and whether it can be edited here."""
         return settings_view.view(source)
 
-    @api.post("/config/check", dependencies=[Depends(guard.read)])
+    @api.post("/config/check", dependencies=[Depends(guard.control)])
     async def config_check(body: dict[str, Any] = Body(..., examples=[_EXAMPLE])) -> dict[str, Any]:
-        """Validate ``body`` (option → value) like ``PATCH /config`` without saving anything; answer the diff
+        """Validate ``body`` (option → value) like ``PATCH /config`` without saving anything (token required, like
+        the write it prepares); answer the diff
         ``{"changes": [{"name", "old", "new"}]}`` or 422 naming every bad field in ``detail``."""
         return settings_view.check(source, body)
 

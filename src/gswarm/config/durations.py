@@ -18,6 +18,11 @@ UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?[smhdw])+")
 EXAMPLES = "90s, 30m, 1h30m, 2d"
+_N = r"[1-9][0-9]*"
+# JSON Schema (OpenAPI) form of a positive span: whole numbers, units in descending order, no spaces. Narrower
+# than what span_seconds accepts (decimals, spaces), never wider, so every string it allows is accepted.
+SCHEMA_PATTERN = (rf"^({_N}|{_N}w({_N}d)?({_N}h)?({_N}m)?({_N}s)?|{_N}d({_N}h)?({_N}m)?({_N}s)?"
+                  rf"|{_N}h({_N}m)?({_N}s)?|{_N}m({_N}s)?|{_N}s)$")
 
 
 def span_seconds(text: str) -> float | None:

@@ -89,6 +89,7 @@ async function reviewSettings() {
   const res = await fetch("/api/v1/config/check", { method: "POST", body: JSON.stringify(changes),
     headers: { ...headers(), "Content-Type": "application/json" } });
   const body = await res.json().catch(() => ({}));
+  if (res.status === 401 || res.status === 403) { askToken(body.error); msg.textContent = "checking changes needs the API token"; return; }
   if (res.status === 422) {
     const errs = {}; for (const d of body.detail || []) errs[d.field] = d.message;
     showErrors(errs); msg.textContent = body.error || "invalid value"; return;
