@@ -88,6 +88,10 @@ def test_precedence_of_all_five_layers(tmp_path) -> None:
     (sd / "profiles" / "active").write_text("p\n")
     s = load_settings({"state_dir": str(sd)}, env={})
     assert (s.backoff_initial, s.profile, option_sources(s)["backoff_initial"]) == (1, "p", "profile p")
+    (sd / "profiles" / "p.toml").unlink()  # removed by hand: say how to stop using it
+    with pytest.raises(ConfigError, match=r"profile p does not exist .* \(it is the default profile; `gswarm profile use "
+                                          r"--none` stops using it\)$"):
+        load_settings({"state_dir": str(sd)}, env={})
 
 
 def test_profile_errors_name_the_option_and_the_profile(capsys, tmp_path) -> None:
@@ -108,6 +112,14 @@ def test_profile_errors_name_the_option_and_the_profile(capsys, tmp_path) -> Non
     assert rc == 2 and "option backof_max (from profile x): unknown option" in err
     rc, _, err = gs(capsys, "run", "--profile", "nope", "--state-dir", str(sd))
     assert rc == 2 and "profile nope does not exist" in err and "(stored: gpu)" in err
+    leaked = tmp_path / "leaked.toml"
+    leaked.write_text('[options]\nhf_token = "hf_literal"\n')
+    rc, _, err = gs(capsys, "profile", "import", str(leaked), "--state-dir", str(sd))
+    assert rc == 2 and f"option hf_token (from profile leaked ({leaked})): a profile may not hold a secret" in err
+    secret = tmp_path / "hf.txt"
+    secret.write_text("hf_from_file\n")
+    bad.write_text(f'[options]\nhf_token = "file:{secret}"\n')
+    assert load_settings({"state_dir": str(sd), "profile": "gpu"}, env={}).hf_token.get_secret_value() == "hf_from_file"
     with pytest.raises(ConfigError, match="reference 'env:MY_TOKEN' needs the environment variable MY_TOKEN"):
         bad.write_text('[options]\nhf_token = "env:MY_TOKEN"\n')
         load_settings({"state_dir": str(sd), "profile": "gpu"}, env={})

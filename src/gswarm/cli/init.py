@@ -137,6 +137,9 @@ def init(
     ask = Asker(yes, interactive=sys.stdin.isatty())
     hw = detect_hardware()
     typer.echo(f"hardware: {hw.describe()}")
+    if not hw.gpus and not hw.apple_silicon and hw.ram_gib < 31:
+        typer.echo(f"warning: {hw.ram_gib:.0f} GiB RAM; the RL Swarm README asks for at least 32 GB on CPU-only machines "
+                   "(v0.7.0 README.md) and CPU nodes are killed by the kernel's OOM killer below that")
     checkout = ask.ask(rl_swarm_dir, "--rl-swarm-dir", "RL Swarm checkout", os.getcwd(), _checkout)
     gen = _generation(Path(checkout)) if checkout else None
     typer.echo(f"checkout: {checkout} ({'generation ' + gen if gen else 'not an RL Swarm checkout yet'})")

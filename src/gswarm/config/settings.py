@@ -354,8 +354,13 @@ def _profile_values(name: Any, where: str, state_dir: Any, env: Mapping[str, str
             return None, {}
     if not isinstance(name, str):
         raise ConfigError(f"option profile (from {where}): expected a profile name, got {name!r}")
-    prof = profiles.read(folder, profiles.check_name(name))
-    return f"profile {name}", profiles.resolve(prof, env)
+    try:
+        prof = profiles.read(folder, profiles.check_name(name))
+        return f"profile {name}", profiles.resolve(prof, env)
+    except ConfigError as exc:
+        if where != "gswarm profile use":
+            raise
+        raise ConfigError(f"{exc} (it is the default profile; `gswarm profile use --none` stops using it)") from None
 
 
 def load_settings(
