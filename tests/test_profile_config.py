@@ -188,3 +188,13 @@ def test_moments_where_a_moment_is_meant(capsys, tmp_path) -> None:
     assert rc == 0 and ("(1 h 30 min left)" in out or "(1 h 29 min left)" in out), out
     rc, _, err = gs(capsys, "report", "--since", (datetime.now() + timedelta(hours=1)).isoformat(), "--state-dir", str(sd))
     assert rc == 2 and "must reach back from now" in err
+
+
+def test_plan_takes_a_profile(capsys, tmp_path) -> None:
+    from gswarm.emulator.checkout import init_checkout
+
+    co, sd = init_checkout(tmp_path / "co", "E4"), tmp_path / "s"
+    assert gs(capsys, "profile", "save", "small", "--state-dir", str(sd), "--template", "gpu-8-12gb")[0] == 0
+    rc, out, err = gs(capsys, "plan", "--rl-swarm-dir", str(co), "--state-dir", str(sd), "--profile", "small", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["env"]["MODEL_NAME"] == "Gensyn/Qwen2.5-0.5B-Instruct"

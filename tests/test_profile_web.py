@@ -129,3 +129,25 @@ def test_read_only_serve_shows_settings_without_controls(state_dir) -> None:
             assert not page.locator("#btn-restart").is_visible() and not page.locator("#btn-stop").is_visible()
         finally:
             browser.close()
+
+
+def test_config_body_schema_allows_the_duration_strings_the_server_accepts() -> None:
+    """The OpenAPI body of PUT/PATCH /config and POST /config/check says what the server takes: seconds options
+    are a number or a duration string (before: numbers only, while "10m" was accepted)."""
+    import re
+
+    from gswarm.api import overrides
+    from gswarm.api.openapi_doc import config_body_properties
+    from gswarm.config import Settings
+    from gswarm.config.durations import SCHEMA_PATTERN
+
+    props = config_body_properties(Settings, overrides.LOCKED)
+    assert props["backoff_max"]["anyOf"] == [{"exclusiveMinimum": 0, "type": "number"},
+                                             {"type": "string", "pattern": SCHEMA_PATTERN}]
+    assert props["stall_timeout"]["anyOf"][1:] == [{"type": "null"}, {"type": "string", "pattern": SCHEMA_PATTERN}]
+    assert "profile" not in props and "hf_token" not in props
+    for text, seconds in (("5", 5.0), ("10m", 600.0), ("1h30m", 5400.0), ("1w2d3h4m5s", 788645.0)):
+        assert re.fullmatch(SCHEMA_PATTERN, text)
+        assert overrides.validate(Settings(), {"backoff_max": text}) == {"backoff_max": seconds}
+    for text in ("0", "0s", "1h1h", "30m1h", "", "1.5h"):  # narrower than the grammar, never wider
+        assert not re.fullmatch(SCHEMA_PATTERN, text), text
