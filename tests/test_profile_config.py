@@ -45,7 +45,8 @@ def test_round_trip_save_export_import_diff_is_empty(capsys, tmp_path, monkeypat
     monkeypatch.setenv("GSWARM_HF_TOKEN", "hf_REALSECRET123")
     rc, out, err = gs(capsys, "profile", "save", "box", "--state-dir", str(a), "--template", "gpu-24gb",
                       "--set", "stall_timeout=1h30m", "--set", "hf_token=env:GSWARM_HF_TOKEN",
-                      "--set", 'extra_env={ "OMP_NUM_THREADS" = "8" }', "-d", "my 4090")
+                      "--set", 'extra_env={ "OMP_NUM_THREADS" = "8", "HF_TOKEN" = "env:GSWARM_HF_TOKEN" }',
+                      "-d", "my 4090")
     assert rc == 0, err
     stored = a / "profiles" / "box.toml"
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600  # holds a secret reference
@@ -59,12 +60,13 @@ def test_round_trip_save_export_import_diff_is_empty(capsys, tmp_path, monkeypat
     assert (rc, out.strip()) == (0, f"no differences between box and {stored}")
     rc, out, _ = gs(capsys, "profile", "diff", "box", "gpu-24gb", "--state-dir", str(b), "--json")
     assert json.loads(out) == [
-        {"option": "extra_env", "box": {"OMP_NUM_THREADS": "8"}, "gpu-24gb": None},
+        {"option": "extra_env", "box": {"HF_TOKEN": "env:GSWARM_HF_TOKEN", "OMP_NUM_THREADS": "8"}, "gpu-24gb": None},
         {"option": "hf_token", "box": "env:GSWARM_HF_TOKEN", "gpu-24gb": None},
         {"option": "stall_timeout", "box": 5400.0, "gpu-24gb": None}]
     # the imported profile drives the configuration, its reference resolved from the environment
     s = load_settings({"state_dir": str(b), "profile": "box"})
     assert (s.model_name, s.stall_timeout, s.hf_token.get_secret_value()) == ("Gensyn/Qwen2.5-1.5B-Instruct", 5400.0, "hf_REALSECRET123")
+    assert s.extra_env == {"OMP_NUM_THREADS": "8", "HF_TOKEN": "hf_REALSECRET123"}
     assert option_sources(s)["model_name"] == "profile box"
 
 
@@ -108,6 +110,10 @@ def test_profile_errors_name_the_option_and_the_profile(capsys, tmp_path) -> Non
     assert rc == 2 and "option hf_token (from profile x): a profile may not hold a secret" in err
     rc, _, err = gs(capsys, "profile", "save", "x", "--state-dir", str(sd), "--set", "notify_urls=[\"tgram://123:abc/42\"]")
     assert rc == 2 and "option notify_urls[0] (from profile x): a profile may not hold a secret" in err
+    rc, _, err = gs(capsys, "profile", "save", "x", "--state-dir", str(sd), "--set", "notify_urls=json://localhost")
+    assert rc == 0, err  # a URL without credentials is no secret
+    rc, _, err = gs(capsys, "profile", "save", "x", "--force", "--state-dir", str(sd), "--set", "notify_urls=tgram://1:abc/2")
+    assert rc == 2 and "option notify_urls (from profile x): a profile may not hold a secret" in err
     rc, _, err = gs(capsys, "profile", "save", "x", "--state-dir", str(sd), "--set", "backof_max=3")
     assert rc == 2 and "option backof_max (from profile x): unknown option" in err
     rc, _, err = gs(capsys, "run", "--profile", "nope", "--state-dir", str(sd))

@@ -59,7 +59,8 @@ def normalised(options: dict[str, Any]) -> dict[str, Any]:
     from gswarm.config import Settings
 
     model = Settings.model_validate(P.stand_ins(options)).model_dump(mode="json")
-    return {k: (v if P.is_reference(v) or k in P.SECRET_OPTIONS else model[k]) for k, v in options.items()}
+    raw = P.SECRET_OPTIONS | {"extra_env", "notify_urls", "notify_channels"}  # may hold references: shown as written
+    return {k: (v if k in raw else model[k]) for k, v in options.items()}
 
 
 def generation_problems(profile: P.Profile, generation: str) -> list[str]:

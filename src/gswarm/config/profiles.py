@@ -95,8 +95,9 @@ def _references(options: Mapping[str, Any]):
         if options.get(name) is not None:
             yield name, options[name]
     urls = options.get("notify_urls")
-    if isinstance(urls, str):
-        yield "notify_urls", urls
+    if isinstance(urls, str):  # one reference, or space-separated URLs as in GSWARM_NOTIFY_URLS
+        if is_reference(urls) or any(redact_url(u) != u for u in urls.split()):
+            yield "notify_urls", urls
     elif isinstance(urls, list):
         for i, u in enumerate(urls):
             if is_reference(u) or (isinstance(u, str) and redact_url(u) != u):
