@@ -114,8 +114,8 @@ def test_profile_errors_name_the_option_and_the_profile(capsys, tmp_path) -> Non
     assert rc == 0, err  # a URL without credentials is no secret
     rc, _, err = gs(capsys, "profile", "save", "x", "--force", "--state-dir", str(sd), "--set", "notify_urls=tgram://1:abc/2")
     assert rc == 2 and "option notify_urls (from profile x): a profile may not hold a secret" in err
-    rc, _, err = gs(capsys, "profile", "save", "x", "--state-dir", str(sd), "--set", "backof_max=3")
-    assert rc == 2 and "option backof_max (from profile x): unknown option" in err
+    rc, _, err = gs(capsys, "profile", "save", "y", "--state-dir", str(sd), "--set", "backof_max=3")
+    assert rc == 2 and "option backof_max (from profile y): unknown option" in err
     rc, _, err = gs(capsys, "run", "--profile", "nope", "--state-dir", str(sd))
     assert rc == 2 and "profile nope does not exist" in err and "(stored: gpu)" in err
     leaked = tmp_path / "leaked.toml"
