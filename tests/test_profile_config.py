@@ -117,7 +117,7 @@ def test_profile_errors_name_the_option_and_the_profile(capsys, tmp_path) -> Non
     rc, _, err = gs(capsys, "profile", "save", "y", "--state-dir", str(sd), "--set", "backof_max=3")
     assert rc == 2 and "option backof_max (from profile y): unknown option" in err
     rc, _, err = gs(capsys, "run", "--profile", "nope", "--state-dir", str(sd))
-    assert rc == 2 and "profile nope does not exist" in err and "(stored: gpu)" in err
+    assert rc == 2 and "profile nope does not exist" in err and "(stored: gpu, x)" in err
     leaked = tmp_path / "leaked.toml"
     leaked.write_text('[options]\nhf_token = "hf_literal"\n')
     rc, _, err = gs(capsys, "profile", "import", str(leaked), "--state-dir", str(sd))
