@@ -15,7 +15,8 @@ from gswarm.config.settings import DURATION_FIELDS, LAYERS, Settings, is_secret_
 # first field of each block of settings.py -> group title
 _GROUP_STARTS = {"node_name": "where things are", "python": "RL Swarm node", "auto_setup": "setup and login",
                  "backoff_initial": "supervision", "sample_interval": "monitoring and logs",
-                 "api_enabled": "API and dashboard", "notify_urls": "notifications", "emulated": "emulator"}
+                 "api_enabled": "API and dashboard", "notify_urls": "notifications", "emulated": "emulator",
+                 "heartbeat_url": "unattended running"}
 PRECEDENCE = ("defaults < profile (--profile / GSWARM_PROFILE / `gswarm profile use`) < config file (--config-file) "
               "< API override (<state_dir>/config_override.json, saved from the dashboard/API, applied on the next start) "
               "< GSWARM_* environment < command-line flags")

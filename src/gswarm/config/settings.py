@@ -43,7 +43,7 @@ SECRET_FIELDS = frozenset({"hf_token", "api_token"})
 DURATION_FIELDS = ("login_timeout", "activation_timeout", "backoff_initial", "backoff_max", "healthy_uptime",
                    "crash_loop_window", "stop_timeout", "prompt_idle", "outage_backoff_min", "outage_backoff_max",
                    "oom_step_up_after", "stall_timeout", "sample_interval", "notify_dedup_window",
-                   "notify_flap_window", "notify_timeout")
+                   "notify_flap_window", "notify_timeout", "heartbeat_interval")
 # GSWARM_* names GSwarm itself sets or reads that are not options (never reported as unknown)
 INTERNAL_ENV = frozenset({"GSWARM_RUN_MARKER", "GSWARM_SMTP_PASSWORD"})
 INTERNAL_ENV_PREFIXES = ("GSWARM_EMU_",)  # the emulator's knobs (gswarm.emulator)
@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     # --- emulator
     emulated: bool = Field(False, description="Supervise a built-in emulated node (no GPU, login or network).")
 
+    # --- unattended running (issue #14): dead-man heartbeat (healthchecks.io / Uptime Kuma push style)
+    heartbeat_url: str | None = Field(None, description="Ping this URL (GET) every heartbeat_interval while the node is healthy (None = off).")
+    heartbeat_interval: float = Field(60.0, gt=0, description="Seconds between heartbeat pings.")
+    heartbeat_fail_url: str | None = Field(None, description="POSTed the cause when GSwarm gives up (default: heartbeat_url + '/fail').")
+
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @field_validator(*DURATION_FIELDS, mode="before")
@@ -190,6 +195,15 @@ class Settings(BaseSettings):
             if problem:
                 raise ValueError(f"entry {i} (notify_channels[{i}]): {problem}")
         return v
+
+    @field_validator("heartbeat_url", "heartbeat_fail_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            return None
+        if v is not None and not v.strip().lower().startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL, e.g. https://hc-ping.com/<uuid>")
+        return v.strip() if v is not None else v
 
     @field_validator("model_size", mode="before")
     @classmethod
@@ -450,6 +464,9 @@ def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
     for name in SECRET_FIELDS:
         if out.get(name):
             out[name] = "***"
+    for name in ("heartbeat_url", "heartbeat_fail_url"):  # a push URL carries its check's token in the path
+        if isinstance(out.get(name), str):
+            out[name] = redact_url(out[name])
     if isinstance(out.get("notify_urls"), list):
         out["notify_urls"] = [redact_url(str(u)) for u in out["notify_urls"]]
     if isinstance(out.get("notify_channels"), list):
