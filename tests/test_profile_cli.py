@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from gswarm.cli.init import detect_hardware
 from gswarm.cli.options import option_rows

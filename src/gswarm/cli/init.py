@@ -7,7 +7,8 @@ as a profile (:mod:`gswarm.config.profiles`; secrets only as ``env:`` references
 
 Scriptable: every question has a flag; ``--yes`` takes the default of every question not given; without a
 terminal (stdin not a tty) and without ``--yes`` it never waits on a question: it fails (exit 2) listing the
-flags still missing.
+flags still missing. Longer than ~150 lines: the hardware probe and the question helper live beside the
+one command that uses them.
 """
 
 from __future__ import annotations

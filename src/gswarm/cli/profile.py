@@ -11,7 +11,6 @@ function per subcommand plus the generation check they share.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -291,7 +290,3 @@ def _generations(generation: Optional[str], rl_swarm_dir: Optional[Path], prof: 
 def register(root: typer.Typer) -> None:
     """Add ``gswarm profile …`` to ``root``."""
     root.add_typer(app, name="profile")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())

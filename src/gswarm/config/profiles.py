@@ -17,6 +17,7 @@ Profiles sit at the bottom of the configuration: defaults < profile < file < API
 *reference* — ``"env:NAME"`` (read from the environment when the profile is used) or ``"file:/path"``
 (the file's text, stripped). A profile holding a reference is written 0600, others 0644. Export
 therefore never carries a secret. Errors name the profile and the option (:class:`ConfigError`).
+Longer than ~150 lines: the file format, its validation, the references and the storage are one concern.
 """
 
 from __future__ import annotations
