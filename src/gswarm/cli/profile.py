@@ -25,8 +25,6 @@ from gswarm.config.templates import BY_NAME as TEMPLATES, TEMPLATES as ALL_TEMPL
 from gswarm.errors import ConfigError
 from gswarm.paths import state_dir as resolve_state_dir
 
-app = typer.Typer(help="Named sets of options (profiles) and built-in templates for common setups.",
-                  no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
@@ -81,7 +79,6 @@ def generation_problems(profile: P.Profile, generation: str) -> list[str]:
     return found
 
 
-@app.command("list")
 def list_cmd(state_dir: Optional[Path] = StateDir, json_out: bool = JsonOut) -> None:
     """Stored profiles (* = chosen with `profile use`) and the built-in templates."""
     folder = _folder(state_dir)
@@ -109,7 +106,6 @@ def list_cmd(state_dir: Optional[Path] = StateDir, json_out: bool = JsonOut) -> 
     out.print(table)
 
 
-@app.command("show")
 def show_cmd(name: str = typer.Argument(..., help="Profile, template or .toml file."),
              state_dir: Optional[Path] = StateDir, json_out: bool = JsonOut) -> None:
     """Print a profile (TOML) or a template with the reason for each option it sets."""
@@ -143,7 +139,6 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
     return found
 
 
-@app.command("save")
 def save_cmd(name: str = typer.Argument(..., help="Name of the profile to write."),
              template: Optional[str] = typer.Option(None, "--template", "-t", help="Start from this template or profile."),
              set_: List[str] = typer.Option([], "--set", "-s", help="KEY=VALUE (repeatable), e.g. stall_timeout=2h."),
@@ -165,7 +160,6 @@ def save_cmd(name: str = typer.Argument(..., help="Name of the profile to write.
                f"or make it the default with `gswarm profile use {name}`")
 
 
-@app.command("use")
 def use_cmd(name: Optional[str] = typer.Argument(None, help="Profile to use when none is given."),
             none: bool = typer.Option(False, "--none", help="Use no profile by default."),
             state_dir: Optional[Path] = StateDir) -> None:
@@ -177,7 +171,6 @@ def use_cmd(name: Optional[str] = typer.Argument(None, help="Profile to use when
     typer.echo(f"default profile: {name}" if name else "no default profile")
 
 
-@app.command("rm")
 def rm_cmd(name: str, state_dir: Optional[Path] = StateDir) -> None:
     """Delete a stored profile (and stop using it by default)."""
     folder = _folder(state_dir)
@@ -190,7 +183,6 @@ def rm_cmd(name: str, state_dir: Optional[Path] = StateDir) -> None:
     typer.echo(f"removed profile {name}")
 
 
-@app.command("export")
 def export_cmd(name: str, output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default: stdout)."),
                state_dir: Optional[Path] = StateDir) -> None:
     """Print or write a profile for another machine (never holds a secret: only env:/file: references)."""
@@ -207,7 +199,6 @@ def export_cmd(name: str, output: Optional[Path] = typer.Option(None, "--output"
     typer.echo(f"exported profile {name} to {output}")
 
 
-@app.command("import")
 def import_cmd(file: Path = typer.Argument(..., help="A profile file (TOML)."),
                name: Optional[str] = typer.Option(None, "--name", help="Store it under this name (default: file name)."),
                force: bool = typer.Option(False, "--force", "-f", help="Replace an existing profile of that name."),
@@ -222,7 +213,6 @@ def import_cmd(file: Path = typer.Argument(..., help="A profile file (TOML)."),
     typer.echo(f"imported profile {prof.name} to {path}")
 
 
-@app.command("diff")
 def diff_cmd(left: str = typer.Argument(..., help="Profile or .toml file."),
              right: Optional[str] = typer.Argument(None, help="Profile or file (default: the effective configuration)."),
              state_dir: Optional[Path] = StateDir, config_file: Optional[Path] = ConfigFile, json_out: bool = JsonOut) -> None:
@@ -253,12 +243,10 @@ def diff_cmd(left: str = typer.Argument(..., help="Profile or .toml file."),
     out.print(table)
 
 
-@app.command("validate")
 def validate_cmd(name: str = typer.Argument(..., help="Profile, template or .toml file."),
                  generation: Optional[str] = typer.Option(None, "--generation", "-g", help="Check against E0-E6."),
                  rl_swarm_dir: Optional[Path] = RlSwarmDir, state_dir: Optional[Path] = StateDir) -> None:
-    """Check values, and the options against a generation (given, detected in --rl-swarm-dir or the current
-    folder, else every generation the profile claims). Exit 1 when an option means nothing there."""
+    """Check values and fit: against --generation, the checkout's generation, or every one the profile claims (exit 1 when an option means nothing there)."""
     prof = _get(name, _folder(state_dir))
     gens = _generations(generation, rl_swarm_dir, prof)
     problems = [p for g in gens for p in generation_problems(prof, g)]
@@ -288,5 +276,10 @@ def _generations(generation: Optional[str], rl_swarm_dir: Optional[Path], prof: 
 
 
 def register(root: typer.Typer) -> None:
-    """Add ``gswarm profile …`` to ``root``."""
-    root.add_typer(app, name="profile")
+    """Add ``gswarm profile …`` to ``root`` (the sub-app is built here: no import-time app)."""
+    sub = typer.Typer(help="Named sets of options (profiles) and built-in templates for common setups.",
+                      no_args_is_help=True)
+    for name, fn in (("list", list_cmd), ("show", show_cmd), ("save", save_cmd), ("use", use_cmd), ("diff", diff_cmd),
+                     ("rm", rm_cmd), ("export", export_cmd), ("import", import_cmd), ("validate", validate_cmd)):
+        sub.command(name)(fn)
+    root.add_typer(sub, name="profile")
