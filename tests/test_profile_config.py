@@ -13,7 +13,7 @@ import stat
 import pytest
 
 from gswarm.cli import main
-from gswarm.config import load_settings
+from gswarm.config import load_settings, profiles
 from gswarm.config.durations import parse_duration, parse_moment, span_seconds
 from gswarm.config.settings import option_sources
 from gswarm.errors import ConfigError
@@ -203,3 +203,20 @@ def test_plan_takes_a_profile(capsys, tmp_path) -> None:
     rc, out, err = gs(capsys, "plan", "--rl-swarm-dir", str(co), "--state-dir", str(sd), "--profile", "small", "--json")
     assert rc == 0, err
     assert json.loads(out)["env"]["MODEL_NAME"] == "Gensyn/Qwen2.5-0.5B-Instruct"
+
+
+def test_save_from_current_takes_file_override_and_env_with_secrets_as_references(capsys, tmp_path, monkeypatch) -> None:
+    sd, cfg = tmp_path / "s", tmp_path / "c.toml"
+    cfg.write_text('node_name = "rig1"\napi_token = "file-secret-token"\n')
+    sd.mkdir()
+    (sd / "config_override.json").write_text('{"backoff_max": 120}')
+    monkeypatch.setenv("GSWARM_HF_TOKEN", "hf_REALSECRET123")
+    monkeypatch.setenv("GSWARM_STALL_TIMEOUT", "2h")
+    rc, _, err = gs(capsys, "profile", "save", "now", "--from-current", "--state-dir", str(sd), "--config-file", str(cfg),
+                    "--set", "crash_loop_max=9")
+    assert rc == 0, err
+    assert "note: api_token (from file " in err and "was not saved" in err
+    text = (sd / "profiles" / "now.toml").read_text()
+    assert "hf_REALSECRET123" not in text and "file-secret-token" not in text
+    assert profiles.read(sd, "now").options == {"backoff_max": 120.0, "crash_loop_max": 9, "hf_token": "env:GSWARM_HF_TOKEN",
+                                                 "node_name": "rig1", "stall_timeout": 7200.0}

@@ -145,19 +145,48 @@ def save_cmd(name: str = typer.Argument(..., help="Name of the profile to write.
              unset: List[str] = typer.Option([], "--unset", help="Option to drop (repeatable)."),
              description: Optional[str] = typer.Option(None, "--description", "-d", help="One line about the profile."),
              force: bool = typer.Option(False, "--force", "-f", help="Replace an existing profile of that name."),
-             state_dir: Optional[Path] = StateDir) -> None:
-    """Write a profile from a template/profile and --set values (validated; secrets only as env:/file: references)."""
+             from_current: bool = typer.Option(False, "--from-current", help="Also take the options set now in the "
+                                               "config file, the API override and GSWARM_* (secrets as env: references)."),
+             config_file: Optional[Path] = ConfigFile, state_dir: Optional[Path] = StateDir) -> None:
+    """Write a profile from a template/profile, the current settings and --set values (validated; secrets only as
+    env:/file: references). Layers, lowest first: --template, --from-current, --set, then --unset."""
     folder = _folder(state_dir, writable=True)
     P.check_name(name)
     if P.profile_path(folder, name).exists() and not force and template != name:
         raise ConfigError(f"profile {name} exists; pass --force to replace it, or --template {name} --set … to change it")
     base = _get(template, folder) if template else P.Profile(name)
-    options = {k: v for k, v in {**base.options, **_parse_set(set_)}.items() if k not in unset}
+    current = _current_options(state_dir, config_file) if from_current else {}
+    options = {k: v for k, v in {**base.options, **current, **_parse_set(set_)}.items() if k not in unset}
     prof = P.Profile(name, options, description if description is not None else base.description, base.generations,
                      base.template or (template if template in TEMPLATES else None))
     path = P.write(folder, prof)
     typer.echo(f"saved profile {name} ({len(options)} options) to {path}; use it with `gswarm run --profile {name}` "
                f"or make it the default with `gswarm profile use {name}`")
+
+
+def _current_options(state_dir: Optional[Path], config_file: Optional[Path]) -> dict[str, Any]:
+    """Options the file, the API override or GSWARM_* set now (not defaults, not a profile, not locations).
+
+    A secret set through ``GSWARM_X`` becomes the reference ``env:GSWARM_X``; one written in a file is left out
+    (with a note on stderr: a profile never holds a secret)."""
+    from gswarm.config import load_settings
+    from gswarm.config.settings import option_sources
+
+    settings = load_settings({"state_dir": state_dir, "config_file": config_file})
+    values = settings.model_dump(mode="json")
+    found: dict[str, Any] = {}
+    for key, src in option_sources(settings).items():
+        if src == "default" or src.startswith("profile ") or key in P.LOCATION_FIELDS or src == "gswarm profile use":
+            continue
+        if key in P.SECRET_OPTIONS:
+            if src.startswith("GSWARM_"):
+                found[key] = f"env:{src}"
+            else:
+                typer.echo(f"note: {key} (from {src}) is a secret and was not saved; add it as a reference, e.g. "
+                           f"--set {key}=env:GSWARM_{key.upper()}", err=True)
+            continue
+        found[key] = values[key]
+    return found
 
 
 def use_cmd(name: Optional[str] = typer.Argument(None, help="Profile to use when none is given."),
