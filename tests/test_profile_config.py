@@ -220,3 +220,19 @@ def test_save_from_current_takes_file_override_and_env_with_secrets_as_reference
     assert "hf_REALSECRET123" not in text and "file-secret-token" not in text
     assert profiles.read(sd, "now").options == {"backoff_max": 120.0, "crash_loop_max": 9, "hf_token": "env:GSWARM_HF_TOKEN",
                                                  "node_name": "rig1", "stall_timeout": 7200.0}
+
+
+def test_init_for_an_e2_checkout_asks_the_swarm_not_the_model(capsys, tmp_path) -> None:
+    from gswarm.emulator.checkout import init_checkout
+
+    co, sd = init_checkout(tmp_path / "co", "E2"), tmp_path / "s"
+    rc, _, err = gs(capsys, "init", "--yes", "--rl-swarm-dir", str(co), "--swarm", "C", "--state-dir", str(sd))
+    assert rc == 2 and "option --swarm: 'C' is not A or B" in err
+    rc, out, err = gs(capsys, "init", "--yes", "--rl-swarm-dir", str(co), "--swarm", "b", "--template", "gpu-24gb",
+                      "--name", "e2", "--no-use", "--state-dir", str(sd))
+    assert rc == 0, err
+    assert f"checkout: {co} (generation E2)" in out and out.strip().endswith(f"next: gswarm run --state-dir {sd} --profile e2")
+    assert profiles.read(sd, "e2").options == {"hardware": "gpu", "rl_swarm_dir": str(co), "swarm": "B"}
+    assert profiles.active(sd) is None
+    rc, out, err = gs(capsys, "profile", "validate", "e2", "--rl-swarm-dir", str(co), "--state-dir", str(sd))
+    assert (rc, out.strip(), err) == (0, "profile e2: valid for E2", "")  # claims the checkout's generation

@@ -166,8 +166,8 @@ def init(
     if ask.missing:
         raise ConfigError("no terminal to ask on and these questions were not answered: " + ", ".join(ask.missing)
                           + "; pass them as flags or add --yes to take the defaults")
-    _finish(P.Profile(pname, options, f"gswarm init: {tpl.title}", tpl.generations, tpl.name), state_dir, force, use,
-            as_service, hw)
+    gens = tpl.generations if gen in (None, "unknown") or gen in tpl.generations else (gen,)  # made for this checkout
+    _finish(P.Profile(pname, options, f"gswarm init: {tpl.title}", gens, tpl.name), state_dir, force, use, as_service, hw)
 
 
 def _swarm(text: str) -> str:
