@@ -55,6 +55,7 @@ def register(app: typer.Typer) -> None:
         rl_swarm_dir: Optional[Path] = RlSwarmDir,
         state_dir: Optional[Path] = StateDir,
         config_file: Optional[Path] = ConfigFile,
+        profile: Optional[str] = typer.Option(None, "--profile", help="Profile to apply (env GSWARM_PROFILE)."),
         json_out: bool = JsonOut,
         via_script: Optional[bool] = typer.Option(None, "--via-script", help="Plan script mode (run_rl_swarm.sh under a pty)."),
         python: Optional[Path] = typer.Option(None, "--python", help="Interpreter of the node's venv."),

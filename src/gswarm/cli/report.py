@@ -52,11 +52,14 @@ def report(since: str, node: Optional[str], send: bool, json_out: bool, png: Opt
     """Build the digest of the last ``since`` from the store; print, save the chart, send."""
     from gswarm.logs.store import StoreReader
     from gswarm.notify.digest import build_digest
-    from gswarm.notify.schedule import parse_duration
+    from gswarm.config.durations import parse_moment, span_seconds
 
     settings = settings_from(state_dir=state_dir, config_file=config_file)
-    span = parse_duration(since, "--since")
     until = time.time()
+    span = span_seconds(since)  # 24h, 1h30m, 7d; or an ISO start time (one grammar, gswarm.config.durations)
+    span = until - parse_moment(since, "--since", until) if span is None else span
+    if span <= 0:
+        raise ConfigError(f"--since {since!r} must reach back from now; use e.g. 24h, 7d or an earlier ISO time")
     if until - span < 0:
         raise ConfigError(f"--since {since!r} reaches back before 1970; use e.g. 24h, 7d or 30d")
     if png is not None:
@@ -99,7 +102,7 @@ def register(app: typer.Typer) -> None:
     """Add ``report`` to ``app``."""
 
     @app.command("report")
-    def report_cmd(since: str = typer.Option("24h", "--since", help="Span back from now: 24h, 7d, 90m…"),
+    def report_cmd(since: str = typer.Option("24h", "--since", help="Span back from now (24h, 7d, 1h30m) or an ISO start time."),
                    node: Optional[str] = typer.Option(None, "--node", help="Node name (default: node_name)."),
                    send: bool = typer.Option(False, "--send", help="Also send it through the configured channels."),
                    json_out: bool = JsonOut,
