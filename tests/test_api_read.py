@@ -25,7 +25,7 @@ async def test_status_read_only_derives_the_node_from_the_store(source) -> None:
     n = body["nodes"][0]
     assert (n["state"], n["pid"], n["generation"], n["restarts"], n["supervised"]) == ("RUNNING", 200, "E4", 1, False)
     assert n["started_at"] == T0 + 110 and n["uptime"] == pytest.approx(890.0)
-    assert n["last_exit"] == {"exit_code": 1, "signal": None, "ts": T0 + 101}
+    assert n["last_exit"] == {"exit_code": 1, "signal": None, "ts": T0 + 101, "requested": None}
     assert (n["progress"]["round"], n["progress"]["stage"], n["progress"]["animal"]) == (7, 2, "quick shy owl")
     assert n["last_advance"] == T0 + 900
     assert n["sample"]["cpu_percent"] == 100.0 and n["last_incident"]["category"] == "cuda_oom"
