@@ -26,7 +26,14 @@ _MARKS = {0: ">", REDRAW: "~", PARTIAL: "?", CONTINUED: "+"}
 
 
 def capture_path(state_dir: Path, node: str) -> Path:
-    """``<state_dir>/logs/<node>/output.log`` (folders created, mode 0700)."""
+    """``<state_dir>/logs/<node>/output.log`` (folders created, mode 0700).
+
+    Raises ConfigError for a ``node`` that is not a safe name (``config.settings.node_name_problem``), so
+    no name can place the file outside the state dir (settings check it first; this is the last guard).
+    """
+    from gswarm.config.settings import check_node_name
+
+    check_node_name(node, "node_name")
     folder = Path(state_dir) / "logs" / node
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     return folder / "output.log"
