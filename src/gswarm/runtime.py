@@ -111,7 +111,11 @@ class Runtime:
         try:
             restored = identity.restore_login_files(self.checkout, self.state_dir)
             identity.backup_login_files(self.checkout, self.state_dir)
-        except Exception as exc:  # LoginError (not logged in yet), OSError
+        except OSError as exc:  # disk full / failing: one alert for every writer (gswarm.diskfull)
+            from gswarm.diskfull import alarm_for
+
+            alarm_for(self.bus, self.clock, self.node).failed("login file backup", exc, self.state_dir / "backups")
+        except Exception as exc:  # LoginError (not logged in yet)
             log.debug("login files not backed up: %s", exc)
         if restored:
             self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.NONE,

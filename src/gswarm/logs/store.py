@@ -127,7 +127,8 @@ class Store:
                     n += 1
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite may already have rolled back itself (SQLITE_FULL, IOERR)
+                cur.execute("ROLLBACK")
             raise
         return n
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gswarm import maintenance
+from gswarm.diskfull import alarm_for
 from gswarm.errors import GSwarmError, NodeFatal
 from gswarm.events import (Category, EventBus, Incident, Notice, NodeState as S, ProcessExited, ProcessStarted,
                            RecoveryAction, Recovery, RestartScheduled, Severity)
@@ -98,10 +99,12 @@ class Watcher:
         self.spec: LaunchSpec | None = None
         self.proc: Any = None
         self.capture: CaptureFile | None = None
+        self.disk = alarm_for(bus, clock, node)  # write failures (capture, pid record, backups): one alert
         if capture:
             from gswarm.supervisor.capture import capture_path
 
-            self.capture = CaptureFile(capture_path(self.state_dir, node), settings.log_max_bytes, settings.log_backups)
+            self.capture = CaptureFile(capture_path(self.state_dir, node), settings.log_max_bytes, settings.log_backups,
+                                       alarm=self.disk)
         self._shutdown = False
 
     # ------------------------------------------------------------------ main loop
@@ -140,10 +143,7 @@ class Watcher:
         """One start → exit → decision cycle; returns "start", "idle", "exit" or "fatal"."""
         self.sm.move(S.STARTING, "start")
         try:
-            if self.prestart is not None:
-                res = self.prestart()
-                if inspect.isawaitable(res):
-                    await res
+            await self._prestart()
             self.spec = self.spec_factory()
             proc = await self._spawn(self.spec)
         except GSwarmError as exc:
@@ -157,6 +157,32 @@ class Watcher:
                 self._notice("identity", Severity.ERROR, "after-start check failed", str(exc))
         status, cmd = await self._supervise(proc)
         return await self._after_exit(proc, status, cmd)
+
+    async def _prestart(self) -> None:
+        """Run the ``prestart`` hook; a write failure there (restoring login files or backing up
+        swarm.pem on a full disk) goes to the disk alarm and the start goes on: the node's own
+        exit, if any, is classified as usual."""
+        if self.prestart is None:
+            return
+        try:
+            res = self.prestart()
+            if inspect.isawaitable(res):
+                await res
+        except OSError as exc:
+            self.disk.failed("login/identity files", exc, node=self.node)
+
+    def _pid_record(self, pid: int | None = None, pgid: int = 0) -> None:
+        """Write (``pid`` given) or clear the checkout lock's pid record; a write failure goes to the disk
+        alarm (the record only helps a later run find leftovers; supervision does not need it)."""
+        if self.lock is None:
+            return
+        try:
+            if pid is None:
+                self.lock.clear_record()
+            else:
+                self.lock.write_record(pid, pgid)
+        except OSError as exc:
+            self.disk.failed("pid record", exc, node=self.node)
 
     async def _spawn(self, spec: LaunchSpec) -> Any:
         self.classifier = ExitClassifier(spec.generation)
@@ -180,8 +206,7 @@ class Watcher:
         self.info.run_id += 1
         self.info.pid, self.info.pgid, self.info.started_at = proc.pid, proc.pgid, proc.started_at
         self.info.next_restart_at = None
-        if self.lock is not None:
-            self.lock.write_record(proc.pid, proc.pgid)
+        self._pid_record(proc.pid, proc.pgid)
         if self.capture is not None:
             self.capture.note(f"gswarm: started {' '.join(spec.argv)} (generation {spec.generation}, {spec.mode} mode)", proc.started_at, proc.pid)
         self.bus.publish(ProcessStarted(self.node, proc.started_at, proc.pid, proc.pgid, tuple(spec.argv),
@@ -271,8 +296,7 @@ class Watcher:
         self.bus.publish(ProcessExited(self.node, now, proc.pid, status.exit_code, status.signal, uptime, self.info.run_id))
         if self.capture is not None:
             self.capture.note(f"gswarm: exited code={status.exit_code} signal={status.signal} after {uptime:.1f}s", now, proc.pid)
-        if self.lock is not None:
-            self.lock.clear_record()
+        self._pid_record()
         if requested and cmd.kind == "stop" and cmd.source.startswith(POLICY_SOURCES):
             reason = f"stopped by {cmd.source} (see the incident above)"
             self.sm.move(S.STOPPED, f"stopped by {cmd.source}")  # health/policy stop-and-alert: gswarm run gives up
