@@ -303,7 +303,7 @@ class Runtime:
             "generation": spec.generation if spec else None,
             "mode": spec.mode if spec else None,
             "started_at": started,
-            "uptime": (self.clock.time() - started) if started else None,
+            "uptime": w.uptime() if started else None,  # monotonic: a wall-clock step cannot make it negative
             "restarts": info.restarts if info else 0,
             "last_exit": dict(info.last_exit) if info and info.last_exit else None,
             "next_restart_at": info.next_restart_at if info else None,

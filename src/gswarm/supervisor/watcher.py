@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gswarm import maintenance
+from gswarm.clock import SteadyWall
 from gswarm.diskfull import alarm_for
 from gswarm.errors import GSwarmError, NodeFatal
 from gswarm.events import (Category, EventBus, Incident, Notice, NodeState as S, ProcessExited, ProcessStarted,
@@ -51,11 +52,13 @@ POLICY_SOURCES = ("health:", "policy:")
 
 @dataclass
 class RunInfo:
-    """What the snapshot shows about the current/last run (wall seconds)."""
+    """What the snapshot shows about the current/last run (wall seconds; ``started_mono`` is the
+    monotonic reading at the start, for the uptime)."""
 
     pid: int = 0
     pgid: int = 0
     started_at: float | None = None
+    started_mono: float | None = None
     restarts: int = 0
     run_id: int = 0
     last_exit: dict[str, Any] | None = None
@@ -94,6 +97,7 @@ class Watcher:
         self.lock, self.console, self.reinstall, self.prestart = lock, console, reinstall, prestart
         self.poststart, self.update_settings, self.step_up_check = poststart, update_settings, step_up_check
         self.sm = StateMachine(node, bus, clock.time)
+        self.steady = SteadyWall(clock)  # the policy's "now": windows that a wall-clock step cannot stretch
         self.history = policy.History()
         self.info = RunInfo()
         self.spec: LaunchSpec | None = None
@@ -205,6 +209,7 @@ class Watcher:
         self.proc = proc
         self.info.run_id += 1
         self.info.pid, self.info.pgid, self.info.started_at = proc.pid, proc.pgid, proc.started_at
+        self.info.started_mono = self.clock.monotonic()
         self.info.next_restart_at = None
         self._pid_record(proc.pid, proc.pgid)
         if self.capture is not None:
@@ -258,9 +263,9 @@ class Watcher:
 
     def _maybe_step_up(self, proc: Any) -> Any:
         """After a long stable run, undo one OOM-ladder step: returns a restart Command or None."""
-        uptime = self.clock.time() - proc.started_at
+        uptime = self.uptime()
         gen = self.spec.generation if self.spec else ""
-        d = policy.maybe_step_up(self.history, uptime, self.clock.time(), gen,
+        d = policy.maybe_step_up(self.history, uptime, self.steady(), gen,
                                  after=getattr(self.settings, "oom_step_up_after", policy.STEP_UP_AFTER))
         if d is None:
             return None
@@ -285,9 +290,15 @@ class Watcher:
             self.sm.move(S.RUNNING, why)
 
     # ------------------------------------------------------------------ after an exit
+    def uptime(self) -> float:
+        """Seconds since the current/last run started, on the monotonic clock (0.0 before any start)."""
+        if self.info.started_mono is None:
+            return 0.0
+        return max(0.0, self.clock.monotonic() - self.info.started_mono)
+
     async def _after_exit(self, proc: Any, status: ExitStatus, cmd: Any) -> str:
-        now = self.clock.time()
-        uptime = max(0.0, now - proc.started_at)
+        now = self.clock.time()  # wall: records and messages only
+        uptime = self.uptime()
         stalled = cmd is not None and cmd.kind == "stalled"
         # a restart asked by health (live incident, policy.decide_live) is immediate; the health
         # service counts it in its own crash-loop budget and sends "stop" when that is spent
@@ -322,7 +333,7 @@ class Watcher:
         if getattr(cls, "category", Category.NONE) != Category.NONE:
             self.bus.publish(Incident(self.node, now, cls.category, cls.recovery, cls.severity, cls.rule_id,
                                       tuple(cls.evidence), cls.advice))
-        decision = policy.decide(exit_info, cls, self.history, self.settings, now=now, rand=self.rng.random())
+        decision = policy.decide(exit_info, cls, self.history, self.settings, now=self.steady(), rand=self.rng.random())
         return await self._act(decision, cls)
 
     async def _act(self, d: policy.Decision, cls: Any) -> str:
