@@ -3,7 +3,8 @@
 Builds the bus, the checkout lock, the node watcher and the optional services
 (lazy factories ``module:create_service``; a missing module or attribute is
 skipped and logged at debug), runs them as tasks of one loop and shuts down in
-order: node first, then services in reverse order of creation. Signal handlers
+order: node first, then the services' queued work (``drain``: notifications, bounded by
+``drain_timeout``), then services cancelled in reverse order of creation. Signal handlers
 only enqueue commands: SIGINT/SIGTERM/SIGHUP → graceful stop and exit (SIGHUP: the
 terminal or SSH session went away; without a handler it would kill ``gswarm run`` and
 orphan the node's group); a second SIGINT while stopping → kill now.
@@ -39,6 +40,9 @@ SERVICE_FACTORIES = (
     "gswarm.api.server:create_service",
 )
 
+DRAIN_TIMEOUT = 10.0
+"""Seconds (real time) the services get at shutdown to finish queued work (notifications) before cancel."""
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """Signals that stop the node gracefully and end ``gswarm run`` (SIGHUP: terminal/SSH hang-up)."""
 
@@ -61,14 +65,16 @@ class Runtime:
     ``spec_factory`` builds the LaunchSpec before each start (default:
     ``gswarm.rlswarm.launch.build_launch_spec(settings, checkout)``); ``checkout``
     defaults to ``settings.rl_swarm_dir``. ``services`` lists factory paths
-    (default :data:`SERVICE_FACTORIES`; pass ``()`` for none).
+    (default :data:`SERVICE_FACTORIES`; pass ``()`` for none). ``drain_timeout``: seconds the
+    services get at shutdown to deliver what they queued (:meth:`_stop_services`).
     """
 
     def __init__(self, settings: Any, clock: Clock | None = None, bus: EventBus | None = None, *,
                  checkout: Path | None = None, spec_factory: Callable[[], LaunchSpec] | None = None,
                  rng: random.Random | None = None, console: Any = None, reinstall: Callable[[], Any] | None = None,
                  services: tuple[str, ...] | None = None, install_signals: bool = True,
-                 prestart: Callable[[], Any] | None = None, prepare: bool = False) -> None:
+                 prestart: Callable[[], Any] | None = None, prepare: bool = False,
+                 drain_timeout: float = DRAIN_TIMEOUT) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.bus = bus or EventBus()
@@ -84,6 +90,7 @@ class Runtime:
         self.service_paths = SERVICE_FACTORIES if services is None else services
         self.install_signals = install_signals
         self.prepare = prepare
+        self.drain_timeout = drain_timeout
         self.prepared: Any = None
         self.setup_console: Any = None  # a rich Console for setup/login progress and countdowns
         self.on_first_spec: Callable[[LaunchSpec], Any] | None = None
@@ -252,6 +259,21 @@ class Runtime:
         return tasks
 
     async def _stop_services(self, tasks: list[asyncio.Task]) -> None:
+        """Shut the services down: first let each service with ``drain(timeout)`` finish its queued work
+        (notifications: the give-up alert must go out; at most :attr:`drain_timeout` s in all), then cancel
+        them in reverse order of creation."""
+        deadline = asyncio.get_running_loop().time() + self.drain_timeout
+        for svc in self.services:
+            drain = getattr(svc, "drain", None)
+            left = deadline - asyncio.get_running_loop().time()
+            if drain is None or left <= 0:
+                continue
+            try:
+                await asyncio.wait_for(drain(left), left + 1.0)
+            except asyncio.TimeoutError:
+                log.warning("service %s did not finish its queued work within %.0f s", getattr(svc, "name", "?"), left)
+            except Exception:
+                log.exception("service %s failed while draining", getattr(svc, "name", "?"))
         for task in reversed(tasks):
             task.cancel()
             try:
