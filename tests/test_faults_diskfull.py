@@ -217,3 +217,23 @@ async def test_runtime_on_a_full_tmpfs_restarts_alerts_once_and_keeps_history_wh
     assert bad == []
     print(f"starts: {starts()}; disk_full: {len(notices('disk_full'))}; disk_ok: {len(notices('disk_ok'))}; "
           f"runs in store: {runs}; JSON records: {len(records)}; capture lines: {len(capture)}")
+
+
+def test_gswarm_run_starts_and_restarts_on_an_already_full_state_dir(small_fs: Path, tmp_path: Path) -> None:
+    """The reported setup: the state dir's filesystem is full before ``gswarm run`` starts (lock pid, store,
+    login backup, capture all fail); before the fix the lock's pid write raised ENOSPC out of ``run``."""
+    st = small_fs / "st"
+    st.mkdir()
+    _fill(small_fs)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GSWARM_")}
+    p = subprocess.run([sys.executable, "-m", "gswarm", "run", "--emulated", "--no-api", "--state-dir", str(st),
+                        "--emu-pace", "0.05", "--emu-faults", "crash:trainer_bug_current_batch@0.3",
+                        "--backoff-initial", "0.1", "--backoff-max", "0.2", "--duration", "2.5"],
+                       env=env, capture_output=True, text=True, timeout=90, cwd=tmp_path)
+    out = p.stdout + p.stderr
+    gswarm_frames = [line for line in out.splitlines() if "/gswarm/" in line and line.strip().startswith("File ")]
+    assert p.returncode == 0 and gswarm_frames == [], out[-3000:]
+    starts = out.count("gswarm started node pid")
+    alerts = out.count("gswarm disk full: GSwarm cannot write its files")
+    assert starts >= 2 and alerts == 1, out[-3000:]
+    print(f"starts on a full disk: {starts}; disk full alerts: {alerts}")

@@ -64,7 +64,8 @@ class StoreService:
                 self.store = Store(self.path, now=self.clock.time(), node=self.node)
             except Exception as exc:
                 self._retry_at = self.clock.monotonic() + 60.0
-                if self.alarm is not None and is_write_error(getattr(exc, "__cause__", None) or exc):
+                inner = exc.__cause__ or exc.__context__ or exc  # StoreError hides the sqlite3/OS error (from None)
+                if self.alarm is not None and is_write_error(inner):
                     self.alarm.failed("history database", exc, self.path)
                 raise
             if self.store.opened.set_aside is not None:
@@ -130,7 +131,11 @@ class StoreService:
             return fn()
         except _Paused:
             return 0
-        except Exception:
+        except Exception as exc:
+            inner = exc.__cause__ or exc.__context__ or exc
+            if self.alarm is not None and is_write_error(inner):  # the disk alarm reported it (once): no traceback
+                log.debug("store writer: %s failed: %s", getattr(fn, "__name__", "step"), exc)
+                return 0
             log.exception("store writer: %s failed", getattr(fn, "__name__", "step"))
             return 0
 

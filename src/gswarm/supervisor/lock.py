@@ -75,7 +75,10 @@ def _flock(path: Path, checkout: Path) -> int:
             f"stop it first (or use a different --rl-swarm-dir)"
         ) from None
     os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    try:
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+    except OSError:  # disk full (issue #13 case 2): the flock is what counts; the pid is only shown by status
+        pass
     return fd
 
 
