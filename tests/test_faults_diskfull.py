@@ -78,7 +78,7 @@ def test_alarm_raises_once_and_clears_after_a_quiet_period() -> None:
     alarm.ok()
     alarm.ok()
     kinds = [(e.kind, e.severity.value) for e in seen if isinstance(e, Notice)]
-    assert kinds == [("disk_full", "error"), ("disk_ok", "info")]
+    assert kinds == [("disk_full", "error"), ("disk_ok", "warning")]
     assert "while the disk was unavailable: JSON log: 1, capture file: 2, history database: 1." in seen[1].body
     assert (alarm.raised, alarm.cleared, alarm.active) == (1, 1, False)
     alarm.failed("pid record", OSError(errno.EIO, "Input/output error"))  # a new episode: one more alert

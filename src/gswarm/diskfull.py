@@ -4,8 +4,9 @@ GSwarm's writers (capture file, JSON log, SQLite store, pid records, login/ident
 own write errors where the write happens, undo any half-written record, and report here. The alarm turns a
 burst of failures from many writers into one :class:`~gswarm.events.Notice` ``kind="disk_full"``
 (severity ERROR) and, once writes succeed again with no failure for ``quiet`` seconds (monotonic clock), one
-``kind="disk_ok"`` (INFO). Supervision never depends on it: a writer that cannot write drops what it could
-not write (counted) and the node keeps running and is restarted as usual.
+``kind="disk_ok"`` (WARNING, like the notifier's "recovered": a channel that got the alert gets the
+all-clear). Supervision never depends on it: a writer that cannot write drops what it could not write
+(counted) and the node keeps running and is restarted as usual.
 
 Errors counted as "the disk": ``OSError`` of any errno (ENOSPC and EDQUOT are named "disk full"; EIO,
 EROFS, EFBIG … "cannot write") and ``sqlite3`` errors whose SQLite code is SQLITE_FULL or SQLITE_IOERR
@@ -99,7 +100,7 @@ class DiskAlarm:
         self.failures = {}
         self.cleared += 1
         log.warning("writing works again (failed writes meanwhile: %s)", lost)
-        self._publish("disk_ok", Severity.INFO, "GSwarm can write its files again",
+        self._publish("disk_ok", Severity.WARNING, "GSwarm can write its files again",
                       f"Writes succeed again. Failed writes while the disk was unavailable: {lost}. "
                       f"First failure: {self._first}.", node)
 
