@@ -12,6 +12,7 @@ import random
 import sys
 from pathlib import Path
 
+from gswarm.api.nodeview import readiness
 from gswarm.clock import FakeClock, SteadyWall
 from gswarm.config import load_settings
 from gswarm.events import Notice, NodeState, ProcessStarted, ProgressUpdate, StateChanged
@@ -67,7 +68,7 @@ async def test_healthy_node_survives_plus_and_minus_two_hour_steps(tmp_path: Pat
     task = asyncio.ensure_future(rt.run())
     await until(lambda: any(isinstance(e, ProcessStarted) for e in events))
     started_mono = clock.monotonic()
-    uptimes = []
+    uptimes, idles, ready = [], [], []
     stalled = lambda: [e.body for e in events if isinstance(e, Notice) and e.kind == "stalled"]  # noqa: E731
     for n in range(1, 7):  # one round every 40 s; the wall clock jumps +2 h after round 2, -4 h after round 4
         counter.write_text(str(n))
@@ -78,7 +79,11 @@ async def test_healthy_node_survives_plus_and_minus_two_hour_steps(tmp_path: Pat
         if n == 4:
             clock.step_wall(-14400)
         await clock.run_for(40, step=10)  # the health check runs every 30 s
-        uptimes.append(rt.snapshot()["uptime"])
+        snap = rt.snapshot()
+        uptimes.append(snap["uptime"])
+        idles.append(snap["idle"])
+        last = max(e.ts for e in events if isinstance(e, ProgressUpdate))  # wall, as the store keeps it
+        ready.append(readiness({**snap, "last_advance": last}, clock.time(), 3600.0))
     for _ in range(20):
         await asyncio.sleep(0.01)  # let a (wrong) stall command reach the watcher
     stalls = [e for e in events if isinstance(e, Notice) and e.kind == "stalled"]
@@ -86,6 +91,8 @@ async def test_healthy_node_survives_plus_and_minus_two_hour_steps(tmp_path: Pat
     assert stalls == [] and NodeState.STALLED not in states and NodeState.STOPPING not in states
     assert sum(isinstance(e, ProcessStarted) for e in events) == 1
     assert uptimes == [40.0 * k for k in range(1, 7)]  # monotonic seconds, never -7154.8
+    assert idles == [40.0] * 6  # seconds without an advance: the steps do not show
+    assert ready == [(True, "running; no progress for 40 s (stall timeout 3600 s)")] * 6  # /readyz
     assert rt.snapshot()["uptime"] == clock.monotonic() - started_mono == 240.0
     rt.request("stop", "test", shutdown=True)
     assert await asyncio.wait_for(task, 10) == 0

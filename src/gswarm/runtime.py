@@ -331,4 +331,11 @@ class Runtime:
             "next_restart_at": info.next_restart_at if info else None,
             "fatal_reason": info.fatal_reason if info else None,
             "degraded": bool(info.degraded) if info else False,
+            "idle": self._idle() if live else None,
         }
+
+    def _idle(self) -> float | None:
+        """Seconds without progress (monotonic) from the health service, or None without one."""
+        health = next((s for s in self.services if getattr(s, "name", "") == "health"), None)
+        idle = getattr(health, "idle", None)
+        return idle() if callable(idle) else None

@@ -153,6 +153,13 @@ class HealthService:
         elif isinstance(e, ev.ProcessExited):
             self.tracker.on_exit(self.steady.of(e.ts))
 
+    def idle(self) -> float | None:
+        """Seconds without a round/stage advance in the current run (since its start when none yet), on the
+        monotonic timeline; None when no run is going. For the snapshot and ``/readyz``."""
+        if not self.tracker.running:
+            return None
+        return max(0.0, self.steady() - self.tracker.last_advance)
+
     def _on_lines(self, texts: tuple[str, ...], ts: float, joined: str) -> None:
         """The lines of one chunk (``joined`` = ``"\\n".join(texts)``, read at wall ``ts``): count swallowed
         training errors, then let the live classifier see them and act on what it finds; both prefilter the
