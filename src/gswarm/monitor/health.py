@@ -1,6 +1,7 @@
 """Node health: stall detection by PROGRESS (not output), degraded on swallowed errors, live incidents.
 
-:class:`HealthTracker` is pure (injected clock, plain ``now`` floats, wall-clock seconds). A stall is no
+:class:`HealthTracker` is pure (injected clock, plain ``now`` floats in seconds on one timeline: the
+service feeds it :class:`~gswarm.clock.SteadyWall` readings, see "Time" below). A stall is no
 round/stage advance (``ProgressUpdate.advanced``) for longer than the generation's timeout; while the node is
 waiting for the swarm ("Already finished round … Next check in …") the limit is ``WAITING_FACTOR`` times
 longer, because the swarm, not the node, is slow (generations.md §1 design note, case 057). Defaults:
