@@ -237,3 +237,19 @@ def test_gswarm_run_starts_and_restarts_on_an_already_full_state_dir(small_fs: P
     alerts = out.count("gswarm disk full: GSwarm cannot write its files")
     assert starts >= 2 and alerts == 1, out[-3000:]
     print(f"starts on a full disk: {starts}; disk full alerts: {alerts}")
+
+
+def test_a_failed_state_dir_pid_record_still_writes_the_host_wide_copy(tmp_path: Path) -> None:
+    """The host-wide record (case 3's orphan finder) is on another filesystem: a full state dir must not cost it."""
+    from gswarm.supervisor.lock import CheckoutLock
+
+    (tmp_path / "host").mkdir(mode=0o700)
+    lock = CheckoutLock(tmp_path / "st", tmp_path / "checkout", host_dir=tmp_path / "host", node="n1")
+    lock.acquire()
+    try:
+        lock.record_path.mkdir(parents=True)  # a folder where the record goes: the state-dir write fails (OSError)
+        with pytest.raises(OSError):
+            lock.write_record(os.getpid(), os.getpgid(0))
+        assert json.loads(lock.host_record_path.read_text())["node_pid"] == os.getpid()
+    finally:
+        lock.release()
