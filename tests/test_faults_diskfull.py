@@ -253,3 +253,56 @@ def test_a_failed_state_dir_pid_record_still_writes_the_host_wide_copy(tmp_path:
         assert json.loads(lock.host_record_path.read_text())["node_pid"] == os.getpid()
     finally:
         lock.release()
+
+
+def test_json_log_cuts_a_torn_batch_back_and_counts_it(small_fs: Path) -> None:
+    from gswarm.clock import FakeClock
+    from gswarm.diskfull import DiskAlarm
+    from gswarm.events import EventBus, OutputBatch
+    from gswarm.logs.jsonlog import JsonLog, JsonLogService
+
+    bus = EventBus()
+    alarm = DiskAlarm(bus, FakeClock(), "n", quiet=0.0)
+    svc = JsonLogService(bus, FakeClock(), JsonLog(small_fs / "logs"), alarm=alarm)
+    bus.publish(OutputBatch("n", 1_700_000_000.0, 7, ("first line",)))
+    assert svc.flush() == 1
+    path = small_fs / "logs" / "gswarm.jsonl"
+    before = path.read_bytes()
+    filler = _fill(small_fs, keep=500)
+    bus.publish(OutputBatch("n", 1_700_000_001.0, 7, tuple(f"line {i:05d} of a long batch" for i in range(3000))))
+    assert svc.flush() == 0 and svc.dropped == 3000  # a short write, then ENOSPC: the whole batch is dropped
+    assert path.read_bytes() == before and alarm.raised == 1  # nothing half written after the last whole record
+    filler.unlink()
+    bus.publish(OutputBatch("n", 1_700_000_002.0, 7, ("back",)))
+    assert svc.flush() == 2 and alarm.cleared == 1  # the alert itself (published while full) and "back"
+    assert svc.flush() == 1  # the all-clear
+    assert [json.loads(line)["message"] for line in path.read_text().splitlines()] == [
+        "first line", "disk full: GSwarm cannot write its files", "back", "GSwarm can write its files again"]
+
+
+def test_a_full_disk_never_sets_the_history_aside(small_fs: Path) -> None:
+    """Opening the store on a full disk fails (retried later); the file is not renamed ``.corrupt-…``."""
+    from gswarm.errors import StoreError
+    from gswarm.events import ProcessStarted
+    from gswarm.logs.store import Store
+
+    db = small_fs / "gswarm.db"
+    store = Store(db, now=1_700_000_000.0, node="n")
+    store.write([ProcessStarted("n", 1_700_000_000.0, 10, 10, ("python",), "E6", "direct", 1)])
+    store.close()
+    for side in ("-wal", "-shm"):
+        (small_fs / f"gswarm.db{side}").unlink(missing_ok=True)
+    filler = _fill(small_fs)
+    try:
+        opened = Store(db, now=1_700_000_100.0, node="n")
+    except StoreError:
+        opened = None
+    filler.unlink()
+    if opened is not None:
+        opened.close()
+    assert sorted(p.name for p in small_fs.iterdir() if "corrupt" in p.name) == []
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+    finally:
+        conn.close()
