@@ -42,7 +42,7 @@ async def test_fatal_give_up_reaches_the_webhook_before_exit(tmp_path: Path, htt
     assert any("gave up" in t for t in titles), titles  # before the fix: never sent
     assert titles[0] == "[default] GSwarm started supervising" and titles[-1] == "[default] GSwarm stopped supervising"
     assert all(m["message"].strip() for m in got)  # Apprise sends nothing with an empty body
-    assert "no longer supervises node default" in got[-1]["message"]
+    assert got[-1]["message"] == "GSwarm stopped supervising node default. The node is no longer watched or restarted."
     notify = next(s for s in rt.services if s.name == "notify")
     chan = next(iter(notify.status()["channels"].values()))
     assert chan["failures"] == 0 and chan["sent"] == len(got)

@@ -122,15 +122,9 @@ class Rules:
     def lifecycle(self, node: str, ts: float, started: bool) -> Message:
         """Supervisor started / stopped message (info). Always with a body: Apprise refuses an empty one
         ("No message body"; issue #13 case 6)."""
-        import socket
-
         kind = Kind.STARTED if started else Kind.STOPPED
         what = "started supervising" if started else "stopped supervising"
-        host = socket.gethostname() or "this host"
-        body = (f"GSwarm on {host} now supervises node {node}: it restarts it after failures and alerts you here."
-                if started else
-                f"GSwarm on {host} no longer supervises node {node}: no restarts and no alerts until `gswarm run` "
-                "starts again.")
+        body = f"GSwarm {what} node {node}." + ("" if started else " The node is no longer watched or restarted.")
         return Message(kind.value, Severity.INFO, f"[{node}] GSwarm {what}", body, node, ts)
 
     def _on_ProcessExited(self, ev: ProcessExited) -> list[Message]:
