@@ -306,3 +306,25 @@ def test_a_full_disk_never_sets_the_history_aside(small_fs: Path) -> None:
         assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
     finally:
         conn.close()
+
+
+def test_a_start_lost_to_a_full_disk_never_rewrites_the_previous_run(small_fs: Path) -> None:
+    """Run 2's start is rolled back (disk full); its exit, written once space returns, must not become run 1's."""
+    from gswarm.events import ProcessExited, ProcessStarted
+    from gswarm.logs.store import Store
+
+    t0 = 1_700_000_000.0
+    store = Store(small_fs / "gswarm.db", now=t0, node="n")
+    store.write([ProcessStarted("n", t0, 10, 10, ("python",), "E6", "direct", 1),
+                 ProcessExited("n", t0 + 50, 10, 1, None, 50.0, 1)])
+    filler = _fill(small_fs)
+    batch = [ProcessStarted("n", t0 + 60, 11, 11, ("python",), "E6", "direct", 2)]
+    batch += [ProcessStarted("n", t0 + 60 + i, 11, 11, ("python", "x" * 4000), "E6", "direct", 2) for i in range(50)]
+    with pytest.raises(sqlite3.Error):
+        store.write(batch)
+    assert store._open_run == {}  # the rolled-back insert's row id is not kept (it would be reused by the next run)
+    filler.unlink()
+    store.write([ProcessExited("n", t0 + 90, 11, 137, 9, 30.0, 2)])
+    rows = store.conn.execute("SELECT pid, stopped_at, exit_code, signal FROM runs ORDER BY id").fetchall()
+    store.close()
+    assert rows == [(10, t0 + 50, 1, None)]  # before the fix: (10, t0 + 90, 137, 9), run 1 rewritten
