@@ -350,16 +350,25 @@ class JsonLogService:
                 self.alarm.ok()
         return sum(g[3] for g in groups)
 
-    def tidy(self) -> None:
-        """Compress rotated files and apply retention (after a rotation); a write failure (no room for the
-        ``.gz``) goes to the disk alarm and leaves the plain rotated file."""
+    def tidy(self) -> OSError | None:
+        """Compress rotated files and apply retention (after a rotation). Returns the OSError when
+        compressing failed (no room for the ``.gz``: the plain rotated file stays); it runs in a worker
+        thread, so the caller reports it on the loop (:meth:`_tidied`)."""
+        failed = None
         try:
             self.writer.compress()
         except OSError as exc:
-            if self.alarm is None:
-                raise
-            self.alarm.failed("JSON log (compressing)", exc, self.writer.dir)
+            failed = exc
         self.writer.prune(self.clock.time())
+        return failed
+
+    def _tidied(self, failed: OSError | None) -> None:
+        if failed is None:
+            return
+        if self.alarm is not None:
+            self.alarm.failed("JSON log (compressing)", failed, self.writer.dir)
+        else:
+            log.warning("compressing rotated JSON logs in %s failed: %s", self.writer.dir, failed)
 
     async def run(self) -> None:
         """Flush periodically until cancelled; flush once more on the way out."""
@@ -372,7 +381,7 @@ class JsonLogService:
                     self.flush()
                     if self.rotations != seen or self._tidy_due:
                         self._tidy_due = False
-                        await asyncio.to_thread(self.tidy)  # gzip of a big file off the loop
+                        self._tidied(await asyncio.to_thread(self.tidy))  # gzip of a big file off the loop
                 except Exception:
                     log.exception("writing the JSON log failed")
         finally:
@@ -381,7 +390,7 @@ class JsonLogService:
                 seen = self.rotations
                 self.flush()
                 if self.rotations != seen or self._tidy_due:
-                    self.tidy()
+                    self._tidied(self.tidy())
             except Exception:
                 log.exception("final flush of the JSON log failed")
 
