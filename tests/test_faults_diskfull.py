@@ -328,3 +328,21 @@ def test_a_start_lost_to_a_full_disk_never_rewrites_the_previous_run(small_fs: P
     rows = store.conn.execute("SELECT pid, stopped_at, exit_code, signal FROM runs ORDER BY id").fetchall()
     store.close()
     assert rows == [(10, t0 + 50, 1, None)]  # before the fix: (10, t0 + 90, 137, 9), run 1 rewritten
+
+
+def test_compressing_on_a_full_disk_keeps_the_plain_file_and_no_temp(small_fs: Path) -> None:
+    from gswarm.clock import FakeClock
+    from gswarm.diskfull import DiskAlarm
+    from gswarm.events import EventBus
+    from gswarm.logs.jsonlog import JsonLog, JsonLogService
+
+    logs = small_fs / "logs"
+    writer = JsonLog(logs)
+    rotated = logs / "gswarm.jsonl.20231114T221320Z"
+    rotated.write_bytes(os.urandom(200_000))  # incompressible: the .gz needs about as much room again
+    _fill(small_fs)
+    alarm = DiskAlarm(EventBus(), FakeClock(), "n")
+    svc = JsonLogService(EventBus(), FakeClock(1_700_000_000.0), writer, alarm=alarm)
+    svc._tidied(svc.tidy())
+    assert sorted(p.name for p in logs.iterdir()) == ["gswarm.jsonl.20231114T221320Z"]  # no .gz.tmp left behind
+    assert rotated.stat().st_size == 200_000 and alarm.failures == {"JSON log (compressing)": 1}
