@@ -10,7 +10,8 @@ hours and sends the digest when due. ``run`` never raises out. At shutdown the r
 :meth:`NotifyService.drain` before it cancels ``run``, so queued alerts (a give-up) reach the channels
 within a bounded deadline.
 
-About 190 lines with :func:`create_service`, which maps settings (some not yet in Settings) to parts.
+About 230 lines with :func:`create_service`/:func:`build_parts`, which map settings to parts, the shutdown
+drain and the live reconfiguration: one service's whole life in one place.
 """
 
 from __future__ import annotations

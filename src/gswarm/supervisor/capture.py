@@ -18,6 +18,8 @@ A write that fails (disk full, EIO) never raises out of :meth:`CaptureFile.write
 (the next write reopens it), the lines are counted in ``lost`` and the failure goes to the ``alarm``
 (:class:`gswarm.diskfull.DiskAlarm`; issue #13 case 2: ``note()`` raising ENOSPC out of the watcher
 ended ``gswarm run``).
+
+About 190 lines: the write path and its failure handling (cut back, reopen, report) are kept together.
 """
 
 from __future__ import annotations
