@@ -228,7 +228,7 @@ def test_gswarm_run_starts_and_restarts_on_an_already_full_state_dir(small_fs: P
     env = {k: v for k, v in os.environ.items() if not k.startswith("GSWARM_")}
     p = subprocess.run([sys.executable, "-m", "gswarm", "run", "--emulated", "--no-api", "--state-dir", str(st),
                         "--emu-pace", "0.05", "--emu-faults", "crash:trainer_bug_current_batch@0.3",
-                        "--backoff-initial", "0.1", "--backoff-max", "0.2", "--duration", "3"],
+                        "--backoff-initial", "0.1", "--backoff-max", "0.2", "--crash-loop-max", "50", "--duration", "3"],
                        env=env, capture_output=True, text=True, timeout=90, cwd=tmp_path)
     out = p.stdout + p.stderr
     gswarm_frames = [line for line in out.splitlines() if "/gswarm/" in line and line.strip().startswith("File ")]
