@@ -86,22 +86,31 @@ def test_alarm_raises_once_and_clears_after_a_quiet_period() -> None:
 
 
 # ------------------------------------------------------------------ a real full filesystem (tmpfs, root only)
-@pytest.fixture
-def small_fs(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """A 1 MiB tmpfs at ``tmp_path/mnt`` (skips when mounting is not permitted)."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
+def _mount(mnt: Path, options: str) -> None:
+    """Mount a tmpfs with ``options`` at ``mnt`` (skips the test when mounting is not permitted)."""
+    mnt.mkdir(exist_ok=True)
     try:
-        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)],
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)],
                            capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"cannot mount a tmpfs: {exc}")
     if p.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip()}")
+
+
+def _umount(mnt: Path) -> None:
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A 1 MiB tmpfs at ``tmp_path/mnt`` (skips when mounting is not permitted)."""
+    mnt = tmp_path / "mnt"
+    _mount(mnt, "size=1m,mode=0700")
     try:
         yield mnt
     finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=10)
+        _umount(mnt)
 
 
 def _fill(folder: Path, keep: int = 0) -> Path:
@@ -346,3 +355,30 @@ def test_compressing_on_a_full_disk_keeps_the_plain_file_and_no_temp(small_fs: P
     svc._tidied(svc.tidy())
     assert sorted(p.name for p in logs.iterdir()) == ["gswarm.jsonl.20231114T221320Z"]  # no .gz.tmp left behind
     assert rotated.stat().st_size == 200_000 and alarm.failures == {"JSON log (compressing)": 1}
+
+
+@pytest.mark.parametrize("inodes,code", [(5, 0), (4, 2)])
+def test_no_inode_left_for_folders_or_locks(tmp_path: Path, inodes: int, code: int) -> None:
+    """A state dir whose filesystem has no inode left: 5 = room for the two lock files only (logs/, the JSON
+    log, the store and the capture cannot be created: the run goes on, one alert; before, the JSON log
+    service died with a traceback at its mkdir); 4 = not even the locks: a clear error naming the option
+    (before: OSError traceback, exit 1)."""
+    mnt = tmp_path / "mnt"
+    _mount(mnt, f"size=1m,nr_inodes={inodes},mode=0700")
+    try:
+        (mnt / "st" / "run").mkdir(parents=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GSWARM_")}
+        p = subprocess.run([sys.executable, "-m", "gswarm", "run", "--emulated", "--no-api", "--state-dir",
+                            str(mnt / "st"), "--emu-pace", "0.05", "--emu-faults", "crash:trainer_bug_current_batch@0.3",
+                            "--backoff-initial", "0.1", "--crash-loop-max", "50", "--duration", "2"],
+                           env=env, capture_output=True, text=True, timeout=90, cwd=tmp_path)
+    finally:
+        _umount(mnt)
+    out = p.stdout + p.stderr
+    frames = [line for line in out.splitlines() if "/gswarm/" in line and line.strip().startswith("File ")]
+    assert (p.returncode, frames) == (code, []), out[-3000:]
+    if code:
+        assert ("error: option state_dir: cannot create GSwarm's lock files in " in " ".join(out.split())
+                and "(No space left on device); free space on that disk or pick another --state-dir" in out)
+    else:
+        assert out.count("gswarm started node pid") >= 2 and out.count("gswarm disk full:") == 1, out[-3000:]

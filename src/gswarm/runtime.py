@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gswarm.clock import Clock, SystemClock
-from gswarm.errors import GSwarmError
+from gswarm.errors import ConfigError, GSwarmError
 from gswarm.events import EventBus, RecoveryAction, Recovery, Notice, Severity
 from gswarm.paths import state_dir as resolve_state_dir
 from gswarm.supervisor.spec import LaunchSpec
@@ -189,13 +189,18 @@ class Runtime:
     async def run(self) -> int:
         """Lock the checkout, adopt leftovers, supervise, shut down. Returns the exit code.
 
-        Raises LockError when another gswarm run supervises the same checkout.
+        Raises LockError when another gswarm run supervises the same checkout, ConfigError when the lock
+        files cannot even be created in the state dir (e.g. its disk is full).
         """
         from gswarm.supervisor.lock import CheckoutLock
         from gswarm.supervisor.watcher import Watcher
 
         lock = CheckoutLock(self.state_dir, self.checkout, node=self.node)
-        lock.acquire()
+        try:
+            lock.acquire()
+        except OSError as exc:  # e.g. a state dir on a full disk: no room even for an empty lock file
+            raise ConfigError(f"option state_dir: cannot create GSwarm's lock files in {self.state_dir / 'run'} "
+                              f"({exc.strerror or exc}); free space on that disk or pick another --state-dir") from None
         try:
             await self._adopt_leftover(lock)
             if self.prepare:

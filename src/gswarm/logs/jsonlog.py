@@ -20,6 +20,7 @@ Written by :class:`JsonLogService` (buffered; flushed every ``flush_interval`` s
 from __future__ import annotations
 
 import asyncio
+import errno
 import gzip
 import json
 import logging
@@ -175,11 +176,13 @@ class JsonLog:
 
     def __init__(self, directory: Path, max_bytes: int = 50 << 20, backups: int = 10, retention_days: float = 30.0) -> None:
         self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(self.dir, 0o700)  # also when the capture created it first (parents get the umask's mode)
-        except OSError:
-            pass
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+                raise
+            # a full disk: each write creates the folder when it can, and reports when it cannot
         self.path = self.dir / LOG_NAME
         self.max_bytes, self.backups, self.retention_s = max_bytes, backups, retention_days * 86400.0
         self._day: str | None = None
@@ -223,7 +226,10 @@ class JsonLog:
             raise
 
     def _open(self) -> Appender:
-        """The current file for appending, created 0600 (it holds the node's output)."""
+        """The current file for appending, created 0600 (it holds the node's output); the folder is made
+        (0700) when missing, e.g. after a start on a full disk."""
+        if not self.dir.is_dir():
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         return Appender(self.path, 0o600)
 
     def rotate(self, now: float) -> Path:

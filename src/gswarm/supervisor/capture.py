@@ -24,6 +24,7 @@ About 190 lines: the write path and its failure handling (cut back, reopen, repo
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -33,6 +34,8 @@ from typing import Any
 from gswarm.supervisor.stream import CONTINUED, PARTIAL, REDRAW, Batch
 
 _MARKS = {0: ">", REDRAW: "~", PARTIAL: "?", CONTINUED: "+"}
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+"""Errors of the disk, not of the configuration: reported and retried instead of raised at construction."""
 log = logging.getLogger(__name__)
 
 
@@ -46,7 +49,12 @@ def capture_path(state_dir: Path, node: str) -> Path:
 
     check_node_name(node, "node_name")
     folder = Path(state_dir) / "logs" / node
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        # a full disk: CaptureFile reports it and creates the folder at its first write that can
     return folder / "output.log"
 
 
@@ -74,8 +82,10 @@ class CaptureFile:
     batch, so a file may exceed it by one batch); ``backups``: rotated files kept
     (0 = truncate instead); ``alarm``: where write failures go (``failed``/``ok``,
     see :mod:`gswarm.diskfull`; None = logged only). Raises OSError when the file
-    cannot be opened at all (e.g. the folder is not writable); a later failure to
-    write is reported, never raised; ``lost`` counts the lines it dropped.
+    cannot be opened for a reason of configuration (e.g. the folder is not writable);
+    a full or failing disk (:data:`DISK_ERRNOS`) is reported and the open retried at
+    the next write; a later failure to write is reported, never raised; ``lost``
+    counts the lines it dropped.
     """
 
     def __init__(self, path: Path, max_bytes: int = 50 * 1024 * 1024, backups: int = 10, alarm: Any = None) -> None:
@@ -87,7 +97,12 @@ class CaptureFile:
         self._ts = _TsCache()
         self._fd = -1
         self._size = 0
-        self._open()
+        try:
+            self._open()
+        except OSError as exc:
+            if exc.errno not in DISK_ERRNOS:
+                raise
+            self._report(exc)
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,6 +160,9 @@ class CaptureFile:
             except OSError:
                 pass
             self._fd = -1
+        self._report(exc)
+
+    def _report(self, exc: OSError) -> None:
         if self.alarm is not None:
             self.alarm.failed("capture file", exc, self.path)
         else:
