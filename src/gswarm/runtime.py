@@ -3,7 +3,8 @@
 Builds the bus, the checkout lock, the node watcher and the optional services
 (lazy factories ``module:create_service``; a missing module or attribute is
 skipped and logged at debug), runs them as tasks of one loop and shuts down in
-order: node first, then services in reverse order of creation. Signal handlers
+order: node first, then the services' queued work (``drain``: notifications, bounded by
+``drain_timeout``), then services cancelled in reverse order of creation. Signal handlers
 only enqueue commands: SIGINT/SIGTERM/SIGHUP → graceful stop and exit (SIGHUP: the
 terminal or SSH session went away; without a handler it would kill ``gswarm run`` and
 orphan the node's group); a second SIGINT while stopping → kill now.
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gswarm.clock import Clock, SystemClock
-from gswarm.errors import GSwarmError
+from gswarm.errors import ConfigError, GSwarmError
 from gswarm.events import EventBus, RecoveryAction, Recovery, Notice, Severity
 from gswarm.paths import state_dir as resolve_state_dir
 from gswarm.supervisor.spec import LaunchSpec
@@ -39,6 +40,9 @@ SERVICE_FACTORIES = (
     "gswarm.api.server:create_service",
     "gswarm.daemon:create_service",  # control socket, sd_notify, heartbeat (issue #14)
 )
+
+DRAIN_TIMEOUT = 10.0
+"""Seconds (real time) the services get at shutdown to finish queued work (notifications) before cancel."""
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """Signals that stop the node gracefully and end ``gswarm run`` (SIGHUP: terminal/SSH hang-up)."""
@@ -62,14 +66,16 @@ class Runtime:
     ``spec_factory`` builds the LaunchSpec before each start (default:
     ``gswarm.rlswarm.launch.build_launch_spec(settings, checkout)``); ``checkout``
     defaults to ``settings.rl_swarm_dir``. ``services`` lists factory paths
-    (default :data:`SERVICE_FACTORIES`; pass ``()`` for none).
+    (default :data:`SERVICE_FACTORIES`; pass ``()`` for none). ``drain_timeout``: seconds the
+    services get at shutdown to deliver what they queued (:meth:`_stop_services`).
     """
 
     def __init__(self, settings: Any, clock: Clock | None = None, bus: EventBus | None = None, *,
                  checkout: Path | None = None, spec_factory: Callable[[], LaunchSpec] | None = None,
                  rng: random.Random | None = None, console: Any = None, reinstall: Callable[[], Any] | None = None,
                  services: tuple[str, ...] | None = None, install_signals: bool = True,
-                 prestart: Callable[[], Any] | None = None, prepare: bool = False) -> None:
+                 prestart: Callable[[], Any] | None = None, prepare: bool = False,
+                 drain_timeout: float = DRAIN_TIMEOUT) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.bus = bus or EventBus()
@@ -85,6 +91,7 @@ class Runtime:
         self.service_paths = SERVICE_FACTORIES if services is None else services
         self.install_signals = install_signals
         self.prepare = prepare
+        self.drain_timeout = drain_timeout
         self.prepared: Any = None
         self.setup_console: Any = None  # a rich Console for setup/login progress and countdowns
         self.on_first_spec: Callable[[LaunchSpec], Any] | None = None
@@ -112,7 +119,11 @@ class Runtime:
         try:
             restored = identity.restore_login_files(self.checkout, self.state_dir)
             identity.backup_login_files(self.checkout, self.state_dir)
-        except Exception as exc:  # LoginError (not logged in yet), OSError
+        except OSError as exc:  # disk full / failing: one alert for every writer (gswarm.diskfull)
+            from gswarm.diskfull import alarm_for
+
+            alarm_for(self.bus, self.clock, self.node).failed("login file backup", exc, self.state_dir / "backups")
+        except Exception as exc:  # LoginError (not logged in yet)
             log.debug("login files not backed up: %s", exc)
         if restored:
             self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.NONE,
@@ -178,13 +189,18 @@ class Runtime:
     async def run(self) -> int:
         """Lock the checkout, adopt leftovers, supervise, shut down. Returns the exit code.
 
-        Raises LockError when another gswarm run supervises the same checkout.
+        Raises LockError when another gswarm run supervises the same checkout, ConfigError when the lock
+        files cannot even be created in the state dir (e.g. its disk is full).
         """
         from gswarm.supervisor.lock import CheckoutLock
         from gswarm.supervisor.watcher import Watcher
 
         lock = CheckoutLock(self.state_dir, self.checkout, node=self.node)
-        lock.acquire()
+        try:
+            lock.acquire()
+        except OSError as exc:  # e.g. a state dir on a full disk: no room even for an empty lock file
+            raise ConfigError(f"option state_dir: cannot create GSwarm's lock files in {self.state_dir / 'run'} "
+                              f"({exc.strerror or exc}); free space on that disk or pick another --state-dir") from None
         try:
             await self._adopt_leftover(lock)
             if self.prepare:
@@ -248,6 +264,21 @@ class Runtime:
         return tasks
 
     async def _stop_services(self, tasks: list[asyncio.Task]) -> None:
+        """Shut the services down: first let each service with ``drain(timeout)`` finish its queued work
+        (notifications: the give-up alert must go out; at most :attr:`drain_timeout` s in all), then cancel
+        them in reverse order of creation."""
+        deadline = asyncio.get_running_loop().time() + self.drain_timeout
+        for svc in self.services:
+            drain = getattr(svc, "drain", None)
+            left = deadline - asyncio.get_running_loop().time()
+            if drain is None or left <= 0:
+                continue
+            try:
+                await asyncio.wait_for(drain(left), left + 1.0)
+            except asyncio.TimeoutError:
+                log.warning("service %s did not finish its queued work within %.0f s", getattr(svc, "name", "?"), left)
+            except Exception:
+                log.exception("service %s failed while draining", getattr(svc, "name", "?"))
         for task in reversed(tasks):
             task.cancel()
             try:
@@ -299,10 +330,17 @@ class Runtime:
             "generation": spec.generation if spec else None,
             "mode": spec.mode if spec else None,
             "started_at": started,
-            "uptime": (self.clock.time() - started) if started else None,
+            "uptime": w.uptime() if started else None,  # monotonic: a wall-clock step cannot make it negative
             "restarts": info.restarts if info else 0,
             "last_exit": dict(info.last_exit) if info and info.last_exit else None,
             "next_restart_at": info.next_restart_at if info else None,
             "fatal_reason": info.fatal_reason if info else None,
             "degraded": bool(info.degraded) if info else False,
+            "idle": self._idle() if live else None,
         }
+
+    def _idle(self) -> float | None:
+        """Seconds without progress (monotonic) from the health service, or None without one."""
+        health = next((s for s in self.services if getattr(s, "name", "") == "health"), None)
+        idle = getattr(health, "idle", None)
+        return idle() if callable(idle) else None

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from gswarm.cli._common import ConfigFile, JsonOut, StateDir, check_output_file, settings_from, state_dir_of
+from gswarm.config.settings import check_node_name
 from gswarm.errors import ConfigError
 
 
@@ -54,6 +55,8 @@ def report(since: str, node: Optional[str], send: bool, json_out: bool, png: Opt
     from gswarm.notify.digest import build_digest
     from gswarm.config.durations import parse_moment, span_seconds
 
+    if node is not None:
+        check_node_name(node, "--node")
     settings = settings_from(state_dir=state_dir, config_file=config_file)
     until = time.time()
     span = span_seconds(since)  # 24h, 1h30m, 7d; or an ISO start time (one grammar, gswarm.config.durations)

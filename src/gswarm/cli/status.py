@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gswarm.cli._common import ConfigFile, JsonOut, StateDir, settings_from
+from gswarm.config.settings import check_node_name
 from gswarm.daemon.client import running_state_dir
 from gswarm.errors import ConfigError
 
@@ -104,6 +105,8 @@ def register(app: typer.Typer) -> None:
         from gswarm.logs.store import DB_NAME, StoreReader
         from gswarm.monitor.status import status as build
 
+        if node is not None:
+            check_node_name(node, "--node")
         settings = settings_from(state_dir=state_dir, config_file=config_file)
         now = time.time()
         sdir = running_state_dir(settings)  # reading only
@@ -150,6 +153,8 @@ def register(app: typer.Typer) -> None:
         """
         from gswarm.logs._jsonread import LogFilter, compile_grep, iter_records, log_files, parse_time, tail_records
 
+        if node is not None:
+            check_node_name(node, "--node")
         settings = settings_from(state_dir=state_dir, config_file=config_file)
         now = time.time()
         start, end = parse_time(since, now, "--since"), parse_time(until, now, "--until")

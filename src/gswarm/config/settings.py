@@ -49,6 +49,37 @@ INTERNAL_ENV = frozenset({"GSWARM_RUN_MARKER", "GSWARM_SMTP_PASSWORD"})
 INTERNAL_ENV_PREFIXES = ("GSWARM_EMU_",)  # the emulator's knobs (gswarm.emulator)
 LAYERS = ("default", "profile", "file", "api override", "env", "flag")
 
+NODE_NAME_RULE = "1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+_NODE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+
+
+def node_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot be a node name, or None when it can.
+
+    A node name becomes a folder (``<state_dir>/logs/<node>/``), a store key and a URL part, so it is
+    limited to :data:`NODE_NAME_RULE` (``[A-Za-z0-9][A-Za-z0-9._-]{0,63}``): no separator, no ``..``
+    escape (a leading dot is refused), nothing a filesystem calls too long.
+    """
+    import re
+
+    if not isinstance(name, str):
+        return f"expected text, got {type(name).__name__}"
+    if name == "":
+        return f"empty; give a name of {NODE_NAME_RULE}"
+    if not re.fullmatch(_NODE_NAME, name):
+        shown = name if len(name) <= 40 else name[:40] + "…"
+        return f"{shown!r} is not allowed; use {NODE_NAME_RULE}"
+    return None
+
+
+def check_node_name(name: Any, option: str) -> str:
+    """``name`` when it is a valid node name (:func:`node_name_problem`); else ConfigError naming ``option``
+    (e.g. ``"--node"``) and what is allowed."""
+    problem = node_name_problem(name)
+    if problem:
+        raise ConfigError(f"option {option}: node name {problem}")
+    return name
+
 
 class Settings(BaseSettings):
     """All options of ``gswarm run`` and friends. Units are in each field's description."""
@@ -144,6 +175,14 @@ class Settings(BaseSettings):
     @classmethod
     def _durations(cls, v: Any) -> Any:
         return coerce_duration(v)
+
+    @field_validator("node_name", mode="before")
+    @classmethod
+    def _node_name(cls, v: Any) -> Any:
+        problem = node_name_problem(v)
+        if problem:
+            raise ValueError(f"node name {problem}")
+        return v
 
     @field_validator("notify_urls", mode="before")
     @classmethod

@@ -117,6 +117,7 @@ class Store:
     def write(self, batch: Iterable[ev.Event]) -> int:
         """Store ``batch`` in one transaction; returns the number of events stored. Unknown types are skipped."""
         n = 0
+        open_runs = dict(self._open_run)  # restored when the batch is rolled back (disk full): no dangling run id
         cur = self.conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
@@ -127,7 +128,9 @@ class Store:
                     n += 1
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            self._open_run = open_runs
+            if self.conn.in_transaction:  # SQLite may already have rolled back itself (SQLITE_FULL, IOERR)
+                cur.execute("ROLLBACK")
             raise
         return n
 
@@ -181,8 +184,9 @@ def _exited(store: Store, cur: sqlite3.Cursor, e: ev.ProcessExited) -> None:
     run = store._run_id(cur, e.node)
     store._open_run.pop(e.node, None)
     if run is not None:
-        cur.execute(
-            "UPDATE runs SET stopped_at = ?, exit_code = ?, signal = ?, uptime = ?, requested = ? WHERE id = ?",
+        cur.execute(  # only a run still open: when its start was lost (disk full) an earlier run stays as it was
+            "UPDATE runs SET stopped_at = ?, exit_code = ?, signal = ?, uptime = ?, requested = ? WHERE id = ?"
+            " AND stopped_at IS NULL",
             (e.ts, e.exit_code, e.signal, e.uptime, e.requested or None, run),
         )
     data = {"pid": e.pid, "exit_code": e.exit_code, "signal": e.signal, "uptime": e.uptime, "run_id": e.run_id,

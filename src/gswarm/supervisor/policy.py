@@ -18,7 +18,9 @@ Recovery by cause (failures area, issue #4; categories and recoveries from share
   ``STEP_UP_AFTER`` seconds of stable uptime.
 * A SIGKILL (signal 9 / status 137) with no decisive output → ``system_oom_killed``; exit 0 with nothing
   classified → ``clean_exit`` (restart if ``settings.restart_on_clean_exit``).
-Live incidents (the node keeps running) go through :func:`decide_live`. Units: seconds, wall-clock ``now``.
+Live incidents (the node keeps running) go through :func:`decide_live`. Units: seconds; ``now`` is epoch-like but
+taken from :class:`gswarm.clock.SteadyWall` by the watcher and the health service, so a wall-clock step never
+stretches or shrinks a window (issue #13 case 5).
 
 Longer than ~150 lines on purpose: one small function per recovery kind, kept together so the whole policy
 reads in one place (the OOM ladder lives in ``_policy_oom.py``).
@@ -74,7 +76,7 @@ class ExitInfo:
 class History:
     """What the policy remembers between exits (owned by the watcher, mutated only by ``decide``).
 
-    ``failures``: (wall ts, category) of recent failures; ``consecutive``: failures since
+    ``failures``: (``now`` of the decision, category) of recent failures; ``consecutive``: failures since
     the last healthy run; ``extra``: JSON-ready state (``outage``, ``oom`` ladder, ``reinstalled``,
     ``identity_taken``, ``wrapper_only``, ``stalls``; the watcher may set ``generation``; the progress service
     sets ``model_in_use`` from the node's "Using Model:" line, E3-E6, and clears it at every start).
