@@ -1,18 +1,17 @@
-"""The composition root: one Runtime per ``gswarm run`` (see docs/architecture.md "Runtime").
+"""One node's runtime: its watcher, process, capture and per-node services (see docs/architecture.md "Host").
 
-Builds the bus, the checkout lock, the node watcher and the optional services
-(lazy factories ``module:create_service``; a missing module or attribute is
-skipped and logged at debug), runs them as tasks of one loop and shuts down in
-order: node first, then services in reverse order of creation. Signal handlers
-only enqueue commands: SIGINT/SIGTERM/SIGHUP → graceful stop and exit (SIGHUP: the
-terminal or SSH session went away; without a handler it would kill ``gswarm run`` and
-orphan the node's group); a second SIGINT while stopping → kill now.
+Since issue #15 the composition root is :class:`gswarm.host.Host`: it holds the checkout lock, builds
+the shared services (store, JSON log, notifier, API) once and runs N Runtimes; :meth:`Runtime.run`
+runs this node as a one-node host, exactly as a Wave-1 run did. Services are lazy factories
+``module:create_service`` (a missing module or attribute is skipped and logged at debug); shutdown order:
+nodes first, then services in reverse order of creation. Signal handlers (installed by the host) only
+enqueue commands: SIGINT/SIGTERM/SIGHUP → graceful stop and exit (SIGHUP: the terminal or SSH session
+went away); a second SIGINT while stopping → kill now.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import random
 import signal
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gswarm.clock import Clock, SystemClock
-from gswarm.errors import GSwarmError
 from gswarm.events import EventBus, RecoveryAction, Recovery, Notice, Severity
 from gswarm.paths import state_dir as resolve_state_dir
 from gswarm.supervisor.spec import LaunchSpec
@@ -90,7 +88,8 @@ class Runtime:
         self.poststart: Callable[[], Any] | None = None
         self.watcher: Any = None
         self.services: list[Any] = []
-        self._sigint_seen = 0
+        self.placement: Any = None  # gswarm.placement.Placement when the host runs several nodes
+        self.lock: Any = None  # the CheckoutLock (or a per-node view of it) the host took for this node
 
     def _default_spec(self) -> LaunchSpec:
         from gswarm.rlswarm.launch import build_launch_spec
@@ -168,44 +167,45 @@ class Runtime:
         ``on_first_spec(spec)``, when set, is called once with the first spec built (the CLI prints the plan).
         """
         first = self.spec is None
-        self.spec = self._spec_factory()
+        spec = self._spec_factory()
+        if self.placement is not None:  # one node of several on this host (gswarm.placement)
+            from gswarm.placement import apply
+
+            spec = apply(spec, self.placement)
+        self.spec = spec
         if first and self.on_first_spec is not None:
             self.on_first_spec(self.spec)
         return self.spec
 
     # ----------------------------------------------------------------- running
     async def run(self) -> int:
-        """Lock the checkout, adopt leftovers, supervise, shut down. Returns the exit code.
+        """Supervise this node as a one-node :class:`gswarm.host.Host` (lock the checkout, adopt leftovers,
+        set up, services, watcher, shut down in order). Returns the exit code.
 
         Raises LockError when another gswarm run supervises the same checkout.
         """
-        from gswarm.supervisor.lock import CheckoutLock
+        from gswarm.host import Host
+
+        return await Host.single(self).run()
+
+    def make_watcher(self) -> Any:
+        """Build this node's Watcher (after the lock is held and setup ran); the host calls it."""
         from gswarm.supervisor.watcher import Watcher
 
-        lock = CheckoutLock(self.state_dir, self.checkout)
-        lock.acquire()
-        try:
-            await self._adopt_leftover(lock)
-            if self.prepare:
-                await self._prepare()
-            self.watcher = Watcher(self.node, self.settings, self.bus, self.clock, self.state_dir, self.build_spec,
-                                   self.commands, rng=self.rng, lock=lock, console=self.console, reinstall=self.reinstall,
-                                   prestart=self.prestart, poststart=self.poststart, update_settings=self.update_settings)
-            tasks = await self._start_services()
-            for svc in self.services:
-                if getattr(svc, "name", "") == "api" and getattr(svc, "url", None):
-                    self.bus.publish(Notice(self.node, self.clock.time(), "api", Severity.INFO,
-                                            f"dashboard {svc.url}/ (API {svc.url}/api/v1, docs {svc.url}/docs)"))
-            self._install_signals()
-            try:
-                return await self.watcher.run()
-            finally:
-                self._remove_signals()
-                await self._stop_services(tasks)
-        finally:
-            if self.prepared is not None:
-                await self.prepared.close()
-            lock.release()
+        self.watcher = Watcher(self.node, self.settings, self.bus, self.clock, self.state_dir, self.build_spec,
+                               self.commands, rng=self.rng, lock=self.lock, console=self.console, reinstall=self.reinstall,
+                               prestart=self.prestart, poststart=self.poststart, update_settings=self.update_settings)
+        return self.watcher
+
+    def share_setup(self, owner: "Runtime") -> None:
+        """Use the environment ``owner`` (same checkout) already prepared: its venv/ORG_ID settings; before
+        each start only the login files are restored (the owner keeps sidecars alive and closes them)."""
+        prepared = owner.prepared
+        if prepared is None:
+            return
+        keep = {k: v for k, v in prepared.settings_update().items() if k != "identity_path"}
+        self.settings = self.settings.model_copy(update=keep)
+        self.prestart = self._keep_login_files
 
     async def _adopt_leftover(self, lock: Any) -> None:
         """Stop the node group a SIGKILLed gswarm left behind (pid + start time verified)."""
@@ -222,61 +222,6 @@ class Runtime:
                                             {"pgid": rec.pgid, "pid": rec.node_pid, "gswarm_pid": rec.gswarm_pid}))
             self.bus.publish(Notice(self.node, self.clock.time(), "orphan", Severity.WARNING,
                                     "stopped a node left behind by a killed gswarm", detail))
-
-    async def _start_services(self) -> list[asyncio.Task]:
-        """Create and start the services. A factory raising GSwarmError (e.g. the API port is taken)
-        ends the run with that error after stopping what was started; any other failure is logged."""
-        tasks: list[asyncio.Task] = []
-        for path in self.service_paths:
-            mod_name, _, attr = path.partition(":")
-            try:
-                factory = getattr(importlib.import_module(mod_name), attr)
-            except (ImportError, AttributeError) as exc:
-                log.debug("service %s not available: %s", path, exc)
-                continue
-            try:
-                svc = factory(self)
-            except GSwarmError:
-                await self._stop_services(tasks)
-                raise
-            except Exception:
-                log.exception("service factory %s failed; continuing without it", path)
-                continue
-            if svc is not None:
-                self.services.append(svc)
-                tasks.append(asyncio.ensure_future(svc.run()))
-        return tasks
-
-    async def _stop_services(self, tasks: list[asyncio.Task]) -> None:
-        for task in reversed(tasks):
-            task.cancel()
-            try:
-                await asyncio.wait_for(task, 10)
-            except (asyncio.CancelledError, asyncio.TimeoutError):
-                pass
-            except Exception:
-                log.exception("service failed while stopping")
-
-    # ----------------------------------------------------------------- signals
-    def _install_signals(self) -> None:
-        if not self.install_signals:
-            return
-        loop = asyncio.get_running_loop()
-        for sig in STOP_SIGNALS:
-            loop.add_signal_handler(sig, self._on_signal, sig)
-
-    def _remove_signals(self) -> None:
-        if self.install_signals:
-            loop = asyncio.get_running_loop()
-            for sig in STOP_SIGNALS:
-                loop.remove_signal_handler(sig)
-
-    def _on_signal(self, sig: int) -> None:
-        """Only enqueue: first signal (any of :data:`STOP_SIGNALS`) → graceful stop + exit; a second SIGINT → kill now."""
-        if sig == signal.SIGINT:
-            self._sigint_seen += 1
-        kind = "kill" if sig == signal.SIGINT and self._sigint_seen > 1 else "stop"
-        self.commands.put_nowait(Command(kind, "signal", shutdown=True))
 
     def request(self, kind: str, source: str = "api", shutdown: bool = False) -> None:
         """Enqueue a command (thread-unsafe; call from the loop)."""
