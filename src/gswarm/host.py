@@ -132,6 +132,7 @@ class Host:
                 await rt._adopt_leftover(rt.lock)
             await self._setup_all()
             for rt in self.runtimes.values():
+                _identity_folder(rt)
                 rt.make_watcher()
             tasks = await self._start_services()
             self._announce_api()
@@ -279,3 +280,11 @@ def record_view(owner: Any, node: str) -> Any:
     view.acquire = lambda: None  # type: ignore[method-assign]
     view.release = view.clear_record  # type: ignore[method-assign]
     return view
+
+
+def _identity_folder(rt: Any) -> None:
+    """Create (0700) the folder of a placed node's own identity file, e.g. ``<state_dir>/nodes/<name>/``:
+    the node writes swarm.pem there on its first start but does not create folders."""
+    placement = getattr(rt, "placement", None)
+    if placement is not None:
+        placement.identity_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
