@@ -165,3 +165,18 @@ def apply(spec: LaunchSpec, p: Placement) -> LaunchSpec:
     if p.generation in GENRL and spec.mode == "direct" and p.modal_port != 3000:
         argv.append(f"blockchain.modal_proxy_url=http://localhost:{p.modal_port}/api/")
     return dataclasses.replace(spec, env=env, argv=tuple(argv))
+
+
+def plan_nodes(base: Settings, host: HostConfig, state_dir: Path) -> dict[str, Any]:
+    """``gswarm plan --json`` for a host: ``{"stagger": s, "nodes": [placement JSON + "launch": LaunchSpec
+    JSON (masked env, placement applied) + "warnings"]}``. Raises what :func:`place` raises."""
+    from gswarm.rlswarm.generations import detect
+    from gswarm.rlswarm.launch import build_launch_spec
+    from gswarm.rlswarm.options import inapplicable
+
+    nodes = []
+    for p in place(base, host, state_dir):
+        det = detect(p.checkout)
+        spec = apply(build_launch_spec(p.settings, p.checkout, detection=det, require_login=False), p)
+        nodes.append(p.to_json() | {"launch": spec.to_json(), "warnings": inapplicable(p.settings, det.generation)})
+    return {"stagger": host.stagger, "nodes": nodes}
