@@ -41,7 +41,7 @@ def test_nodes_tables_bad_input_names_node_and_field() -> None:
         ("config file h.toml: nodes 'a' and 'b' both use identity_path /k.pem (two nodes would share one peer ID); "
          "give each node its own")
     assert _err([{"name": "a"}], {"stager": 1}) == \
-        "config file h.toml: [host] field 'stager' is unknown; allowed: stagger, p2p_base_port"
+        "config file h.toml: [host] field 'stager' is unknown; allowed: stagger, p2p_base_port, node_ram_gb, node_vram_gb"
 
 
 def test_config_file_nodes_inherit_top_level_and_leave_settings_alone(tmp_path: Path) -> None:
@@ -191,3 +191,18 @@ async def test_one_host_locks_each_checkout_once_a_second_host_is_refused(tmp_pa
     finally:
         host.request("stop", "test", shutdown=True)
         assert await asyncio.wait_for(task, 30) == 0
+
+
+def test_fit_check_warns_before_starting_more_nodes_than_fit(tmp_path: Path) -> None:
+    from gswarm.placement import GIB, fit_warnings
+
+    base = load_settings({"rl_swarm_dir": tmp_path}, env={})
+    host = parse_host([{"name": "a", "gpus": [0]}, {"name": "b", "gpus": [1]}, {"name": "c", "gpus": [2]}],
+                      {"node_ram_gb": 16, "node_vram_gb": 20}, "h.toml")
+    placed = place(base, host, tmp_path, detect=lambda co: "E6")
+    assert fit_warnings(placed, host, 64 * GIB, {0: 24 * GIB, 1: 24 * GIB, 2: 24 * GIB}) == []
+    assert fit_warnings(placed, host, 40 * GIB, {0: 24 * GIB, 1: 10 * GIB}) == [
+        "3 nodes need about 48 GiB of RAM (16 GiB each, [host] node_ram_gb) but 40.0 GiB is available: 2 fit; "
+        "run fewer nodes or lower node_ram_gb if yours need less",
+        "node 'b': GPU 1 has 10.0 GiB free, less than node_vram_gb 20 GiB",
+        "node 'c': GPU 2 does not exist (NVML lists 0, 1)"]

@@ -180,3 +180,47 @@ def plan_nodes(base: Settings, host: HostConfig, state_dir: Path) -> dict[str, A
         spec = apply(build_launch_spec(p.settings, p.checkout, detection=det, require_login=False), p)
         nodes.append(p.to_json() | {"launch": spec.to_json(), "warnings": inapplicable(p.settings, det.generation)})
     return {"stagger": host.stagger, "nodes": nodes}
+
+
+GIB = 1024 ** 3
+
+
+def fit_warnings(placements: list[Placement], host: HostConfig, ram_available: int,
+                 gpu_free: dict[int, int]) -> list[str]:
+    """Warnings (empty when everything fits) before starting ``placements``: host RAM ``ram_available``
+    (bytes) below ``len(nodes) * host.node_ram_gb`` GiB; a placed GPU NVML does not list; a GPU with less than
+    ``host.node_vram_gb`` GiB free (``gpu_free``: NVML index -> free bytes; checked only when NVML answered).
+    Running more nodes than fit lets one node's out-of-memory ladder starve the others."""
+    out: list[str] = []
+    need = len(placements) * host.node_ram_gb * GIB
+    if need > ram_available:
+        fits = int(ram_available // (host.node_ram_gb * GIB)) if host.node_ram_gb else len(placements)
+        out.append(f"{len(placements)} nodes need about {need / GIB:.0f} GiB of RAM ({host.node_ram_gb:g} GiB each, "
+                   f"[host] node_ram_gb) but {ram_available / GIB:.1f} GiB is available: {fits} fit; run fewer nodes "
+                   "or lower node_ram_gb if yours need less")
+    if not gpu_free:
+        return out
+    for p in placements:
+        for g in p.gpus or ():
+            if g not in gpu_free:
+                out.append(f"node {p.node!r}: GPU {g} does not exist (NVML lists {', '.join(map(str, sorted(gpu_free)))})")
+            elif host.node_vram_gb and gpu_free[g] < host.node_vram_gb * GIB:
+                out.append(f"node {p.node!r}: GPU {g} has {gpu_free[g] / GIB:.1f} GiB free, less than node_vram_gb "
+                           f"{host.node_vram_gb:g} GiB")
+    return out
+
+
+def host_resources() -> tuple[int, dict[int, int]]:
+    """(available RAM bytes from psutil, {GPU index: free VRAM bytes} from NVML or {} without NVML)."""
+    import psutil
+
+    free: dict[int, int] = {}
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            free[i] = int(pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(i)).free)
+    except Exception:
+        free = {}
+    return int(psutil.virtual_memory().available), free

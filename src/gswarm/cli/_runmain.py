@@ -100,10 +100,14 @@ def _run_host(settings: Any, host_cfg: Any, view: Any, seconds: float | None) ->
     from gswarm.events import EventBus
     from gswarm.host import Host
     from gswarm.paths import state_dir as resolve_state_dir
-    from gswarm.placement import place
+    from gswarm.placement import fit_warnings, host_resources, place
     from gswarm.runtime import Runtime
 
     placements = place(settings, host_cfg, resolve_state_dir(settings.state_dir))
+    if not settings.emulated:  # emulated nodes need next to nothing
+        ram, gpu_free = host_resources()
+        for warning in fit_warnings(placements, host_cfg, ram, gpu_free):
+            view.say(f"warning: {warning}", "bold yellow")
     bus, clock = EventBus(), SystemClock()
     view.multi = True
     runtimes = []

@@ -42,10 +42,11 @@ HOST_ONLY = frozenset({
     "notify_gpu_hot_c", "retention_days", "log_max_bytes", "log_backups", "emulated", "sample_interval",
 })
 """Options shared by the whole host (one store, API, notifier): only at the top level of the file."""
-HOST_KEYS = ("stagger", "p2p_base_port")
+HOST_KEYS = ("stagger", "p2p_base_port", "node_ram_gb", "node_vram_gb")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 DEFAULT_STAGGER = 10.0
 DEFAULT_P2P_BASE = 38331  # E0-E2 GPU configs' host_maddr port (generations.md §4 "Ports")
+DEFAULT_NODE_RAM_GB = 32.0  # v0.7.0 README "Hardware": "a minimum of 32GB RAM"
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,14 @@ class NodeConfig:
 
 @dataclass(frozen=True)
 class HostConfig:
-    """The nodes of one host plus ``stagger`` (seconds between starts) and ``p2p_base_port``."""
+    """The nodes of one host plus ``stagger`` (seconds between starts), ``p2p_base_port``, and the fit check's
+    need per node: ``node_ram_gb`` (GiB of host RAM) and ``node_vram_gb`` (GiB free on each of its GPUs; 0 = no check)."""
 
     nodes: tuple[NodeConfig, ...]
     stagger: float = DEFAULT_STAGGER
     p2p_base_port: int = DEFAULT_P2P_BASE
+    node_ram_gb: float = DEFAULT_NODE_RAM_GB
+    node_vram_gb: float = 0.0
 
 
 def read_host_config(path: Path | None) -> HostConfig | None:
@@ -98,7 +102,10 @@ def parse_host(tables: Any, host: Any, source: str) -> HostConfig:
             raise ConfigError(f"{source}: [host] field {unknown[0]!r} is unknown; allowed: {', '.join(HOST_KEYS)}")
         stagger = _number(host.get("stagger", stagger), f"{source}: [host] field stagger", 0.0, 3600.0)
         base = int(_number(host.get("p2p_base_port", base), f"{source}: [host] field p2p_base_port", 1024, 65000))
-    return HostConfig(nodes, stagger, base)
+    host = host or {}
+    ram = _number(host.get("node_ram_gb", DEFAULT_NODE_RAM_GB), f"{source}: [host] field node_ram_gb", 0.0, 4096.0)
+    vram = _number(host.get("node_vram_gb", 0.0), f"{source}: [host] field node_vram_gb", 0.0, 1024.0)
+    return HostConfig(nodes, stagger, base, ram, vram)
 
 
 def _number(value: Any, where: str, low: float, high: float) -> float:
