@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -46,6 +47,7 @@ gpus = [0]
 name = "gpu1"
 gpus = [1]
 extra_env = {{ GSWARM_EMU_FAULTS = "crash:dht_daemon_timeout@1.5" }}
+crash_loop_max = 1000
 [[nodes]]
 name = "gpu2"
 gpus = [2]
@@ -136,11 +138,28 @@ def test_three_nodes_placed_fault_restarts_only_one_status_lists_three(host) -> 
     assert after["gpu0"]["pid"] == pids["gpu0"] and after["gpu2"]["pid"] == pids["gpu2"]
     incidents = httpx.get(f"{url}/api/v1/incidents", timeout=10).json()["items"]
     assert {i["node"] for i in incidents} == {"gpu1"}
+    # control through the API reaches only the node named in the route
+    token = (host["state"] / "api_token").read_text().strip()
+    before = _nodes(url)
+    r = httpx.post(f"{url}/api/v1/nodes/gpu2/restart", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert r.status_code == 202 and r.json() == {"accepted": True, "node": "gpu2", "command": "restart"}
+    moved = _wait(lambda: (lambda ns: ns if ns["gpu2"]["pid"] not in (None, before["gpu2"]["pid"]) else None)(_nodes(url)),
+                  30, "gpu2 restarted by the API")
+    assert moved["gpu0"]["pid"] == pids["gpu0"]
+    bad = httpx.post(f"{url}/api/v1/nodes/nope/stop", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert bad.status_code == 404 and bad.json()["error"] == "unknown node 'nope'; this supervisor runs 'gpu0', 'gpu1', 'gpu2'"
     res = _gswarm("status", "--state-dir", str(host["state"]), "--json")
     assert res.returncode == 0, res.stderr
     assert sorted(n["node"] for n in json.loads(res.stdout)["nodes"]) == list(NODES)
     one = _gswarm("status", "--state-dir", str(host["state"]), "--json", "--node", "gpu2")
     assert json.loads(one.stdout)["node"] == "gpu2"
+    rep = _gswarm("report", "--state-dir", str(host["state"]), "--json")  # without --node: every node
+    assert rep.returncode == 0, rep.stderr
+    assert [d["title"].split("]")[0] for d in json.loads(rep.stdout)["nodes"]] == ["[gpu0", "[gpu1", "[gpu2"]
+    out = host["state"].parent / "b.tar.gz"
+    assert _gswarm("bundle", "--state-dir", str(host["state"]), "--node", "gpu1", "--output", str(out)).returncode == 0
+    with tarfile.open(out) as tar:
+        assert sorted(m for m in tar.getnames() if m.startswith("logs/")) == ["logs/gpu1/output.log", "logs/gswarm.jsonl"]
 
 
 @pytest.mark.browser
