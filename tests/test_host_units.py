@@ -206,3 +206,27 @@ def test_fit_check_warns_before_starting_more_nodes_than_fit(tmp_path: Path) -> 
         "run fewer nodes or lower node_ram_gb if yours need less",
         "node 'b': GPU 1 has 10.0 GiB free, less than node_vram_gb 20 GiB",
         "node 'c': GPU 2 does not exist (NVML lists 0, 1)"]
+
+
+def test_node_sampler_reports_only_its_own_gpus(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from gswarm.monitor.gpu import GpuSampler
+    from gswarm.monitor.sampler import create_service
+
+    nv = SimpleNamespace(
+        NVML_TEMPERATURE_GPU=0, nvmlInit=lambda: None, nvmlShutdown=lambda: None, nvmlDeviceGetCount=lambda: 3,
+        nvmlDeviceGetHandleByIndex=lambda i: i, nvmlDeviceGetName=lambda h: f"GPU{h}", nvmlDeviceGetUUID=lambda h: f"U{h}",
+        nvmlDeviceGetUtilizationRates=lambda h: SimpleNamespace(gpu=10 * h, memory=0),
+        nvmlDeviceGetMemoryInfo=lambda h: SimpleNamespace(used=1, total=2, free=1),
+        nvmlDeviceGetTemperature=lambda h, s: 50, nvmlDeviceGetPowerUsage=lambda h: 1000,
+        nvmlDeviceGetComputeRunningProcesses=lambda h: [], nvmlDeviceGetGraphicsRunningProcesses=lambda h: [])
+    clock, bus = FakeClock(), EventBus()
+    runtimes, _ = _runtimes(tmp_path, clock, bus, shared=2, own=0)
+    svc = create_service(runtimes[1])  # node s1 placed on GPU 1
+    svc.sampler.gpu = GpuSampler(nv)
+    assert [g["index"] for g in svc.sample_once().data["gpu"]] == [1]
+    alone = Runtime(runtimes[0].settings, clock, bus, services=(), install_signals=False)  # no placement: every GPU
+    svc0 = create_service(alone)
+    svc0.sampler.gpu = GpuSampler(nv)
+    assert [g["index"] for g in svc0.sample_once().data["gpu"]] == [0, 1, 2]
