@@ -230,3 +230,34 @@ def test_node_sampler_reports_only_its_own_gpus(tmp_path: Path) -> None:
     svc0 = create_service(alone)
     svc0.sampler.gpu = GpuSampler(nv)
     assert [g["index"] for g in svc0.sample_once().data["gpu"]] == [0, 1, 2]
+
+
+async def test_shared_store_and_json_log_are_built_once_and_close_every_node_s_orphan_runs(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    clock, bus = FakeClock(), EventBus()
+    runtimes, base = _runtimes(tmp_path, clock, bus, shared=2, own=0)
+    db = Path(base.state_dir) / "gswarm.db"
+    from gswarm.logs.store import Store
+
+    Store(db, now=clock.time()).close()
+    with sqlite3.connect(db) as conn:  # runs a SIGKILLed host left open, and one of another supervisor
+        conn.executemany("INSERT INTO runs(node, started_at, pid) VALUES (?, ?, 1)",
+                         [("s0", clock.time() - 50), ("s1", clock.time() - 50), ("other", clock.time() - 50)])
+    for rt in runtimes:
+        rt.service_paths = ("gswarm.logs.store:create_service", "gswarm.logs.jsonlog:create_service")
+    host = Host(base, runtimes, clock, bus, install_signals=False)
+    task = asyncio.ensure_future(host.run())
+    try:
+        await until(lambda: all(rt.snapshot()["state"] == "RUNNING" for rt in runtimes) or task.done(), 30)
+        assert [s.name for s in host.services] == ["store", "jsonlog"]
+    finally:
+        host.request("stop", "test", shutdown=True)
+        assert await asyncio.wait_for(task, 30) == 0
+    log = Path(base.state_dir) / "logs" / "gswarm.jsonl"
+    states = [r["node"] for r in map(json.loads, log.read_text().splitlines()) if r["kind"] == "state"]
+    assert sorted(states) == ["s0"] * 4 + ["s1"] * 4  # each transition once, not once per writer
+    with sqlite3.connect(db) as conn:
+        left = conn.execute("SELECT node FROM runs WHERE pid = 1 AND stopped_at IS NULL").fetchall()
+    assert left == [("other",)]

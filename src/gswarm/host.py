@@ -48,7 +48,7 @@ class Host:
     between two node starts; ``setup(rt)``: async environment setup of one checkout (default
     ``rt._prepare``), run for the first node of each checkout whose Runtime has ``prepare`` set.
     The host looks like a Runtime to the shared factories: ``settings``, ``clock``, ``bus``,
-    ``state_dir``, ``node`` (the first node), ``checkout``, ``spec``, ``commands``, ``snapshot()``,
+    ``state_dir``, ``node`` (the first node), ``checkout``, ``spec``, ``commands``, ``service_paths``, ``snapshot()``,
     ``request()``; plus ``runtimes`` (name → Runtime) and ``snapshots()``.
     """
 
@@ -97,6 +97,12 @@ class Host:
     @property
     def spec(self) -> Any:
         return self.first.spec
+
+    @property
+    def service_paths(self) -> tuple[str, ...]:
+        """The nodes' factory list (shared factories look at it, e.g. the store runs the JSON log itself
+        only when ``gswarm.logs.jsonlog:create_service`` is not listed)."""
+        return tuple(self.first.service_paths)
 
     @property
     def commands(self) -> asyncio.Queue:

@@ -47,6 +47,7 @@ class StoreService:
         self.written = 0
         self.dropped = 0
         self._retry_at = float("-inf")
+        self.owned: tuple[str, ...] | None = None  # every node of a multi-node host: their orphan runs are closed
 
     def open(self) -> Store:
         """Open (or reopen) the writer; publishes a Notice if a bad file was set aside.
@@ -58,7 +59,7 @@ class StoreService:
             if self.clock.monotonic() < self._retry_at:
                 raise _Paused()
             try:
-                self.store = Store(self.path, now=self.clock.time(), node=self.node)
+                self.store = Store(self.path, now=self.clock.time(), node=self.owned or self.node)
             except Exception:
                 self._retry_at = self.clock.monotonic() + 60.0
                 raise
@@ -142,6 +143,9 @@ def create_service(rt: Any) -> Any:
     """
     store = StoreService(rt.bus, rt.clock, Path(rt.state_dir) / DB_NAME,
                          retention_days=rt.settings.retention_days, node=rt.node)
+    runtimes = getattr(rt, "runtimes", None)
+    if isinstance(runtimes, dict) and len(runtimes) > 1:  # a gswarm.host.Host
+        store.owned = tuple(runtimes)
     if "gswarm.logs.jsonlog:create_service" in tuple(getattr(rt, "service_paths", ()) or ()):
         return store
     from gswarm.logs import jsonlog
