@@ -119,8 +119,10 @@ def _run_host(settings: Any, host_cfg: Any, view: Any, seconds: float | None) ->
         runtimes.append(rt)
         view.say(f"[bold]\\[{p.node}][/] GPUs {p.cuda if p.cuda is not None else 'all'}, p2p "
                  f"{p.to_json()['p2p']}, identity {p.identity_path}, account {p.account} (modal-login :{p.modal_port})")
-        if not rt.prepare:
-            view.plan(rt.build_spec())
+        if rt.prepare:  # the plan needs what setup finds (venv interpreter, ORG_ID)
+            rt.on_first_spec = lambda spec, node=p.node: view.plan(spec, node)
+        else:
+            view.plan(rt.build_spec(), p.node)
     bus.subscribe(view.event)
     host = Host(settings, runtimes, clock, bus, stagger=host_cfg.stagger)
     code = asyncio.run(_supervise(host, seconds))

@@ -87,12 +87,14 @@ class RunView:
             self._in_redraw = False
         self.console.print(f"[{style}]gswarm[/] {text}")
 
-    def plan(self, spec: Any) -> None:
-        """The generation, the mode, the argv and the notes (no secrets: argv carries none)."""
-        self.say(f"generation [bold]{spec.generation}[/] ({escape(', '.join(spec.evidence[:3]))})")
-        self.say(f"mode {spec.mode}: {escape(shlex.join(spec.argv))}  (cwd {escape(str(spec.cwd))})")
+    def plan(self, spec: Any, node: str | None = None) -> None:
+        """The generation, the mode, the argv and the notes (no secrets: argv carries none); ``node``
+        prefixes every line with ``[node]`` (several nodes)."""
+        tag = f"[bold]\\[{escape(node)}][/] " if node else ""
+        self.say(f"{tag}generation [bold]{spec.generation}[/] ({escape(', '.join(spec.evidence[:3]))})")
+        self.say(f"{tag}mode {spec.mode}: {escape(shlex.join(spec.argv))}  (cwd {escape(str(spec.cwd))})")
         for note in spec.notes:
-            self.say(f"note: {escape(note)}", "yellow")
+            self.say(f"{tag}note: {escape(note)}", "yellow")
 
     def event(self, ev: Event) -> None:
         """One bus event as a ``gswarm`` line (with several nodes, prefixed by ``[node]``)."""
