@@ -132,6 +132,8 @@ def test_three_nodes_placed_fault_restarts_only_one_status_lists_three(host) -> 
         ident = argv[argv.index("--identity_path") + 1]
         assert ident.endswith("rl-swarm/swarm.pem") if i == 0 else ident == str(host["state"] / "nodes" / name / "swarm.pem")
     pids = {n: nodes[n]["pid"] for n in NODES}
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    assert [f'gswarm_node_up{{node="{n}"}} 1.0' in metrics for n in NODES] == [True, True, True]
     # the fault in gpu1 (crash 1.5 s into every run) restarts gpu1 only
     after = _wait(lambda: (lambda ns: ns if ns["gpu1"]["restarts"] >= 1 else None)(_nodes(url)), 30, "gpu1 restart")
     assert after["gpu0"]["restarts"] == 0 and after["gpu2"]["restarts"] == 0
