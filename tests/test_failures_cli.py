@@ -153,7 +153,7 @@ def test_bundle_contents_scrubbed_and_private(app: typer.Typer, tmp_path: Path, 
     hist = json.loads(texts["history.json"])
     assert [r["cause"] for r in hist["runs"]] == ["system_oom_killed"] and hist["events"][0]["kind"] == "restart"
     assert hist["incidents"][0]["category"] == "cuda_oom"
-    assert json.loads(texts["config.json"])["hf_token"] == "***"
+    assert json.loads(texts["config.json"])["settings"]["hf_token"] == "***"
     versions = json.loads(texts["versions.json"])
     assert {"os", "python", "gswarm", "torch", "nvidia", "rl_swarm_commit", "generation"} <= set(versions)
 

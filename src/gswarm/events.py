@@ -170,11 +170,38 @@ class ProcessStarted(Event):
 
 @dataclass(frozen=True)
 class ProcessExited(Event):
+    """The node process ended. ``uptime`` in seconds; ``requested`` names who asked for it (``"api"``,
+    ``"cli"``, ``"signal"``, ``"duration"`` …) when the exit answered an operator's stop or restart, else ``""``."""
+
     pid: int
     exit_code: int | None
     signal: int | None
     uptime: float
     run_id: int = 0
+    requested: str = ""
+
+    @property
+    def words(self) -> str:
+        """What happened, for people: see :func:`exit_words`."""
+        return exit_words(self.exit_code, self.signal, self.requested)
+
+
+def exit_words(exit_code: int | None, sig: int | None, requested: str = "") -> str:
+    """``"stopped on request (api)"``, ``"killed by SIGKILL (signal 9)"``, ``"exited with code 1"``,
+    ``"exited normally (code 0)"``: an exit in words rather than ``code=1 signal=None``."""
+    import signal as _signal
+
+    if requested:
+        return f"stopped on request ({requested})"
+    if sig is not None:
+        try:
+            name = _signal.Signals(sig).name
+        except ValueError:
+            return f"killed by signal {sig}"
+        return f"killed by {name} (signal {sig})"
+    if exit_code == 0:
+        return "exited normally (code 0)"
+    return "exited (code unknown)" if exit_code is None else f"exited with code {exit_code}"
 
 
 @dataclass(frozen=True)

@@ -161,20 +161,22 @@ class Host:
         from gswarm.supervisor.lock import CheckoutLock
 
         owners: dict[Path, Any] = {}
+        views: list[Any] = []
         try:
             for rt in self.runtimes.values():
                 owner = owners.get(rt.checkout)
                 if owner is None:
-                    owner = owners[rt.checkout] = CheckoutLock(rt.state_dir, rt.checkout)
+                    owner = CheckoutLock(rt.state_dir, rt.checkout, node=rt.node)
                     owner.acquire()
-                    rt.lock = owner
+                    rt.lock = owners[rt.checkout] = owner
                 else:
                     rt.lock = record_view(owner, rt.node)
+                    views.append(rt.lock)
         except BaseException:
-            for lock in owners.values():
+            for lock in views + list(owners.values()):
                 lock.release()
             raise
-        return list(owners.values())
+        return views + list(owners.values())
 
     async def _setup_all(self) -> None:
         """Environment setup once per checkout, one checkout at a time (pip/yarn/downloads never run N at once)."""
@@ -275,16 +277,24 @@ def _factory(path: str) -> Callable[[Any], Any] | None:
 
 
 def record_view(owner: Any, node: str) -> Any:
-    """A CheckoutLock-shaped object for ``node`` on ``owner``'s checkout: same locks (held by ``owner``;
-    its acquire/release do nothing), its own pid record ``run/<hash>-<node>.json``."""
-    from gswarm.supervisor.lock import CheckoutLock
+    """The lock of ``node``, a further node on ``owner``'s checkout (``owner`` holds the checkout locks):
+    it takes only its own (state dir, node name) owner lock and keeps its own pid records —
+    ``run/<hash>-<node>.json`` and the host-wide ``live-<checkout hash>-<node hash>.json`` (found by the
+    owner's ``leftovers()`` after a SIGKILL). ``release()`` drops its records and its owner lock.
+    Raises LockError when another run keeps this node's history in the same state dir."""
+    from gswarm.supervisor.lock import CheckoutLock, _flock_node
 
-    view = object.__new__(CheckoutLock)
-    view.__dict__.update(owner.__dict__)
-    view._fd = view._host_fd = -1
+    view = CheckoutLock(owner.state_dir, owner.checkout, host_dir=owner.host_dir or False, node=node)
     view.record_path = owner.record_path.with_name(f"{owner.record_path.stem}-{node}.json")
+    view._node_fd = _flock_node(view.node_lock_path, view.state_dir, node, view.checkout)
     view.acquire = lambda: None  # type: ignore[method-assign]
-    view.release = view.clear_record  # type: ignore[method-assign]
+    plain_release = view.release
+
+    def release() -> None:
+        view.clear_record()
+        plain_release()
+
+    view.release = release  # type: ignore[method-assign]
     return view
 
 

@@ -208,20 +208,19 @@ class Runtime:
         self.prestart = self._keep_login_files
 
     async def _adopt_leftover(self, lock: Any) -> None:
-        """Stop the node group a SIGKILLed gswarm left behind (pid + start time verified)."""
+        """Stop what a SIGKILLed gswarm left on this checkout, found through this state dir's record or
+        the host-wide one (any state dir); each process proven ours by marker + start stamp."""
         from gswarm.supervisor.lock import stop_orphan_group
 
-        rec = lock.read_record()
-        if rec is None:
-            return
-        stopped = await asyncio.to_thread(stop_orphan_group, rec, self.settings.stop_timeout)
-        lock.clear_record()
-        if stopped:
-            detail = f"stopped node group {rec.pgid} (pid {rec.node_pid}) left behind by gswarm pid {rec.gswarm_pid}"
-            self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.CLEANUP_THEN_RESTART, detail,
-                                            {"pgid": rec.pgid, "pid": rec.node_pid, "gswarm_pid": rec.gswarm_pid}))
-            self.bus.publish(Notice(self.node, self.clock.time(), "orphan", Severity.WARNING,
-                                    "stopped a node left behind by a killed gswarm", detail))
+        for rec in lock.leftovers():
+            stopped = await asyncio.to_thread(stop_orphan_group, rec, self.settings.stop_timeout)
+            if stopped:
+                detail = f"stopped node group {rec.pgid} (pid {rec.node_pid}) left behind by gswarm pid {rec.gswarm_pid}"
+                self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.CLEANUP_THEN_RESTART, detail,
+                                                {"pgid": rec.pgid, "pid": rec.node_pid, "gswarm_pid": rec.gswarm_pid}))
+                self.bus.publish(Notice(self.node, self.clock.time(), "orphan", Severity.WARNING,
+                                        "stopped a node left behind by a killed gswarm", detail))
+        lock.clear_leftovers()
 
     def request(self, kind: str, source: str = "api", shutdown: bool = False) -> None:
         """Enqueue a command (thread-unsafe; call from the loop)."""
