@@ -162,6 +162,8 @@ def test_three_nodes_placed_fault_restarts_only_one_status_lists_three(host) -> 
     assert _gswarm("bundle", "--state-dir", str(host["state"]), "--node", "gpu1", "--output", str(out)).returncode == 0
     with tarfile.open(out) as tar:
         assert sorted(m for m in tar.getnames() if m.startswith("logs/")) == ["logs/gpu1/output.log", "logs/gswarm.jsonl"]
+        config = json.loads(tar.extractfile("config.json").read())  # type: ignore[union-attr]
+    assert config["settings"]["node_name"] == "gpu1" and config["settings"]["crash_loop_max"] == 1000
 
 
 @pytest.mark.browser

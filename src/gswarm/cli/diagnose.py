@@ -187,7 +187,7 @@ def write_bundle(settings: Any, state: Path, minutes: float, output: Path | None
     files |= {f"logs/{k}": v for k, v in logs.items()}
     files |= {f"rl-swarm-logs/{k}": v for k, v in b.log_files(checkout / "logs", since, "*.log").items()}
     files["history.json"] = json.dumps(b.history(state / "gswarm.db"), indent=1, default=str)
-    recorded = b.run_settings(state / "gswarm.db", settings.node_name)
+    recorded = b.run_settings(state / "gswarm.db", node or settings.node_name)
     files["config.json"] = json.dumps(
         {"source": "the run recorded in the store", "settings": recorded} if recorded is not None else
         {"source": "this bundle command (no run recorded its settings)", "settings": redacted_dict(settings)},

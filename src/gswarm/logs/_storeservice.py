@@ -49,6 +49,7 @@ class StoreService:
         self.dropped = 0
         self._retry_at = float("-inf")
         self.owned: tuple[str, ...] | None = None  # every node of a multi-node host: their orphan runs are closed
+        self.node_settings: dict[str, dict[str, Any]] | None = None  # a host: each node's settings are recorded
 
     def open(self) -> Store:
         """Open (or reopen) the writer; publishes a Notice if a bad file was set aside.
@@ -96,7 +97,8 @@ class StoreService:
         try:
             self._safe(self.open)
             if self.run_settings is not None:
-                self._safe(lambda: self.open().record_settings(self.node, self.clock.time(), self.run_settings))
+                for node, settings in (self.node_settings or {self.node: self.run_settings}).items():
+                    self._safe(lambda n=node, s=settings: self.open().record_settings(n, self.clock.time(), s))
             while True:
                 first = await self.queue.get()
                 self._safe(lambda: self.flush(first))
@@ -152,6 +154,7 @@ def create_service(rt: Any) -> Any:
     runtimes = getattr(rt, "runtimes", None)
     if isinstance(runtimes, dict) and len(runtimes) > 1:  # a gswarm.host.Host
         store.owned = tuple(runtimes)
+        store.node_settings = {name: redacted_dict(r.settings) for name, r in runtimes.items()}
     if "gswarm.logs.jsonlog:create_service" in tuple(getattr(rt, "service_paths", ()) or ()):
         return store
     from gswarm.logs import jsonlog
