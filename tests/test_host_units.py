@@ -91,15 +91,18 @@ def test_apply_writes_placement_into_the_launch_spec(tmp_path: Path) -> None:
     assert apply(spec6, p6).argv[-1] == "blockchain.modal_proxy_url=http://localhost:3001/api/"
 
 
-def _runtimes(tmp_path: Path, clock: FakeClock, bus: EventBus, shared: int, own: int) -> tuple[list[Runtime], object]:
-    """``shared`` nodes on one emulated E6 checkout and ``own`` nodes on a checkout each."""
+def _runtimes(tmp_path: Path, clock: FakeClock, bus: EventBus, shared: int, own: int,
+              accounts: dict[str, str] | None = None) -> tuple[list[Runtime], object]:
+    """``shared`` nodes on one emulated E6 checkout and ``own`` nodes on a checkout each (``accounts``:
+    node name -> account, default "default")."""
+    accounts = accounts or {}
     co = init_checkout(tmp_path / "shared", "E6", logged_in=True)
     base = load_settings({"rl_swarm_dir": co, "state_dir": tmp_path / "st", "stop_timeout": 5,
                           "extra_env": {"GSWARM_EMU_PACE": "0.05", "GSWARM_EMU_FAULTS": ""}}, env={})
     nodes = [NodeConfig(f"s{i}", gpus=(i,)) for i in range(shared)]
     for j in range(own):
         nodes.append(NodeConfig(f"o{j}", checkout=init_checkout(tmp_path / f"own{j}", "E6", logged_in=True),
-                                gpus=(shared + j,)))
+                                gpus=(shared + j,), account=accounts.get(f"o{j}", "default")))
     runtimes = []
     for p in place(base, HostConfig(tuple(nodes)), tmp_path / "st"):
         rt = Runtime(p.settings, clock, bus, checkout=p.checkout, services=(), install_signals=False)
@@ -108,14 +111,14 @@ def _runtimes(tmp_path: Path, clock: FakeClock, bus: EventBus, shared: int, own:
     return runtimes, base
 
 
-async def test_setup_runs_once_per_shared_checkout_and_one_at_a_time(tmp_path: Path) -> None:
+async def test_setup_once_per_checkout_login_once_per_account_one_at_a_time(tmp_path: Path) -> None:
     clock, bus = FakeClock(), EventBus()
-    runtimes, base = _runtimes(tmp_path, clock, bus, shared=2, own=1)
-    calls: list[str] = []
+    runtimes, base = _runtimes(tmp_path, clock, bus, shared=2, own=2, accounts={"o1": "second"})
+    calls: list[tuple[str, str | None]] = []
     active = {"now": 0, "max": 0}
 
-    async def setup(rt: Runtime) -> None:
-        calls.append(rt.node)
+    async def setup(rt: Runtime, login_from: Runtime | None) -> None:
+        calls.append((rt.node, login_from.node if login_from is not None else None))
         active["now"] += 1
         active["max"] = max(active["max"], active["now"])
         await asyncio.sleep(0.05)
@@ -131,7 +134,9 @@ async def test_setup_runs_once_per_shared_checkout_and_one_at_a_time(tmp_path: P
     finally:
         host.request("stop", "test", shutdown=True)
         assert await asyncio.wait_for(task, 30) == 0
-    assert calls == ["s0", "o0"]  # s1 shares s0's checkout: its setup is not run again
+    # s1 shares s0's checkout: not set up again; o0 (own checkout, same account) reuses s0's login server;
+    # o1 (another account) runs its own
+    assert calls == [("s0", None), ("o0", "s0"), ("o1", None)]
     assert active["max"] == 1
 
 
@@ -261,3 +266,15 @@ async def test_shared_store_and_json_log_are_built_once_and_close_every_node_s_o
     with sqlite3.connect(db) as conn:
         left = conn.execute("SELECT node FROM runs WHERE pid = 1 AND stopped_at IS NULL").fetchall()
     assert left == [("other",)]
+
+
+async def test_prepare_node_without_login_starts_no_modal_login_server(tmp_path: Path) -> None:
+    from gswarm.rlswarm.login import prepare_node
+
+    co = init_checkout(tmp_path / "co", "E4")  # not logged in: a login would wait for the browser
+    settings = load_settings({"rl_swarm_dir": co, "state_dir": tmp_path / "st"}, env={})
+    node = await prepare_node(settings, co, state_dir=tmp_path / "st", install=False, login=False, lock_dir=tmp_path / "locks")
+    try:
+        assert (node.generation, node.mode, node.modal, node.org_id) == ("E4", "direct", None, None)
+    finally:
+        await node.close()

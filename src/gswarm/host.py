@@ -45,8 +45,9 @@ class Host:
 
     ``settings``: the host-wide Settings (state_dir, API, notifications); ``runtimes``: the node
     Runtimes (same ``bus`` and ``clock`` as the host, unique ``node`` names); ``stagger``: seconds
-    between two node starts; ``setup(rt)``: async environment setup of one checkout (default
-    ``rt._prepare``), run for the first node of each checkout whose Runtime has ``prepare`` set.
+    between two node starts; ``setup(rt, login_from)``: async environment setup of one checkout (default
+    ``rt._prepare(login_from=…)``), run for the first node of each checkout whose Runtime has ``prepare``
+    set; ``login_from`` is the account's node that already logged in, or None.
     The host looks like a Runtime to the shared factories: ``settings``, ``clock``, ``bus``,
     ``state_dir``, ``node`` (the first node), ``checkout``, ``spec``, ``commands``, ``service_paths``, ``snapshot()``,
     ``request()``; plus ``runtimes`` (name → Runtime) and ``snapshots()``.
@@ -179,8 +180,11 @@ class Host:
         return views + list(owners.values())
 
     async def _setup_all(self) -> None:
-        """Environment setup once per checkout, one checkout at a time (pip/yarn/downloads never run N at once)."""
+        """Environment setup once per checkout, one checkout at a time (pip/yarn/downloads never run N at once);
+        one login server and login per account: a further checkout of an account is set up with
+        ``login_from`` = the account's first node (its venv, but no second modal-login on the same port)."""
         done: dict[Path, Any] = {}
+        logged_in: dict[str, Any] = {}
         for rt in self.runtimes.values():
             if not rt.prepare:
                 continue
@@ -188,8 +192,11 @@ class Host:
             if owner is not None:
                 rt.share_setup(owner)
                 continue
-            await (self.setup(rt) if self.setup is not None else rt._prepare())
+            account = getattr(rt.placement, "account", "default")
+            login_from = logged_in.get(account)
+            await (self.setup(rt, login_from) if self.setup is not None else rt._prepare(login_from=login_from))
             done[rt.checkout] = rt
+            logged_in.setdefault(account, rt)
 
     async def _run_nodes(self) -> int:
         codes = await asyncio.gather(*(self._run_node(i, rt) for i, rt in enumerate(self.runtimes.values())))

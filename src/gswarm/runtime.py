@@ -139,21 +139,28 @@ class Runtime:
         if self.watcher is not None:
             self.watcher.settings = self.settings
 
-    async def _prepare(self) -> None:
+    async def _prepare(self, login_from: "Runtime | None" = None) -> None:
         """Direct mode on a real checkout: venv + requirements, modal-login sidecar, login, identity guard.
 
         Uses :func:`gswarm.rlswarm.login.prepare_node` (raises SetupError / LoginError / CheckoutError);
-        afterwards every start restores login files and swarm.pem and revives dead sidecars.
+        afterwards every start restores login files and swarm.pem and revives dead sidecars. ``login_from``:
+        a node of the same account on another checkout that already runs the login server and logged in
+        (this checkout then gets its venv but no second login server; ORG_ID comes from that node).
         """
         from gswarm.rlswarm.login import prepare_node
 
         s = self.settings
         self.prepared = await prepare_node(s, self.checkout, state_dir=self.state_dir, console=self.setup_console,
                                            modal_port=s.modal_port, ollama_port=s.ollama_port,
-                                           login_timeout=s.login_timeout, activation_timeout=s.activation_timeout)
+                                           login_timeout=s.login_timeout, activation_timeout=s.activation_timeout,
+                                           login=login_from is None)
         for note in self.prepared.notes:
             self.bus.publish(Notice(self.node, self.clock.time(), "setup", Severity.INFO, note))
-        self.settings = s.model_copy(update=self.prepared.settings_update())
+        update = self.prepared.settings_update()
+        org = getattr(login_from.prepared, "org_id", None) if login_from is not None else None
+        if org and not s.org_id:  # the account's login, done by login_from's checkout
+            update["org_id"] = org
+        self.settings = s.model_copy(update=update)
         self.prestart = self._prepared_prestart
         self.poststart = self.prepared.after_start
 
