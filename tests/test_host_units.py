@@ -278,3 +278,25 @@ async def test_prepare_node_without_login_starts_no_modal_login_server(tmp_path:
         assert (node.generation, node.mode, node.modal, node.org_id) == ("E4", "direct", None, None)
     finally:
         await node.close()
+
+
+def test_shared_checkout_placement_logs_apart_and_refuses_script_mode(tmp_path: Path) -> None:
+    from gswarm.supervisor.spec import LaunchSpec
+
+    base = load_settings({"rl_swarm_dir": tmp_path}, env={})
+    host = HostConfig((NodeConfig("a"), NodeConfig("b"), NodeConfig("c", checkout=tmp_path / "other")))
+    a, b, c = place(base, host, tmp_path / "st", detect=lambda co: "E6")
+    assert (a.log_root, b.log_root, c.log_root) == (tmp_path / "st/nodes/a", tmp_path / "st/nodes/b", None)
+    spec = LaunchSpec(argv=("py",), cwd=tmp_path, env={}, mode="direct", generation="E6")
+    assert apply(spec, b).env == {"ROOT": str(tmp_path / "st/nodes/b")} and apply(spec, c).env == {}
+    assert [p.log_root for p in place(base, host, tmp_path / "st", detect=lambda co: "E2")] == [None, None, None]
+    scripted = HostConfig((NodeConfig("a", options={"via_script": True}), NodeConfig("b")))
+    with pytest.raises(ConfigError, match=r"node 'a' shares its checkout .* with b in script mode: run_rl_swarm.sh "
+                                          r"deletes modal-login/temp-data/\*.json on every exit"):
+        place(base, scripted, tmp_path / "st", detect=lambda co: "E6")
+    two = HostConfig((NodeConfig("a", options={"via_script": True}),
+                      NodeConfig("b", checkout=tmp_path / "b", options={"via_script": True})))
+    with pytest.raises(ConfigError) as exc:
+        place(base, two, tmp_path / "st", detect=lambda co: "E4")
+    assert str(exc.value) == ("nodes 'a', 'b' all run run_rl_swarm.sh (script mode), and each script starts "
+                              "modal-login on port 3000; run them in direct mode (via_script = false)")

@@ -306,8 +306,10 @@ def record_view(owner: Any, node: str) -> Any:
 
 
 def _identity_folder(rt: Any) -> None:
-    """Create (0700) the folder of a placed node's own identity file, e.g. ``<state_dir>/nodes/<name>/``:
-    the node writes swarm.pem there on its first start but does not create folders."""
+    """Create (0700) the folders of a placed node: its own identity file's, e.g. ``<state_dir>/nodes/<name>/``
+    (the node writes swarm.pem there on its first start but creates no folders), and its log root."""
     placement = getattr(rt, "placement", None)
     if placement is not None:
         placement.identity_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if placement.log_root is not None:
+            placement.log_root.mkdir(mode=0o700, parents=True, exist_ok=True)

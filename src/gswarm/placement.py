@@ -34,6 +34,7 @@ from gswarm.supervisor.spec import LaunchSpec
 
 HIVEMIND = ("E0", "E1", "E2")
 GENRL = ("E3", "E4", "E5", "E6")
+LOG_ROOT_GENERATIONS = ("E4", "E5", "E6")  # log_dir: ${oc.env:ROOT,.}/logs (v0.6.0 rg-swarm.yaml, v0.7.0 code-gen-swarm.yaml)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class Placement:
     """One node's place on the host. ``cuda`` is the CUDA_VISIBLE_DEVICES value (None: not set, the node
     sees every GPU; "" = CPU only); ``p2p_port`` None for E3-E6 (random ports); ``modal_port`` the port of
     the account's login server; ``shares_checkout`` the other nodes on the same checkout; ``settings``
-    the node's effective Settings (identity_path, modal_port and node_name set)."""
+    the node's effective Settings (identity_path, modal_port and node_name set); ``log_root`` the ``ROOT``
+    given to an E4-E6 node sharing its checkout (its Hydra ``log_dir`` is ``${oc.env:ROOT,.}/logs``), else None."""
 
     node: str
     checkout: Path
@@ -53,6 +55,7 @@ class Placement:
     modal_port: int
     shares_checkout: tuple[str, ...]
     settings: Settings
+    log_root: Path | None = None
 
     @property
     def cuda(self) -> str | None:
@@ -60,12 +63,13 @@ class Placement:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready: node, checkout, generation, gpus, cuda_visible_devices, p2p, identity_path, account,
-        modal_port, shares_checkout."""
+        modal_port, shares_checkout, log_dir (where the node's own log files go)."""
         p2p = f"tcp/{self.p2p_port}" if self.p2p_port else "random (genrl binds tcp/0 and udp/0/quic)"
         return {"node": self.node, "checkout": str(self.checkout), "generation": self.generation,
                 "gpus": list(self.gpus) if self.gpus is not None else None, "cuda_visible_devices": self.cuda,
                 "p2p": p2p, "p2p_port": self.p2p_port, "identity_path": str(self.identity_path),
-                "account": self.account, "modal_port": self.modal_port, "shares_checkout": list(self.shares_checkout)}
+                "account": self.account, "modal_port": self.modal_port, "shares_checkout": list(self.shares_checkout),
+                "log_dir": str((self.log_root or self.checkout) / "logs")}
 
 
 def nvml_gpu_count() -> int:
@@ -110,10 +114,25 @@ def place(base: Settings, host: HostConfig, state_dir: Path, *, detect: Callable
                               f"{' in script mode' if s.via_script else ''}: use the account of the other nodes")
         port = (n.p2p_port or host.p2p_base_port + i) if gen in HIVEMIND else None
         shares = tuple(m.name for m, c in zip(nodes, checkouts) if c == co and m.name != n.name)
+        if shares and s.via_script:
+            raise ConfigError(f"node {n.name!r} shares its checkout {co} with {', '.join(shares)} in script mode: "
+                              "run_rl_swarm.sh deletes modal-login/temp-data/*.json on every exit and starts its own "
+                              "modal-login on :3000 (generations.md §2.2); give it its own checkout or use direct mode")
+        log_root = Path(state_dir) / "nodes" / n.name if shares and gen in LOG_ROOT_GENERATIONS else None
         s = s.model_copy(update={"identity_path": ident, "modal_port": modal_port})
-        out.append(Placement(n.name, co, gen, gpus[i], port, ident, n.account, modal_port, shares, s))
+        out.append(Placement(n.name, co, gen, gpus[i], port, ident, n.account, modal_port, shares, s, log_root))
     _check_ports(out)
+    _check_scripts(out)
     return out
+
+
+def _check_scripts(out: list[Placement]) -> None:
+    """At most one script-mode node of a testnet generation (E1-E6) per host: each script starts its own
+    modal-login on the hard-coded port 3000 (generations.md §2.4)."""
+    scripted = [p.node for p in out if p.settings.via_script and p.generation not in ("E0", "unknown")]
+    if len(scripted) > 1:
+        raise ConfigError(f"nodes {', '.join(repr(n) for n in scripted)} all run run_rl_swarm.sh (script mode), and "
+                          "each script starts modal-login on port 3000; run them in direct mode (via_script = false)")
 
 
 def _detect(checkout: Path) -> str:
@@ -148,8 +167,8 @@ def _check_ports(out: list[Placement]) -> None:
 
 def apply(spec: LaunchSpec, p: Placement) -> LaunchSpec:
     """``spec`` with ``p`` written in: CUDA_VISIBLE_DEVICES; E0-E2 ``HOST_MULTI_ADDRS`` env and (direct mode)
-    ``--host_maddr``; E3-E6 direct mode with a non-default account: the ``blockchain.modal_proxy_url``
-    Hydra override. The identity path already came in through ``settings.identity_path``."""
+    ``--host_maddr``; E4-E6 sharing a checkout: ``ROOT`` (own log folder); E3-E6 direct mode with a
+    non-default account: the ``blockchain.modal_proxy_url`` Hydra override. The identity path already came in through ``settings.identity_path``."""
     env = dict(spec.env)
     argv = list(spec.argv)
     if p.cuda is not None:
@@ -162,6 +181,8 @@ def apply(spec: LaunchSpec, p: Placement) -> LaunchSpec:
                 argv[argv.index("--host_maddr") + 1] = maddr
             else:
                 argv += ["--host_maddr", maddr]
+    if p.log_root is not None and spec.mode == "direct":
+        env["ROOT"] = str(p.log_root)  # this node's Hydra logs apart from the other nodes on the checkout
     if p.generation in GENRL and spec.mode == "direct" and p.modal_port != 3000:
         argv.append(f"blockchain.modal_proxy_url=http://localhost:{p.modal_port}/api/")
     return dataclasses.replace(spec, env=env, argv=tuple(argv))
