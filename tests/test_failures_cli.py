@@ -77,8 +77,9 @@ def test_diagnose_capture_file_prefix(app: typer.Typer, tmp_path: Path) -> None:
                    "2026-11-29T15:33:17.123456Z 4242 > ValueError: expected sequence of length 2 at dim 1 (got 1)\n",
                    encoding="utf-8")
     d = json.loads(run(app, "diagnose", str(cap), "--json").output)
-    assert (d["category"], d["rule_id"], d["evidence"]) == ("unknown_crash", "exception_line",
-                                                            ["ValueError: expected sequence of length 2 at dim 1 (got 1)"])
+    assert (d["category"], d["rule_id"], d["evidence"]) == ("unknown_crash", "struct_unknown_exception", [
+        # #17: the structural fallback (was exception_line) shows the raising frame with the final exception
+        'File "x.py", line 3, in <module>', "ValueError: expected sequence of length 2 at dim 1 (got 1)"])
 
 
 def test_diagnose_errors(app: typer.Typer, tmp_path: Path) -> None:

@@ -239,3 +239,35 @@ def test_requested_stop_is_recorded_as_requested(tmp_path: Path) -> None:
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT requested FROM runs").fetchone() == ("cli",)
     conn.close()
+
+
+# --- setup and login on emulated checkouts --------------------------------------------------------------
+
+def _gswarm(args: list[str], cwd: Path, timeout: float = 180, **env: str) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("GSWARM_")} | env
+    return subprocess.run([sys.executable, "-m", "gswarm", *args], cwd=cwd, env=full, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.slow
+def test_setup_of_an_emulated_e3_checkout_installs_its_genrl_clone_offline(tmp_path: Path) -> None:
+    """Before: 'genrl-swarm does not appear to be a Python project' (and then missing yarn)."""
+    co = init_checkout(tmp_path / "E3", "E3")
+    p = _gswarm(["setup", "--state-dir", str(tmp_path / "st")], co, PIP_NO_INDEX="1")  # no index: nothing downloaded
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out[-2000:]
+    assert "E3: venv" in out and "modal-login: built" in out
+    found = subprocess.run([str(co / ".venv" / "bin" / "python"), "-c", "import genrl_swarm; print(genrl_swarm.__file__)"],
+                           capture_output=True, text=True, timeout=60)
+    assert found.stdout.strip() == str(co / "genrl-swarm" / "src" / "genrl_swarm" / "__init__.py")
+
+
+def test_login_on_an_emulated_checkout_uses_its_yarn_stand_in(tmp_path: Path) -> None:
+    """Before: 'yarn is not installed (modal-login needs it)' on every emulated checkout."""
+    co = init_checkout(tmp_path / "E6", "E6")
+    p = _gswarm(["login", "--state-dir", str(tmp_path / "st"), "--timeout", "60"], co, timeout=90,
+                MODAL_ARGS="--auto-login --login-delay 0.5", PATH="/usr/bin:/bin")  # no real yarn or node
+    out = " ".join((p.stdout + p.stderr).split())
+    assert p.returncode == 0, out[-2000:]
+    org = json.loads((co / "modal-login" / "temp-data" / "userData.json").read_text())
+    assert re.search(r"logged in: ORG_ID (\S+) \(login files backed up", out).group(1) == next(iter(org))

@@ -60,6 +60,15 @@ class Category(str, enum.Enum):
     WRAPPER_ONLY_ERROR = "wrapper_only_error"
     OLLAMA_ERROR = "ollama_error"
     GAME_EXCEPTION_EXIT_ZERO = "game_exception_exit_zero"
+    NATIVE_ABORT = "native_abort"  # glibc heap abort / SIGABRT / "Aborted (core dumped)" (issue #17)
+    PRECISION_UNSUPPORTED = "precision_unsupported"  # bf16/tf32/fp16 not supported by this CPU/GPU
+    CUDA_INTERNAL_ASSERT = "cuda_internal_assert"  # CUDA device-side / PyTorch INTERNAL ASSERT / cuBLAS-cuDNN status
+    INSTALL_FAILED = "install_failed"  # pip/git failed while the launcher installed requirements
+    SCRIPT_SYNTAX_ERROR = "script_syntax_error"  # bash syntax error in the launcher, SyntaxError in edited code
+    P2PD_SOCKET_ERROR = "p2pd_socket_error"  # hivemind cannot reach p2pd's control socket
+    LOGIN_WAITING = "login_waiting"  # waiting for modal-login's userData.json (nobody logged in)
+    NETWORK_ERROR = "network_error"  # connection refused/reset/DNS/timeouts outside a known endpoint
+    DISK_FULL = "disk_full"  # ENOSPC
     UNKNOWN_CRASH = "unknown_crash"
     CLEAN_EXIT = "clean_exit"
     STALLED = "stalled"

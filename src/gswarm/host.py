@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 SHARED_SERVICES = frozenset({
     "gswarm.logs.store:create_service", "gswarm.logs.jsonlog:create_service",
     "gswarm.notify.service:create_service", "gswarm.api.server:create_service",
+    "gswarm.daemon:create_service",  # one control socket, sd_notify and heartbeat per host (#14)
 })
 """Factories built once per host (given the host, or the single node's Runtime); the rest run per node."""
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -108,6 +109,17 @@ class Host:
     @property
     def commands(self) -> asyncio.Queue:
         return self.first.commands
+
+    @property
+    def prepare(self) -> bool:
+        """True when any node sets up its environment before its first start (systemd READY during setup)."""
+        return any(rt.prepare for rt in self.runtimes.values())
+
+    def update_settings(self, **changes: Any) -> None:
+        """Apply option changes (``gswarm reload``) to the host's settings and every node's next start."""
+        self.settings = self.settings.model_copy(update=changes)
+        for rt in self.runtimes.values():
+            rt.update_settings(**changes)
 
     def snapshot(self) -> dict[str, Any]:
         """The first node's snapshot (what single-node readers expect)."""

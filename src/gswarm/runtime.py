@@ -35,6 +35,7 @@ SERVICE_FACTORIES = (
     "gswarm.monitor.health:create_service",
     "gswarm.notify.service:create_service",
     "gswarm.api.server:create_service",
+    "gswarm.daemon:create_service",  # control socket, sd_notify, heartbeat (issue #14)
 )
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

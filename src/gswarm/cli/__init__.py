@@ -28,6 +28,8 @@ _COMMAND_MODULES = (
     "serve",     # gswarm serve
     "notify",    # gswarm notify ... / maintenance
     "options",   # gswarm options        (every configuration option)
+    "control",   # gswarm stop/start/restart/reload (the running supervisor)
+    "service",   # gswarm service install/uninstall/status
 )
 
 err_console = Console(stderr=True)

@@ -49,12 +49,13 @@ def run_main(flags: dict[str, Any], seconds: float | None = None, generation: st
         view.say(f"emulated {generation} checkout in {checkout} (faults: {env.get('GSWARM_EMU_FAULTS') or 'none'})")
     if host_cfg is not None:
         try:
-            return _run_host(settings, host_cfg, view, seconds)
+            return _run_host(settings, host_cfg, view, seconds, flags)
         finally:
             if tmp is not None:
                 tmp.cleanup()
     try:
         rt = Runtime(settings, console=view.lines, prepare=_wants_setup(settings, view))
+        rt.cli_flags = flags  # gswarm reload loads the configuration again as this run did (issue #14)
         rt.setup_console = view.console
         rt.bus.subscribe(view.event)
         if rt.prepare:  # the plan needs the venv interpreter and ORG_ID that preparation finds
@@ -91,10 +92,17 @@ def _wants_setup(settings: Any, view: Any) -> bool:
 async def _supervise(rt: Any, seconds: float | None) -> int:
     if seconds is not None:
         asyncio.get_running_loop().call_later(seconds, rt.request, "stop", "duration", True)
-    return await rt.run()
+    from gswarm.daemon.systemd import during_setup
+
+    setup = asyncio.ensure_future(during_setup(rt)) if rt.prepare else None  # systemd: READY + pings during the login
+    try:
+        return await rt.run()
+    finally:
+        if setup is not None:
+            setup.cancel()
 
 
-def _run_host(settings: Any, host_cfg: Any, view: Any, seconds: float | None) -> int:
+def _run_host(settings: Any, host_cfg: Any, view: Any, seconds: float | None, flags: dict[str, Any]) -> int:
     """Several nodes in one :class:`gswarm.host.Host`: place them, print each plan, supervise all."""
     from gswarm.clock import SystemClock
     from gswarm.events import EventBus
@@ -125,6 +133,7 @@ def _run_host(settings: Any, host_cfg: Any, view: Any, seconds: float | None) ->
             view.plan(rt.build_spec(), p.node)
     bus.subscribe(view.event)
     host = Host(settings, runtimes, clock, bus, stagger=host_cfg.stagger)
+    host.cli_flags = flags  # gswarm reload loads the configuration again as this run did (issue #14)
     code = asyncio.run(_supervise(host, seconds))
     if code == NodeFatal.exit_code:
         failed = [f"{n} ({rt.snapshot()['fatal_reason'] or rt.snapshot()['state']})"

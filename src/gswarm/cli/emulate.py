@@ -46,14 +46,14 @@ def register(app: typer.Typer) -> None:
         """Run the emulated node of the checkout in the foreground (extra args go to the entry point)."""
         from gswarm.emulator import node as emu
 
-        if not ctx.args:  # without the entry point's args the node would only show a Hydra/argparse error
-            raise ConfigError("usage: gswarm emulate node [--rl-swarm-dir DIR] [--faults F] [--pace S] -- ENTRY_ARGS...; "
-                              "ENTRY_ARGS are the node's own arguments: `gswarm plan --rl-swarm-dir DIR` shows them, "
-                              "and `gswarm run --rl-swarm-dir DIR` supervises the node with them")
         try:
             parse_faults(faults)
         except ValueError as exc:
             raise ConfigError(f"option --faults: {exc}") from None
+        if not ctx.args:  # without the entry point's args the node would only show a Hydra/argparse error
+            raise ConfigError("usage: gswarm emulate node [--rl-swarm-dir DIR] [--faults F] [--pace S] -- ENTRY_ARGS...; "
+                              "ENTRY_ARGS are the node's own arguments: `gswarm plan --rl-swarm-dir DIR` shows them, "
+                              "and `gswarm run --rl-swarm-dir DIR` supervises the node with them")
         checkout = Path(rl_swarm_dir).resolve()
         gen = detect(checkout).generation
         if faults:

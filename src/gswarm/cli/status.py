@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gswarm.cli._common import ConfigFile, JsonOut, StateDir, settings_from, state_dir_of
+from gswarm.cli._common import ConfigFile, JsonOut, StateDir, settings_from
+from gswarm.daemon.client import running_state_dir
 from gswarm.errors import ConfigError
 
 FOLLOW_TAIL = 10  # records shown before following when `logs -f` has no --since/--limit (like tail -f)
@@ -134,7 +135,7 @@ def register(app: typer.Typer) -> None:
 
         settings = settings_from(state_dir=state_dir, config_file=config_file)
         now = time.time()
-        sdir = state_dir_of(settings, writable=False)  # reading only
+        sdir = running_state_dir(settings)  # reading only
         reader = StoreReader(sdir / DB_NAME)
         try:
             name = node or settings.node_name
@@ -192,7 +193,7 @@ def register(app: typer.Typer) -> None:
         if grep and regex:
             raise ConfigError("--grep and --regex both given: use one (--grep TEXT is plain, --regex PATTERN a regular expression)")
         flt = LogFilter(level, category, node, start, end, compile_grep(regex, "--regex") if regex else compile_grep(grep, plain=True))
-        directory = state_dir_of(settings, writable=False) / "logs"  # reading only
+        directory = running_state_dir(settings) / "logs"  # reading only
         out = Console(highlight=False, soft_wrap=True)
         if follow and since is None and limit is None:
             limit = FOLLOW_TAIL
