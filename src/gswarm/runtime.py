@@ -1,19 +1,17 @@
-"""The composition root: one Runtime per ``gswarm run`` (see docs/architecture.md "Runtime").
+"""One node's runtime: its watcher, process, capture and per-node services (see docs/architecture.md "Host").
 
-Builds the bus, the checkout lock, the node watcher and the optional services
-(lazy factories ``module:create_service``; a missing module or attribute is
-skipped and logged at debug), runs them as tasks of one loop and shuts down in
-order: node first, then the services' queued work (``drain``: notifications, bounded by
-``drain_timeout``), then services cancelled in reverse order of creation. Signal handlers
-only enqueue commands: SIGINT/SIGTERM/SIGHUP → graceful stop and exit (SIGHUP: the
-terminal or SSH session went away; without a handler it would kill ``gswarm run`` and
-orphan the node's group); a second SIGINT while stopping → kill now.
+Since issue #15 the composition root is :class:`gswarm.host.Host`: it holds the checkout lock, builds
+the shared services (store, JSON log, notifier, API) once and runs N Runtimes; :meth:`Runtime.run`
+runs this node as a one-node host, exactly as a Wave-1 run did. Services are lazy factories
+``module:create_service`` (a missing module or attribute is skipped and logged at debug); shutdown order:
+nodes first, then services in reverse order of creation. Signal handlers (installed by the host) only
+enqueue commands: SIGINT/SIGTERM/SIGHUP → graceful stop and exit (SIGHUP: the terminal or SSH session
+went away); a second SIGINT while stopping → kill now.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import random
 import signal
@@ -22,7 +20,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gswarm.clock import Clock, SystemClock
-from gswarm.errors import ConfigError, GSwarmError
 from gswarm.events import EventBus, RecoveryAction, Recovery, Notice, Severity
 from gswarm.paths import state_dir as resolve_state_dir
 from gswarm.supervisor.spec import LaunchSpec
@@ -98,7 +95,8 @@ class Runtime:
         self.poststart: Callable[[], Any] | None = None
         self.watcher: Any = None
         self.services: list[Any] = []
-        self._sigint_seen = 0
+        self.placement: Any = None  # gswarm.placement.Placement when the host runs several nodes
+        self.lock: Any = None  # the CheckoutLock (or a per-node view of it) the host took for this node
 
     def _default_spec(self) -> LaunchSpec:
         from gswarm.rlswarm.launch import build_launch_spec
@@ -152,21 +150,28 @@ class Runtime:
         if self.watcher is not None:
             self.watcher.settings = self.settings
 
-    async def _prepare(self) -> None:
+    async def _prepare(self, login_from: "Runtime | None" = None) -> None:
         """Direct mode on a real checkout: venv + requirements, modal-login sidecar, login, identity guard.
 
         Uses :func:`gswarm.rlswarm.login.prepare_node` (raises SetupError / LoginError / CheckoutError);
-        afterwards every start restores login files and swarm.pem and revives dead sidecars.
+        afterwards every start restores login files and swarm.pem and revives dead sidecars. ``login_from``:
+        a node of the same account on another checkout that already runs the login server and logged in
+        (this checkout then gets its venv but no second login server; ORG_ID comes from that node).
         """
         from gswarm.rlswarm.login import prepare_node
 
         s = self.settings
         self.prepared = await prepare_node(s, self.checkout, state_dir=self.state_dir, console=self.setup_console,
                                            modal_port=s.modal_port, ollama_port=s.ollama_port,
-                                           login_timeout=s.login_timeout, activation_timeout=s.activation_timeout)
+                                           login_timeout=s.login_timeout, activation_timeout=s.activation_timeout,
+                                           login=login_from is None)
         for note in self.prepared.notes:
             self.bus.publish(Notice(self.node, self.clock.time(), "setup", Severity.INFO, note))
-        self.settings = s.model_copy(update=self.prepared.settings_update())
+        update = self.prepared.settings_update()
+        org = getattr(login_from.prepared, "org_id", None) if login_from is not None else None
+        if org and not s.org_id:  # the account's login, done by login_from's checkout
+            update["org_id"] = org
+        self.settings = s.model_copy(update=update)
         self.prestart = self._prepared_prestart
         self.poststart = self.prepared.after_start
 
@@ -180,49 +185,46 @@ class Runtime:
         ``on_first_spec(spec)``, when set, is called once with the first spec built (the CLI prints the plan).
         """
         first = self.spec is None
-        self.spec = self._spec_factory()
+        spec = self._spec_factory()
+        if self.placement is not None:  # one node of several on this host (gswarm.placement)
+            from gswarm.placement import apply
+
+            spec = apply(spec, self.placement)
+        self.spec = spec
         if first and self.on_first_spec is not None:
             self.on_first_spec(self.spec)
         return self.spec
 
     # ----------------------------------------------------------------- running
     async def run(self) -> int:
-        """Lock the checkout, adopt leftovers, supervise, shut down. Returns the exit code.
+        """Supervise this node as a one-node :class:`gswarm.host.Host` (lock the checkout, adopt leftovers,
+        set up, services, watcher, shut down in order). Returns the exit code.
 
         Raises LockError when another gswarm run supervises the same checkout, ConfigError when the lock
         files cannot even be created in the state dir (e.g. its disk is full).
         """
-        from gswarm.supervisor.lock import CheckoutLock
+        from gswarm.host import Host
+
+        return await Host.single(self).run()
+
+    def make_watcher(self) -> Any:
+        """Build this node's Watcher (after the lock is held and setup ran); the host calls it."""
         from gswarm.supervisor.watcher import Watcher
 
-        lock = CheckoutLock(self.state_dir, self.checkout, node=self.node)
-        try:
-            lock.acquire()
-        except OSError as exc:  # e.g. a state dir on a full disk: no room even for an empty lock file
-            raise ConfigError(f"option state_dir: cannot create GSwarm's lock files in {self.state_dir / 'run'} "
-                              f"({exc.strerror or exc}); free space on that disk or pick another --state-dir") from None
-        try:
-            await self._adopt_leftover(lock)
-            if self.prepare:
-                await self._prepare()
-            self.watcher = Watcher(self.node, self.settings, self.bus, self.clock, self.state_dir, self.build_spec,
-                                   self.commands, rng=self.rng, lock=lock, console=self.console, reinstall=self.reinstall,
-                                   prestart=self.prestart, poststart=self.poststart, update_settings=self.update_settings)
-            tasks = await self._start_services()
-            for svc in self.services:
-                if getattr(svc, "name", "") == "api" and getattr(svc, "url", None):
-                    self.bus.publish(Notice(self.node, self.clock.time(), "api", Severity.INFO,
-                                            f"dashboard {svc.url}/ (API {svc.url}/api/v1, docs {svc.url}/docs)"))
-            self._install_signals()
-            try:
-                return await self.watcher.run()
-            finally:
-                self._remove_signals()
-                await self._stop_services(tasks)
-        finally:
-            if self.prepared is not None:
-                await self.prepared.close()
-            lock.release()
+        self.watcher = Watcher(self.node, self.settings, self.bus, self.clock, self.state_dir, self.build_spec,
+                               self.commands, rng=self.rng, lock=self.lock, console=self.console, reinstall=self.reinstall,
+                               prestart=self.prestart, poststart=self.poststart, update_settings=self.update_settings)
+        return self.watcher
+
+    def share_setup(self, owner: "Runtime") -> None:
+        """Use the environment ``owner`` (same checkout) already prepared: its venv/ORG_ID settings; before
+        each start only the login files are restored (the owner keeps sidecars alive and closes them)."""
+        prepared = owner.prepared
+        if prepared is None:
+            return
+        keep = {k: v for k, v in prepared.settings_update().items() if k != "identity_path"}
+        self.settings = self.settings.model_copy(update=keep)
+        self.prestart = self._keep_login_files
 
     async def _adopt_leftover(self, lock: Any) -> None:
         """Stop what a SIGKILLed gswarm left on this checkout, found through this state dir's record or
@@ -238,76 +240,6 @@ class Runtime:
                 self.bus.publish(Notice(self.node, self.clock.time(), "orphan", Severity.WARNING,
                                         "stopped a node left behind by a killed gswarm", detail))
         lock.clear_leftovers()
-
-    async def _start_services(self) -> list[asyncio.Task]:
-        """Create and start the services. A factory raising GSwarmError (e.g. the API port is taken)
-        ends the run with that error after stopping what was started; any other failure is logged."""
-        tasks: list[asyncio.Task] = []
-        for path in self.service_paths:
-            mod_name, _, attr = path.partition(":")
-            try:
-                factory = getattr(importlib.import_module(mod_name), attr)
-            except (ImportError, AttributeError) as exc:
-                log.debug("service %s not available: %s", path, exc)
-                continue
-            try:
-                svc = factory(self)
-            except GSwarmError:
-                await self._stop_services(tasks)
-                raise
-            except Exception:
-                log.exception("service factory %s failed; continuing without it", path)
-                continue
-            if svc is not None:
-                self.services.append(svc)
-                tasks.append(asyncio.ensure_future(svc.run()))
-        return tasks
-
-    async def _stop_services(self, tasks: list[asyncio.Task]) -> None:
-        """Shut the services down: first let each service with ``drain(timeout)`` finish its queued work
-        (notifications: the give-up alert must go out; at most :attr:`drain_timeout` s in all), then cancel
-        them in reverse order of creation."""
-        deadline = asyncio.get_running_loop().time() + self.drain_timeout
-        for svc in self.services:
-            drain = getattr(svc, "drain", None)
-            left = deadline - asyncio.get_running_loop().time()
-            if drain is None or left <= 0:
-                continue
-            try:
-                await asyncio.wait_for(drain(left), left + 1.0)
-            except asyncio.TimeoutError:
-                log.warning("service %s did not finish its queued work within %.0f s", getattr(svc, "name", "?"), left)
-            except Exception:
-                log.exception("service %s failed while draining", getattr(svc, "name", "?"))
-        for task in reversed(tasks):
-            task.cancel()
-            try:
-                await asyncio.wait_for(task, 10)
-            except (asyncio.CancelledError, asyncio.TimeoutError):
-                pass
-            except Exception:
-                log.exception("service failed while stopping")
-
-    # ----------------------------------------------------------------- signals
-    def _install_signals(self) -> None:
-        if not self.install_signals:
-            return
-        loop = asyncio.get_running_loop()
-        for sig in STOP_SIGNALS:
-            loop.add_signal_handler(sig, self._on_signal, sig)
-
-    def _remove_signals(self) -> None:
-        if self.install_signals:
-            loop = asyncio.get_running_loop()
-            for sig in STOP_SIGNALS:
-                loop.remove_signal_handler(sig)
-
-    def _on_signal(self, sig: int) -> None:
-        """Only enqueue: first signal (any of :data:`STOP_SIGNALS`) → graceful stop + exit; a second SIGINT → kill now."""
-        if sig == signal.SIGINT:
-            self._sigint_seen += 1
-        kind = "kill" if sig == signal.SIGINT and self._sigint_seen > 1 else "stop"
-        self.commands.put_nowait(Command(kind, "signal", shutdown=True))
 
     def request(self, kind: str, source: str = "api", shutdown: bool = False) -> None:
         """Enqueue a command (thread-unsafe; call from the loop)."""

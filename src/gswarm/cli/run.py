@@ -1,4 +1,5 @@
-"""``gswarm run``: supervise one RL Swarm node (or the built-in emulated one with ``--emulated``).
+"""``gswarm run``: supervise one RL Swarm node (or the built-in emulated one with ``--emulated``), or every
+node of ``[[nodes]]`` tables in ``--config-file`` / ``--emulated --nodes N`` in one host (issue #15).
 
 Precedence: flags > ``GSWARM_*`` env > API override > TOML (``--config-file``) > profile (``--profile``)
 > defaults; only flags actually given are passed on. Seconds flags take durations (``90s``, ``1h30m``). Exit code 0 after a requested stop or
@@ -66,9 +67,11 @@ def run(
     emu_faults: Optional[str] = typer.Option(None, "--emu-faults", help="With --emulated: fault schedule (e.g. crash:cuda_oom@10)."),
     emu_pace: Optional[float] = typer.Option(None, "--emu-pace", help="With --emulated: seconds per emulated step."),
     duration: Optional[str] = typer.Option(None, "--duration", help="Stop after this long: 60, 90s, 2m, 1h30m."),
+    nodes: Optional[int] = typer.Option(None, "--nodes", help="With --emulated: supervise this many emulated nodes "
+                                        "in one host (real nodes: [[nodes]] tables in --config-file)."),
 ) -> None:
     """Start the node and keep it running: output, crashes with causes, backoff and restarts."""
-    flags = {k: v for k, v in locals().items() if k not in ("no_api", "emulated", "generation", "emu_faults", "emu_pace", "duration")}
+    flags = {k: v for k, v in locals().items() if k not in ("no_api", "emulated", "generation", "emu_faults", "emu_pace", "duration", "nodes")}
     if no_api:
         flags["api_enabled"] = False
     generation = check_generation(generation, emulated)
@@ -96,7 +99,8 @@ def run(
     from gswarm.cli._runmain import run_main
 
     try:
-        code = run_main(flags, seconds=seconds, generation=generation, emu_faults=emu_faults, emu_pace=emu_pace)
+        code = run_main(flags, seconds=seconds, generation=generation, emu_faults=emu_faults, emu_pace=emu_pace,
+                        nodes=nodes)
     finally:
         if demo_state is not None:
             typer.echo(f"gswarm demo state kept in {demo_state} (your own state directory was not used); look around with "

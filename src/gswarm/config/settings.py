@@ -433,6 +433,8 @@ def load_settings(
     env_vals = _env_values(env)
     cfg_file = flags.get("config_file") or env_vals.get("config_file")
     file_vals = _read_toml(Path(cfg_file)) if cfg_file else {}
+    for table in ("nodes", "host"):  # [[nodes]] / [host]: read by gswarm.config.nodes (one host, many nodes)
+        file_vals.pop(table, None)
     sd = flags.get("state_dir") or env_vals.get("state_dir") or file_vals.get("state_dir")
     if sd is not None and not isinstance(sd, (str, os.PathLike)):  # only the TOML file can hold a non-string
         raise ConfigError(f"option state_dir (from file {cfg_file}): expected a path, got {type(sd).__name__} {sd!r}; "

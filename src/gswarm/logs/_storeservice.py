@@ -51,6 +51,8 @@ class StoreService:
         self.written = 0
         self.dropped = 0
         self._retry_at = float("-inf")
+        self.owned: tuple[str, ...] | None = None  # every node of a multi-node host: their orphan runs are closed
+        self.node_settings: dict[str, dict[str, Any]] | None = None  # a host: each node's settings are recorded
 
     def open(self) -> Store:
         """Open (or reopen) the writer; publishes a Notice if a bad file was set aside.
@@ -62,7 +64,7 @@ class StoreService:
             if self.clock.monotonic() < self._retry_at:
                 raise _Paused()
             try:
-                self.store = Store(self.path, now=self.clock.time(), node=self.node)
+                self.store = Store(self.path, now=self.clock.time(), node=self.owned or self.node)
             except Exception as exc:
                 self._retry_at = self.clock.monotonic() + 60.0
                 inner = exc.__cause__ or exc.__context__ or exc  # StoreError hides the sqlite3/OS error (from None)
@@ -110,7 +112,8 @@ class StoreService:
         try:
             self._safe(self.open)
             if self.run_settings is not None:
-                self._safe(lambda: self.open().record_settings(self.node, self.clock.time(), self.run_settings))
+                for node, settings in (self.node_settings or {self.node: self.run_settings}).items():
+                    self._safe(lambda n=node, s=settings: self.open().record_settings(n, self.clock.time(), s))
             while True:
                 first = await self.queue.get()
                 self._safe(lambda: self.flush(first))
@@ -167,6 +170,10 @@ def create_service(rt: Any) -> Any:
     store = StoreService(rt.bus, rt.clock, Path(rt.state_dir) / DB_NAME,
                          retention_days=rt.settings.retention_days, node=rt.node,
                          run_settings=redacted_dict(rt.settings), alarm=alarm_for(rt.bus, rt.clock, rt.node))
+    runtimes = getattr(rt, "runtimes", None)
+    if isinstance(runtimes, dict) and len(runtimes) > 1:  # a gswarm.host.Host
+        store.owned = tuple(runtimes)
+        store.node_settings = {name: redacted_dict(r.settings) for name, r in runtimes.items()}
     if "gswarm.logs.jsonlog:create_service" in tuple(getattr(rt, "service_paths", ()) or ()):
         return store
     from gswarm.logs import jsonlog

@@ -65,6 +65,7 @@ class NotifyService:
         self.handled = 0
         self.last_digest: Any = None
         self._said_stopped = False
+        self.digest_nodes: tuple[str, ...] = (node,)  # a host with several nodes: one digest per node
 
     def _maintenance(self, now: float) -> float | None:
         return maintenance.active_until(self.state_dir, now)
@@ -96,26 +97,31 @@ class NotifyService:
             await self.send_digest(now - schedule.period_seconds(self.digest_spec), now)
 
     async def send_digest(self, since: float, until: float) -> int:
-        """Build the digest of ``[since, until]`` off the loop and queue it; returns deliveries queued."""
-        try:
-            self.last_digest = await asyncio.to_thread(self._build_digest, since, until)
-        except Exception:
-            log.exception("notify: building the digest failed")
-            return 0
-        return self.dispatcher.submit(self.last_digest.message())
+        """Build the digest of ``[since, until]`` for each of :attr:`digest_nodes` off the loop and queue it;
+        returns deliveries queued."""
+        queued = 0
+        for node in self.digest_nodes:
+            try:
+                self.last_digest = await asyncio.to_thread(self._build_digest, since, until, node)
+            except Exception:
+                log.exception("notify: building the digest of %s failed", node)
+                continue
+            queued += self.dispatcher.submit(self.last_digest.message())
+        return queued
 
-    def _build_digest(self, since: float, until: float) -> Any:
+    def _build_digest(self, since: float, until: float, node: str | None = None) -> Any:
         from gswarm.logs.store import StoreReader
         from gswarm.notify.digest import build_digest
 
+        node = node or self.node
         folder = self.state_dir / "digests"
-        png = folder / f"digest-{self.node}-{int(until)}.png"
+        png = folder / f"digest-{node}-{int(until)}.png"
         reader = StoreReader(self.db_path)
         try:
-            digest = build_digest(reader, self.node, since, until, png, self.tz)
+            digest = build_digest(reader, node, since, until, png, self.tz)
         finally:
             reader.close()
-        for old in sorted(folder.glob(f"digest-{self.node}-*.png"))[:-14]:
+        for old in sorted(folder.glob(f"digest-{node}-*.png"))[:-14]:
             old.unlink(missing_ok=True)
         return digest
 
@@ -229,6 +235,9 @@ def create_service(rt: Any) -> NotifyService | None:
         return None
     svc = NotifyService(rt.bus, rt.clock, state_dir, rt.node, channels, noise=noise, rules=rules,
                         dispatcher=dispatcher, digest=_opt(s, "notify_digest", "daily 08:00"))
+    runtimes = getattr(rt, "runtimes", None)
+    if isinstance(runtimes, dict) and len(runtimes) > 1:  # a gswarm.host.Host: name every node it runs
+        svc.node, svc.digest_nodes = ", ".join(runtimes), tuple(runtimes)
     for p in problems:  # after the service subscribed, so the remaining channels carry it
         rt.bus.publish(ev.Notice(rt.node, rt.clock.time(), "notify_config", ev.Severity.WARNING,
                                  "a notification channel is misconfigured and was skipped", p))
