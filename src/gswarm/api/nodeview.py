@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SNAPSHOT_KEYS = ("state", "pid", "pgid", "generation", "mode", "started_at", "uptime", "restarts",
+SNAPSHOT_KEYS = ("state", "pid", "pgid", "generation", "mode", "started_at", "uptime", "idle", "restarts",
                  "last_exit", "next_restart_at", "fatal_reason", "degraded")
 
 
@@ -72,10 +72,11 @@ def _from_store(reader: Any, node: str) -> dict[str, Any]:
         run = runs[0]
         out.update(pid=run["pid"], generation=run["generation"], mode=run["mode"], started_at=run["started_at"],
                    _open=run["stopped_at"] is None)
-    ended = reader.query("SELECT exit_code, signal, stopped_at FROM runs WHERE node = ? AND stopped_at IS NOT NULL"
+    ended = reader.query("SELECT exit_code, signal, stopped_at, requested FROM runs WHERE node = ? AND stopped_at IS NOT NULL"
                          " ORDER BY stopped_at DESC LIMIT 1", (node,))
     if ended:
-        out["last_exit"] = {"exit_code": ended[0]["exit_code"], "signal": ended[0]["signal"], "ts": ended[0]["stopped_at"]}
+        out["last_exit"] = {"exit_code": ended[0]["exit_code"], "signal": ended[0]["signal"], "ts": ended[0]["stopped_at"],
+                            "requested": ended[0]["requested"]}
     count = reader.query("SELECT COUNT(*) AS n FROM events WHERE node = ? AND kind = 'restart'", (node,))
     out["restarts"] = int(count[0]["n"]) if count else 0
     return out
@@ -110,6 +111,11 @@ def readiness(node: dict[str, Any], now: float, stall_timeout: float) -> tuple[b
     if state != "RUNNING":
         return False, f"node state is {state}"
     last = node.get("last_advance")
+    idle = node.get("idle")  # live: monotonic seconds without an advance (a wall-clock step cannot fake a stall)
+    if idle is not None:
+        if idle > stall_timeout:
+            return False, f"no progress for {idle:.0f} s (stall timeout {stall_timeout:.0f} s)"
+        return True, f"running; no progress for {idle:.0f} s (stall timeout {stall_timeout:.0f} s)"
     if last is not None and now - last <= stall_timeout:
         return True, f"running; last progress {now - last:.0f} s ago"
     uptime = node.get("uptime")

@@ -92,17 +92,19 @@ def _notify_test(tag: Optional[str], timeout: float, state_dir: Optional[Path], 
 
 def _maintenance(arg: str, reason: str, state_dir: Optional[Path], config_file: Optional[Path]) -> None:
     from gswarm import maintenance
-    from gswarm.notify.schedule import parse_duration
+    from gswarm.config.durations import parse_until
 
     settings = settings_from(state_dir=state_dir, config_file=config_file)
     sd = state_dir_of(settings, writable=arg != "status")
     now = time.time()
     if arg == "off":
+        was = maintenance.active_until(sd, now)
         maintenance.clear(sd)
-        typer.echo("maintenance window ended: alerts and restarts are back on")
+        typer.echo("maintenance window ended: alerts and restarts are back on" if was is not None
+                   else "no maintenance window was active: alerts and restarts are on")
         return
     if arg != "status":
-        seconds = parse_duration(arg, "maintenance")
+        seconds = parse_until(arg, "maintenance", now) - now  # 30m, 1h30m or an ISO end time (one grammar)
         if seconds > maintenance.MAX_SECONDS:
             raise ConfigError(f"maintenance: {arg!r} is longer than the limit of {maintenance.MAX_SECONDS / 86400:.0f} days; "
                               "use e.g. 30m, 2h or 7d (end it early with `gswarm maintenance off`)")
@@ -114,8 +116,17 @@ def _maintenance(arg: str, reason: str, state_dir: Optional[Path], config_file: 
     if until is None:
         typer.echo("no maintenance window")
     else:
-        typer.echo(f"maintenance until {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(until))} "
-                   f"({_left(until - now)} left): no alerts, no restarts")
+        why = maintenance.reason(sd)
+        typer.echo(f"maintenance until {local_time(until)} ({_left(until - now)} left){f' ({why})' if why else ''}: "
+                   "no alerts, no restarts")
+
+
+def local_time(ts: float) -> str:
+    """``ts`` (Unix s) as local time with its UTC offset, ``2026-12-07 14:30:05 +0100``: the one format the
+    reading commands use, so a time never reads as UTC in one line and local in the next."""
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
 
 
 def _left(seconds: float) -> str:
@@ -142,7 +153,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(notify_app, name="notify")
 
     @app.command("maintenance")
-    def maintenance_cmd(when: str = typer.Argument("status", help="A duration (30m, 2h), 'off' or 'status'."),
+    def maintenance_cmd(when: str = typer.Argument("status", help="A duration (30m, 1h30m, 2d) or an ISO end time, 'off' or 'status'."),
                         reason: str = typer.Option("", "--reason", help="Shown in status."),
                         state_dir: Optional[Path] = StateDir, config_file: Optional[Path] = ConfigFile) -> None:
         """Pause alerts and restarts for a while (gswarm maintenance 30m), end it (off) or show it."""

@@ -120,10 +120,12 @@ class Rules:
         return True
 
     def lifecycle(self, node: str, ts: float, started: bool) -> Message:
-        """Supervisor started / stopped message (info)."""
+        """Supervisor started / stopped message (info). Always with a body: Apprise refuses an empty one
+        ("No message body"; issue #13 case 6)."""
         kind = Kind.STARTED if started else Kind.STOPPED
         what = "started supervising" if started else "stopped supervising"
-        return Message(kind.value, Severity.INFO, f"[{node}] GSwarm {what}", "", node, ts)
+        body = f"GSwarm {what} node {node}." + ("" if started else " The node is no longer watched or restarted.")
+        return Message(kind.value, Severity.INFO, f"[{node}] GSwarm {what}", body, node, ts)
 
     def _on_ProcessExited(self, ev: ProcessExited) -> list[Message]:
         self._last_exit[ev.node] = ev  # a requested stop also exits (SIGTERM): not a failure by itself

@@ -6,9 +6,12 @@ a slow notifier can never block ``publish``), translates events with
 :class:`~gswarm.notify.noise.NoiseFilter` and hands them to the
 :class:`~gswarm.notify.dispatch.Dispatcher` (its own workers, threads and
 deadlines). A ticker on the injected clock releases messages deferred by quiet
-hours and sends the digest when due. ``run`` never raises out.
+hours and sends the digest when due. ``run`` never raises out. At shutdown the runtime calls
+:meth:`NotifyService.drain` before it cancels ``run``, so queued alerts (a give-up) reach the channels
+within a bounded deadline.
 
-About 190 lines with :func:`create_service`, which maps settings (some not yet in Settings) to parts.
+About 230 lines with :func:`create_service`/:func:`build_parts`, which map settings to parts, the shutdown
+drain and the live reconfiguration: one service's whole life in one place.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class NotifyService:
         self.queue = bus.queue(queue_size, WATCHED)
         self.handled = 0
         self.last_digest: Any = None
+        self._said_stopped = False
+        self.digest_nodes: tuple[str, ...] = (node,)  # a host with several nodes: one digest per node
 
     def _maintenance(self, now: float) -> float | None:
         return maintenance.active_until(self.state_dir, now)
@@ -92,26 +97,31 @@ class NotifyService:
             await self.send_digest(now - schedule.period_seconds(self.digest_spec), now)
 
     async def send_digest(self, since: float, until: float) -> int:
-        """Build the digest of ``[since, until]`` off the loop and queue it; returns deliveries queued."""
-        try:
-            self.last_digest = await asyncio.to_thread(self._build_digest, since, until)
-        except Exception:
-            log.exception("notify: building the digest failed")
-            return 0
-        return self.dispatcher.submit(self.last_digest.message())
+        """Build the digest of ``[since, until]`` for each of :attr:`digest_nodes` off the loop and queue it;
+        returns deliveries queued."""
+        queued = 0
+        for node in self.digest_nodes:
+            try:
+                self.last_digest = await asyncio.to_thread(self._build_digest, since, until, node)
+            except Exception:
+                log.exception("notify: building the digest of %s failed", node)
+                continue
+            queued += self.dispatcher.submit(self.last_digest.message())
+        return queued
 
-    def _build_digest(self, since: float, until: float) -> Any:
+    def _build_digest(self, since: float, until: float, node: str | None = None) -> Any:
         from gswarm.logs.store import StoreReader
         from gswarm.notify.digest import build_digest
 
+        node = node or self.node
         folder = self.state_dir / "digests"
-        png = folder / f"digest-{self.node}-{int(until)}.png"
+        png = folder / f"digest-{node}-{int(until)}.png"
         reader = StoreReader(self.db_path)
         try:
-            digest = build_digest(reader, self.node, since, until, png, self.tz)
+            digest = build_digest(reader, node, since, until, png, self.tz)
         finally:
             reader.close()
-        for old in sorted(folder.glob(f"digest-{self.node}-*.png"))[:-14]:
+        for old in sorted(folder.glob(f"digest-{node}-*.png"))[:-14]:
             old.unlink(missing_ok=True)
         return digest
 
@@ -125,9 +135,27 @@ class NotifyService:
                 self.handle(await self.queue.get())
         finally:
             ticker.cancel()
-            with contextlib.suppress(BaseException):
-                await self._say_stopped()
+            if not self._said_stopped:  # cancelled without drain(): a short last word
+                with contextlib.suppress(BaseException):
+                    await self._say_stopped()
             await self.dispatcher.aclose()
+
+    async def drain(self, timeout: float = 10.0) -> bool:
+        """Shutdown, before the runtime cancels :meth:`run`: handle every event still queued (the give-up a
+        FATAL node just published), queue "stopped supervising", then wait for the channels to deliver all
+        of it, at most ``timeout`` seconds (real time; a hanging channel costs at most that). Returns True
+        when everything was delivered or given up in time. Never raises (issue #13 case 6)."""
+        try:
+            for _ in range(3):  # let run() finish an event it already took from the queue
+                await asyncio.sleep(0)
+            while not self.queue.empty():
+                self.handle(self.queue.get_nowait())
+            self._said_stopped = True
+            self.offer(self.rules.lifecycle(self.node, self.clock.time(), started=False))
+            return await self.dispatcher.drain(timeout)
+        except Exception:
+            log.exception("notify: draining the queue at shutdown failed")
+            return False
 
     async def _ticker(self) -> None:
         while True:
@@ -141,6 +169,20 @@ class NotifyService:
         msg = self.rules.lifecycle(self.node, self.clock.time(), started=False)
         for m in self.noise.admit(msg, self.clock.time(), self._wanted):
             await asyncio.wait_for(self.dispatcher.send_now(m), self.stop_grace)
+
+    async def reconfigure(self, settings: Any) -> list[str]:
+        """Swap in channels, noise control, rules and digest built from ``settings`` (``gswarm reload``, issue #14)
+        while the service keeps running; the old dispatcher's queued messages are dropped. Returns the problems
+        (skipped channels). Raises ConfigError for bad quiet hours (nothing is changed then)."""
+        problems: list[str] = []
+        _, noise, rules, dispatcher = build_parts(settings, self.clock, self.state_dir, problems)
+        old = self.dispatcher
+        self.noise, self.rules, self.dispatcher = noise, rules, dispatcher
+        self.digest_spec = _opt(settings, "notify_digest", "daily 08:00")
+        self.next_digest_at = schedule.next_due(self.digest_spec, self.clock.time(), self.tz)
+        dispatcher.start()
+        await old.aclose()
+        return problems
 
     def status(self) -> dict[str, Any]:
         """``{"channels": {name: {...}}, "deferred": int, "suppressed": {reason: n}, "events_handled": int,
@@ -160,6 +202,20 @@ def _opt(settings: Any, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def build_parts(s: Any, clock: Clock, state_dir: Path, problems: list[str]) -> tuple[list[Channel], NoiseFilter, Rules, Dispatcher]:
+    """Channels, noise filter, rules and dispatcher for settings ``s`` (see :func:`create_service`);
+    misconfigured channels are skipped and described in ``problems``."""
+    channels = load_channels(s.notify_urls, _opt(s, "notify_channels", []), s.notify_min_severity, problems)
+    for p in problems:
+        log.error("notifications: %s", p)
+    noise = NoiseFilter(_opt(s, "notify_dedup_window", 1800.0), _opt(s, "notify_flap_count", 5),
+                        _opt(s, "notify_flap_window", 600.0), s.quiet_hours,
+                        maintenance_until=lambda now: maintenance.active_until(state_dir, now))
+    rules = Rules(int(_opt(s, "notify_disk_low_gb", 5.0) * 1024**3), _opt(s, "notify_gpu_hot_c", 85.0))
+    dispatcher = Dispatcher(channels, clock, _opt(s, "notify_timeout", 10.0), _opt(s, "notify_retries", 2))
+    return channels, noise, rules, dispatcher
+
+
 def create_service(rt: Any) -> NotifyService | None:
     """The notify service for runtime ``rt``, or None when no channel is configured.
 
@@ -173,19 +229,15 @@ def create_service(rt: Any) -> NotifyService | None:
     """
     s = rt.settings
     problems: list[str] = []
-    channels = load_channels(s.notify_urls, _opt(s, "notify_channels", []), s.notify_min_severity, problems)
-    for p in problems:
-        log.error("notifications: %s", p)
+    state_dir = Path(rt.state_dir)
+    channels, noise, rules, dispatcher = build_parts(s, rt.clock, state_dir, problems)
     if not channels:
         return None
-    state_dir = Path(rt.state_dir)
-    noise = NoiseFilter(_opt(s, "notify_dedup_window", 1800.0), _opt(s, "notify_flap_count", 5),
-                        _opt(s, "notify_flap_window", 600.0), s.quiet_hours,
-                        maintenance_until=lambda now: maintenance.active_until(state_dir, now))
-    rules = Rules(int(_opt(s, "notify_disk_low_gb", 5.0) * 1024**3), _opt(s, "notify_gpu_hot_c", 85.0))
-    dispatcher = Dispatcher(channels, rt.clock, _opt(s, "notify_timeout", 10.0), _opt(s, "notify_retries", 2))
     svc = NotifyService(rt.bus, rt.clock, state_dir, rt.node, channels, noise=noise, rules=rules,
                         dispatcher=dispatcher, digest=_opt(s, "notify_digest", "daily 08:00"))
+    runtimes = getattr(rt, "runtimes", None)
+    if isinstance(runtimes, dict) and len(runtimes) > 1:  # a gswarm.host.Host: name every node it runs
+        svc.node, svc.digest_nodes = ", ".join(runtimes), tuple(runtimes)
     for p in problems:  # after the service subscribed, so the remaining channels carry it
         rt.bus.publish(ev.Notice(rt.node, rt.clock.time(), "notify_config", ev.Severity.WARNING,
                                  "a notification channel is misconfigured and was skipped", p))

@@ -16,18 +16,29 @@ a note written by GSwarm itself. ANSI escapes are removed (the text is for human
 and grep). The file is opened unbuffered: each batch is one ``write`` syscall, so
 nothing is lost when GSwarm is killed.
 
-~210 lines: the write path and its rotation/compression belong together (one file, one fd, one thread).
+A write that fails (disk full, EIO) never raises out of :meth:`CaptureFile.write_batch` /
+:meth:`CaptureFile.note`: the file is cut back to its size before that write (no torn record), closed
+(the next write reopens it), the lines are counted in ``lost`` and the failure goes to the ``alarm``
+(:class:`gswarm.diskfull.DiskAlarm`; issue #13 case 2: ``note()`` raising ENOSPC out of the watcher
+ended ``gswarm run``).
+
+About 260 lines: the write path, its failure handling (cut back, reopen, report) and its rotation with
+background compression are kept together (one file, one fd, one thread).
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import gzip
+import logging
 import os
 import re
 import shutil
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from gswarm.supervisor.stream import CONTINUED, PARTIAL, REDRAW, Batch
 
@@ -46,12 +57,27 @@ def rotated_captures(path: Path) -> list[Path]:
             if key not in found or not m[3]:  # X and X.gz both present for a moment: X
                 found[key] = p
     return [found[k] for k in sorted(found)]
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+"""Errors of the disk, not of the configuration: reported and retried instead of raised at construction."""
+log = logging.getLogger(__name__)
 
 
 def capture_path(state_dir: Path, node: str) -> Path:
-    """``<state_dir>/logs/<node>/output.log`` (folders created, mode 0700)."""
+    """``<state_dir>/logs/<node>/output.log`` (folders created, mode 0700).
+
+    Raises ConfigError for a ``node`` that is not a safe name (``config.settings.node_name_problem``), so
+    no name can place the file outside the state dir (settings check it first; this is the last guard).
+    """
+    from gswarm.config.settings import check_node_name
+
+    check_node_name(node, "node_name")
     folder = Path(state_dir) / "logs" / node
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        # a full disk: CaptureFile reports it and creates the folder at its first write that can
     return folder / "output.log"
 
 
@@ -77,20 +103,32 @@ class CaptureFile:
 
     ``max_bytes``: rotate when the file reaches this size (bytes, checked per
     batch, so a file may exceed it by one batch); ``backups``: rotated files kept
-    (0 = truncate instead). Raises OSError when the folder is not writable.
+    (0 = truncate instead); ``alarm``: where write failures go (``failed``/``ok``,
+    see :mod:`gswarm.diskfull`; None = logged only). Raises OSError when the file
+    cannot be opened for a reason of configuration (e.g. the folder is not writable);
+    a full or failing disk (:data:`DISK_ERRNOS`) is reported and the open retried at
+    the next write; a later failure to write is reported, never raised; ``lost``
+    counts the lines it dropped.
     """
 
-    def __init__(self, path: Path, max_bytes: int = 50 * 1024 * 1024, backups: int = 10) -> None:
+    def __init__(self, path: Path, max_bytes: int = 50 * 1024 * 1024, backups: int = 10, alarm: Any = None) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.backups = backups
+        self.alarm = alarm
+        self.lost = 0
         self._ts = _TsCache()
         self._tidy_lock = threading.Lock()
         self._tidy_thread: threading.Thread | None = None
         self._tidy_again = False
         self._fd = -1
         self._size = 0
-        self._open()
+        try:
+            self._open()
+        except OSError as exc:
+            if exc.errno not in DISK_ERRNOS:
+                raise
+            self._report(exc)
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,27 +136,63 @@ class CaptureFile:
         self._size = os.fstat(self._fd).st_size
 
     def write_batch(self, batch: Batch, ts: float, pid: int) -> None:
-        """Append every line of ``batch`` read at ``ts`` (Unix seconds) from ``pid``."""
+        """Append every line of ``batch`` read at ``ts`` (Unix seconds) from ``pid``. Never raises OSError."""
         texts = batch.texts
         if not texts:
             return
         head = f"{self._ts.format(ts)} {pid} "
         flags = batch.flags
-        if flags is None or not any(flags):
-            if batch.data is not None:  # the chunk's own bytes: no join/encode per line (the hot path)
-                start = (head + "> ").encode()
-                self._write_parts((start, batch.data.replace(b"\n", b"\n" + start), b"\n"))
-                return
-            sep = "\n" + head + "> "
-            data = (head + "> " + sep.join(texts) + "\n").encode("utf-8", "replace")
-        else:
-            marks = {f: f"{head}{_MARKS.get(f, '>')} " for f in set(flags)}  # one prefix per mark, joined in C
-            data = ("\n".join(map(str.__add__, map(marks.__getitem__, flags), texts)) + "\n").encode("utf-8", "replace")
-        self._write(data)
+        try:
+            if flags is None or not any(flags):
+                if batch.data is not None:  # the chunk's own bytes: no join/encode per line (the hot path)
+                    start = (head + "> ").encode()
+                    self._write_parts((start, batch.data.replace(b"\n", b"\n" + start), b"\n"))
+                else:
+                    sep = "\n" + head + "> "
+                    self._write((head + "> " + sep.join(texts) + "\n").encode("utf-8", "replace"))
+            else:
+                marks = {f: f"{head}{_MARKS.get(f, '>')} " for f in set(flags)}  # one prefix per mark, joined in C
+                self._write(("\n".join(map(str.__add__, map(marks.__getitem__, flags), texts)) + "\n").encode("utf-8", "replace"))
+        except OSError as exc:
+            self._failed(exc, len(texts))
+            return
+        if self.alarm is not None and self.alarm.active:
+            self.alarm.ok()
 
     def note(self, text: str, ts: float, pid: int = 0) -> None:
-        """Write a line of GSwarm's own (start, exit, restart) marked ``#``."""
-        self._write(f"{self._ts.format(ts)} {pid} # {text}\n".encode("utf-8", "replace"))
+        """Write a line of GSwarm's own (start, exit, restart) marked ``#`` (a newline in ``text``, e.g. of
+        an argv with ``-c`` code, is written as ``\\n``: one record, one line). Never raises OSError."""
+        if "\n" in text:
+            text = text.replace("\n", "\\n")
+        try:
+            self._write(f"{self._ts.format(ts)} {pid} # {text}\n".encode("utf-8", "replace"))
+        except OSError as exc:
+            self._failed(exc, 1)
+            return
+        if self.alarm is not None and self.alarm.active:
+            self.alarm.ok()
+
+    def _failed(self, exc: OSError, lines: int) -> None:
+        """A write failed: cut the file back to its last complete record, close it (reopened by the next
+        write), count the lines and tell the alarm."""
+        self.lost += lines
+        if self._fd >= 0:
+            try:
+                os.ftruncate(self._fd, self._size)  # drop a partly written record (a short write before ENOSPC)
+            except OSError:
+                pass
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = -1
+        self._report(exc)
+
+    def _report(self, exc: OSError) -> None:
+        if self.alarm is not None:
+            self.alarm.failed("capture file", exc, self.path)
+        else:
+            log.warning("cannot write %s: %s", self.path, exc)
 
     def _write(self, data: bytes) -> None:
         if self._fd < 0:
@@ -172,15 +246,25 @@ class CaptureFile:
                 self._tidy_again = True  # the running pass looks again before it ends
                 return
             self._tidy_again = False
-            self._tidy_thread = threading.Thread(target=self._tidy_loop, name="gswarm-capture-gzip", daemon=True)
+            try:
+                loop = asyncio.get_running_loop()  # a failure is reported on it (the alarm is not thread-safe)
+            except RuntimeError:
+                loop = None
+            self._tidy_thread = threading.Thread(target=self._tidy_loop, args=(loop,), name="gswarm-capture-gzip", daemon=True)
             self._tidy_thread.start()
 
-    def _tidy_loop(self) -> None:
+    def _tidy_loop(self, loop: Any) -> None:
         while True:
             try:
                 self.tidy()
-            except OSError:
-                pass  # a full disk: the plain rotated file stays; the next rotation tries again
+            except OSError as exc:  # a full disk: the plain rotated file stays; the next rotation tries again
+                if loop is not None:
+                    try:
+                        loop.call_soon_threadsafe(self._report, exc)
+                    except RuntimeError:  # the loop is closed: nobody to tell
+                        pass
+                else:
+                    log.warning("cannot compress rotated files of %s: %s", self.path, exc)
             with self._tidy_lock:
                 if not self._tidy_again:
                     self._tidy_thread = None
@@ -194,10 +278,14 @@ class CaptureFile:
         for p in rotated_captures(self.path):
             if p.suffix != ".gz":
                 tmp = p.with_name(p.name + ".gz.tmp")
-                with open(p, "rb") as src, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, \
-                        gzip.GzipFile(filename=p.name, mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL) as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-                os.replace(tmp, p.with_name(p.name + ".gz"))
+                try:
+                    with open(p, "rb") as src, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, \
+                            gzip.GzipFile(filename=p.name, mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL) as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+                    os.replace(tmp, p.with_name(p.name + ".gz"))
+                except BaseException:  # e.g. disk full: keep the plain file, leave no half .gz behind
+                    tmp.unlink(missing_ok=True)
+                    raise
                 p.unlink()
                 n += 1
         files = rotated_captures(self.path)

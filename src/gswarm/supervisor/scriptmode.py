@@ -79,6 +79,7 @@ class ScriptRun:
     pgid = property(lambda self: self.proc.pgid)
     started_at = property(lambda self: self.proc.started_at)
     requested = property(lambda self: self.proc.requested)
+    ownership = property(lambda self: self.proc.ownership)  # marker + leader start stamp (see _procgroup)
 
     async def start(self) -> None:
         await self.proc.start()
