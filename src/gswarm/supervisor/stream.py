@@ -27,7 +27,9 @@ Rules (a line is what a terminal would show on one row):
 
 from __future__ import annotations
 
+import operator
 import re
+from itertools import compress
 from typing import Iterator, NamedTuple
 
 from gswarm.ansi import ANSI_RE, strip_ansi
@@ -38,7 +40,6 @@ CONTINUED = 4
 DEFAULT_MAX_LINE = 8 * 1024 * 1024
 _TERMS = re.compile("(\r\n|\n|\r)")
 _FLAG = {"\n": 0, "\r\n": 0, "\r": REDRAW}
-_EMPTY_REDRAW = re.compile("(?:^|(?<=[\r\n]))\r(?!\n)")  # a lone \r right after a line end ends nothing
 
 
 
@@ -156,11 +157,12 @@ class LineSplitter:
         if last < 0:
             return EMPTY
         text = data[:last + 1].decode("utf-8", "replace")
-        if text[0] == "\r" or "\n\r" in text or "\r\r" in text:
-            text = _EMPTY_REDRAW.sub("", text)  # an empty redraw segment carries nothing
         parts = _TERMS.split(text)  # seg, term, seg, term, …, "" (text ends with a terminator)
         raws = parts[0:len(parts) - 1:2]
         flags = list(map(_FLAG.__getitem__, parts[1::2]))  # C-level: no Python work per line
+        if text[0] == "\r" or "\n\r" in text or "\r\r" in text:  # maybe an empty redraw segment: it carries nothing
+            keep = list(map(operator.or_, map(bool, raws), map(operator.not_, flags)))  # a text, or not a redraw
+            raws, flags = list(compress(raws, keep)), list(compress(flags, keep))
         texts = ANSI_RE.sub("", "\n".join(raws)).split("\n") if b"\x1b" in data and raws else raws  # no escape spans a \n
         return Batch(texts, raws, flags)
 
