@@ -30,7 +30,7 @@ from types import SimpleNamespace
 from gswarm.clock import SystemClock
 from gswarm.config import Settings
 from gswarm.events import EventBus, ProcessStarted
-from gswarm.logs.jsonlog import JsonLog, JsonLogService
+from gswarm.logs.jsonlog import EARLY_FLUSH_LINES, JsonLog, JsonLogService
 from gswarm.logs.store import StoreService
 from gswarm.monitor.health import HealthService
 from gswarm.monitor.progress import ProgressService
@@ -74,7 +74,10 @@ async def run_once(data: bytes, chunk: int, folder: Path) -> tuple[float, int]:
         null.write("\n".join(batch.texts) + "\n")
         n += len(batch.texts)
         store.flush()
+        if jsonlog._buffered >= EARLY_FLUSH_LINES:  # what the service's early flush does on the loop
+            jsonlog.flush()
     jsonlog.flush()
+    assert jsonlog.dropped == 0, f"JSON log dropped {jsonlog.dropped} records"
     store.flush()
     elapsed = time.perf_counter() - t0
     cap.close()

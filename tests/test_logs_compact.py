@@ -80,3 +80,21 @@ def test_rotation_names_stay_in_write_order_after_pruning_in_the_same_second(tmp
         jl.rotate(T0)
         jl.prune(T0)
     assert [json.loads(p.read_text())["message"] for p in jl.rotated()] == ["line 4", "line 5"]
+
+
+def test_whole_chunk_escape_equals_json_dumps_per_record() -> None:
+    """The one-escape path for chunks with quotes (tracebacks) gives exactly json.dumps of each record, and
+    chunks holding a backslash or NUL (where "\\u0000" could be ambiguous) still do through the per-line path."""
+    import random
+
+    from gswarm.logs.jsonlog import records_of
+
+    rnd = random.Random(18)
+    alphabet = ['"', "\t", "\x01", "é", "🐝", "a", "File ", " ", "\\", "\x00", "\\u0000", "\udcff", "ERROR"]
+    for i in range(400):
+        texts = tuple("".join(rnd.choice(alphabet[: 9 if i % 2 else 13]) for _ in range(rnd.randint(0, 12)))
+                      for _ in range(rnd.randint(1, 6)))
+        batch = ev.OutputBatch("n1", T0 + i, 9, texts, stream="stderr")
+        want = [json.dumps(r, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
+                for r in records_of(batch)]
+        assert b"".join(encoded_of(batch)[0][2]).split(b"\n")[:-1] == want, texts

@@ -169,6 +169,12 @@ def encoded_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[tup
         # t1 "\n" t2 … tn → start '"' t1 '"' tail start '"' t2 … '"' tail
         return [(ts, ts_unix, (f'{start}"'.encode("utf-8", _LONE), data.replace(b"\n", f'"{tail}{start}"'.encode("utf-8", _LONE)),
                                f'"{tail}'.encode("utf-8", _LONE)), n)]
+    joined = e.joined
+    if "\x00" not in joined and "\\" not in joined and joined.count("\n") == n - 1:
+        # one C-level escape of the whole chunk, its newlines carried by NUL (escaped "\u0000", which no other
+        # text can give when the chunk holds no backslash): tracebacks' quotes cost no Python work per line
+        body = _encode_str(joined.replace("\n", "\x00"))[1:-1].replace("\\u0000", f'"{tail}{start}"')
+        return [(ts, ts_unix, (f'{start}"{body}"{tail}'.encode("utf-8", _LONE),), n)]
     return [(ts, ts_unix, ((start + f"{tail}{start}".join(map(_encode_str, texts)) + tail).encode("utf-8", _LONE),), n)]
 
 
