@@ -120,8 +120,7 @@ class RunView:
         if isinstance(ev, ProcessStarted):
             self.say(f"started node pid {ev.pid} (run {ev.run_id}, {ev.generation}, {ev.mode} mode)", "bold green")
         elif isinstance(ev, ProcessExited):
-            how = f"signal {ev.signal}" if ev.signal else f"exit code {ev.exit_code}"
-            self.say(f"node pid {ev.pid} ended with {how} after {ev.uptime:.1f}s", "bold yellow")
+            self.say(f"node pid {ev.pid} {ev.words} after {ev.uptime:.1f}s", "bold green" if ev.requested else "bold yellow")
         elif isinstance(ev, Incident):
             self.say(f"cause: [bold]{ev.category.value}[/] (rule {escape(ev.rule_id)}, {ev.severity.value}) "
                      f"→ {ev.recovery.value}", _SEV_STYLE.get(ev.severity, "red"))
