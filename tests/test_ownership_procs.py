@@ -230,3 +230,27 @@ def test_host_record_write_failure_keeps_the_state_dir_record(tmp_path: Path, ca
         lock.host_record_path.rmdir()
     finally:
         lock.release()
+
+
+LEAVER = (
+    "import subprocess, sys, time\n"
+    "code = ('import os, signal, time\\n'\n"
+    "        'signal.signal(signal.SIGTERM, lambda *a: os.setsid())\\n'  # TERM: leave the group, keep running\n"
+    "        'print(\"leaver\", os.getpid(), flush=True)\\n'\n"
+    "        'time.sleep(60)\\n')\n"
+    "subprocess.Popen([sys.executable, '-c', code])\n"
+    "time.sleep(0.8)\n"
+)
+
+
+async def test_a_member_leaving_the_group_during_the_grace_still_gets_sigkill(tmp_path: Path,
+                                                                               stranger: subprocess.Popen) -> None:
+    """A member that answers SIGTERM with setsid() leaves the group during the sweep's grace. Before the fix the
+    escaped list came from the sweep's start (empty), so the group looked gone and the leaver lived on."""
+    pids: list[int] = []
+    p = NodeProcess(spec(LEAVER, tmp_path), "n", EventBus(), time.time,
+                    on_batch=lambda b, ts: pids.extend(int(t.split()[1]) for t in b.texts if t.startswith("leaver ")))
+    await p.start()
+    st = await asyncio.wait_for(p.wait(), 15)
+    assert st.exit_code == 0 and pids, pids
+    assert wait_dead(pids[0], 5.0) and alive(stranger.pid)

@@ -349,11 +349,14 @@ class NodeProcess:
         return out
 
     def group_alive(self) -> bool:
-        """True while any process of our group or an escaped descendant found by the last sweep runs."""
-        own = self.ownership
-        if own is not None:
-            self._escaped = [p for p in self._escaped if own.owns(p)]
-        return bool(self._members()) or bool(self._escaped)
+        """True while any process of our group or an escaped descendant of this run is alive.
+
+        Once the group is empty the escaped list is rescanned, not taken from the sweep's start: a member
+        that calls ``setsid`` during the grace period (after ignoring SIGTERM) must still get the SIGKILL."""
+        if self._members():
+            return True
+        self._escaped = self._find_escaped()
+        return bool(self._escaped)
 
     async def sweep_group(self, grace: float) -> None:
         """TERM what is left of our run (group + escaped), wait ``grace`` s, then KILL the rest."""
