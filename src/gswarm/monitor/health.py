@@ -145,6 +145,11 @@ class HealthService:
             self._stream = self._new_stream(e.generation)
         elif isinstance(e, ev.ProcessExited):
             self.tracker.on_exit(e.ts)
+        elif isinstance(e, ev.StateChanged) and ev.NodeState.WAITING_LOGIN in (e.old, e.new):
+            if e.new == ev.NodeState.WAITING_LOGIN:  # waiting for a browser login is not a stall
+                self.tracker.on_exit(e.ts)
+            elif e.new == ev.NodeState.RUNNING:  # the stall clock starts when the login is done
+                self.tracker.on_start(e.ts)
 
     def _on_lines(self, texts: tuple[str, ...], ts: float, joined: str) -> None:
         """The lines of one chunk (``joined`` = ``"\\n".join(texts)``): count swallowed training errors, then

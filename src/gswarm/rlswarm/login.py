@@ -203,7 +203,7 @@ class PreparedNode:
 
         Returns human-readable notes of what was done. Raises IdentityError/LoginError/SetupError.
         """
-        done = [f"restored {n} from backup" for n in identity.restore_login_files(self.checkout, self.state_dir)]
+        done = identity.keep_login(self.checkout, self.state_dir)
         st = identity.guard_identity(self.checkout, self.state_dir, self.identity_pem)
         if st.action in ("restored", "backed_up"):
             done.append(f"swarm.pem {st.action} ({st.backup})")
@@ -229,9 +229,13 @@ class PreparedNode:
         return done
 
     def after_start(self) -> str | None:
-        """Back up swarm.pem the first time the node created it; returns a note or None."""
+        """Once the trainer runs: back up swarm.pem the first time the node created it and the login files
+        (a login done in the script's browser flow, §2.4); returns a note or None."""
+        notes = identity.keep_login(self.checkout, self.state_dir)
         st = identity.guard_identity(self.checkout, self.state_dir, self.identity_pem)
-        return f"swarm.pem backed up to {st.backup}" if st.action == "backed_up" else None
+        if st.action == "backed_up":
+            notes.append(f"swarm.pem backed up to {st.backup}")
+        return "; ".join(notes) or None
 
     def settings_update(self) -> dict[str, Any]:
         """Fields to apply to Settings before ``build_launch_spec`` (``python``, ``org_id``)."""

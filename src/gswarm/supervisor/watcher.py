@@ -62,6 +62,7 @@ class RunInfo:
     fatal_reason: str | None = None
     degraded: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    login_wait_since: float | None = None  # wall s: script mode waits for a browser login since then
 
 
 class Watcher:
@@ -103,6 +104,7 @@ class Watcher:
 
             self.capture = CaptureFile(capture_path(self.state_dir, node), settings.log_max_bytes, settings.log_backups)
         self._shutdown = False
+        self._login_alerted = False
 
     # ------------------------------------------------------------------ main loop
     async def run(self) -> int:
@@ -149,14 +151,44 @@ class Watcher:
         except GSwarmError as exc:
             return self._fatal(f"cannot start the node: {exc}")
         self.sm.move(S.RUNNING, f"pid {proc.pid}")
+        if self.spec.mode != "script":  # script mode: once the trainer runs (_on_trainer), the login is done then
+            self._poststart()
+        status, cmd = await self._supervise(proc)
+        return await self._after_exit(proc, status, cmd)
+
+    def _poststart(self) -> None:
         if self.poststart is not None:
             try:
                 self.poststart()
             except Exception as exc:  # e.g. a swarm.pem that differs from the backup
                 log.warning("after-start hook failed: %s", exc)
                 self._notice("identity", Severity.ERROR, "after-start check failed", str(exc))
-        status, cmd = await self._supervise(proc)
-        return await self._after_exit(proc, status, cmd)
+
+    def _on_login_wait(self, waiting: bool, ts: float) -> None:
+        """Script mode: the script waits for (``waiting``) or got past a browser login (scriptmode docstring).
+
+        WAITING_LOGIN is not RUNNING and its time is not uptime; one "needs you" Notice per wait until a
+        trainer starts again."""
+        if waiting and self.sm.state in (S.RUNNING, S.DEGRADED, S.STARTING):
+            self.info.login_wait_since = ts
+            self.sm.move(S.WAITING_LOGIN, "run_rl_swarm.sh waits for the modal-login browser login")
+            if not self._login_alerted:
+                self._login_alerted = True
+                self._notice("needs_you", Severity.WARNING, "the script waits for the modal-login browser login",
+                             "open http://localhost:3000 in a browser on this machine (over SSH: ssh -L "
+                             "3000:localhost:3000 this-host, then the same URL on yours) and log in; or stop and run "
+                             "`gswarm login` once. GSwarm backs the login up and restores it before every start.")
+        elif not waiting and self.sm.state == S.WAITING_LOGIN:
+            waited = ts - (self.info.login_wait_since or ts)
+            self.info.login_wait_since = None
+            if self.proc is not None and self.info.started_at is not None:
+                self.info.started_at = self.proc.started_at + getattr(self.proc, "login_waited", 0.0)
+            self.sm.move(S.RUNNING, f"login done after {waited:.0f} s")
+
+    def _on_trainer(self, pid: int) -> None:
+        """Script mode: the Python trainer runs (the login is complete): run the after-start hook now."""
+        self._login_alerted = False
+        self._poststart()
 
     async def _spawn(self, spec: LaunchSpec) -> Any:
         self.classifier = ExitClassifier(spec.generation)
@@ -172,7 +204,9 @@ class Watcher:
         if spec.use_pty or spec.mode == "script":
             from gswarm.supervisor.scriptmode import ScriptRun
 
-            proc = ScriptRun(spec, self.node, self.bus, self.clock.time, stop_timeout=self.settings.stop_timeout, **kwargs)
+            proc = ScriptRun(spec, self.node, self.bus, self.clock.time, stop_timeout=self.settings.stop_timeout,
+                             on_login_wait=self._on_login_wait, on_trainer=self._on_trainer,
+                             monotonic=self.clock.monotonic, **kwargs)
         else:
             proc = NodeProcess(spec, self.node, self.bus, self.clock.time, **kwargs)
         await proc.start()
@@ -262,7 +296,8 @@ class Watcher:
     # ------------------------------------------------------------------ after an exit
     async def _after_exit(self, proc: Any, status: ExitStatus, cmd: Any) -> str:
         now = self.clock.time()
-        uptime = max(0.0, now - proc.started_at)
+        uptime = max(0.0, now - proc.started_at - getattr(proc, "login_waited", 0.0))  # a login wait is no uptime
+        self.info.login_wait_since = None
         stalled = cmd is not None and cmd.kind == "stalled"
         # a restart asked by health (live incident, policy.decide_live) is immediate; the health
         # service counts it in its own crash-loop budget and sends "stop" when that is spent
