@@ -72,6 +72,20 @@ def node_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return {k: v for k, v in environ.items() if not k.startswith("GSWARM_") and k != "MODEL_NAME"}
 
 
+def drop_login_preamble(tail: Any) -> None:
+    """Remove from ``tail`` (a deque of output lines) everything up to the last "API key is activated" line.
+
+    Those are the script's login lines: "Waiting for API key to become activated..." is printed on every
+    testnet start (v0.3.0+, generations.md §2.4), so left in the exit tail it classifies a trainer killed
+    without a traceback as ``api_key_pending`` (stop and alert) instead of a SIGKILL (issue #12).
+    """
+    lines = list(tail)
+    done = next((i for i in range(len(lines) - 1, -1, -1) if LOGIN_DONE in lines[i]), None)
+    if done is not None:
+        tail.clear()
+        tail.extend(lines[done + 1:])
+
+
 def _with_model(spec: LaunchSpec, extra_env: Mapping[str, str] | None) -> tuple[tuple[PromptAnswer, ...], dict[str, str]]:
     """Move ``MODEL_NAME`` out of ``extra_env`` into the answer of the model prompt (empty values dropped)."""
     extra = dict(extra_env or {})

@@ -37,6 +37,7 @@ from gswarm.supervisor._classify import ExitClassifier
 from gswarm.supervisor._cmdwait import next_command
 from gswarm.supervisor.capture import CaptureFile
 from gswarm.supervisor.lock import CheckoutLock
+from gswarm.supervisor.scriptmode import drop_login_preamble
 from gswarm.supervisor.process import BatchCallback, ExitStatus, NodeProcess
 from gswarm.supervisor.spec import LaunchSpec
 from gswarm.supervisor.state import StateMachine
@@ -157,9 +158,12 @@ class Watcher:
         return await self._after_exit(proc, status, cmd)
 
     def _poststart(self) -> None:
+        """Run the after-start hook; a note it returns (str) is published as a RecoveryAction."""
         if self.poststart is not None:
             try:
-                self.poststart()
+                note = self.poststart()
+                if isinstance(note, str) and note:
+                    self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.NONE, note))
             except Exception as exc:  # e.g. a swarm.pem that differs from the backup
                 log.warning("after-start hook failed: %s", exc)
                 self._notice("identity", Severity.ERROR, "after-start check failed", str(exc))
@@ -186,8 +190,11 @@ class Watcher:
             self.sm.move(S.RUNNING, f"login done after {waited:.0f} s")
 
     def _on_trainer(self, pid: int) -> None:
-        """Script mode: the Python trainer runs (the login is complete): run the after-start hook now."""
+        """Script mode: the Python trainer runs (the login is complete): run the after-start hook now, and drop
+        the script's login lines from the exit tail — "Waiting for API key to become activated..." is printed on
+        every testnet start and must not classify the trainer's later exit as api_key_pending."""
         self._login_alerted = False
+        drop_login_preamble(self.classifier.tail)
         self._poststart()
 
     async def _spawn(self, spec: LaunchSpec) -> Any:
