@@ -38,7 +38,7 @@ def starts(co: Path) -> list[dict]:
 
 def runtime(tmp: Path, co: Path, faults: str, **options: object) -> tuple[Runtime, FakeClock, list[Event]]:
     settings = load_settings({"rl_swarm_dir": co, "state_dir": tmp / "st", "via_script": True, "stop_timeout": 5,
-                              "extra_env": {**KNOBS, "GSWARM_EMU_FAULTS": faults}, **options}, env={})
+                              "prompt_idle": 0.05, "extra_env": {**KNOBS, "GSWARM_EMU_FAULTS": faults}, **options}, env={})
     clock = FakeClock()
     rt = Runtime(settings, clock=clock, services=(), install_signals=False, prepare=True)
     events: list[Event] = []
@@ -83,6 +83,8 @@ async def test_browser_login_in_the_script_survives_a_crash(tmp_path: Path, gen:
     first, second = starts(co)
     assert (first["login"], second["login"]) == (True, True)
     assert (first["env"]["ORG_ID"], second["env"]["ORG_ID"]) == (org, org)
+    alloc = [start["env"].get("PYTORCH_CUDA_ALLOC_CONF") for start in (first, second)]
+    assert alloc == [None, "expandable_segments:True"]  # the ladder's first CUDA rung reaches the trainer too
     waits = [e for e in events if isinstance(e, StateChanged) and e.new == NodeState.WAITING_LOGIN]
     assert len(waits) == 1  # the restart found the login restored
     needs = [e for e in events if isinstance(e, Notice) and e.kind == "needs_you"]

@@ -20,7 +20,8 @@ from gswarm.rlswarm import _eras, _parity, identity
 from gswarm.rlswarm.launch import build_launch_spec
 from gswarm.supervisor import policy
 from gswarm.supervisor._classify import ExitClassifier
-from gswarm.supervisor.scriptmode import ScriptRun, _with_model, drop_login_preamble, node_environ
+from gswarm.supervisor._scriptenv import drop_login_preamble, node_environ, with_model
+from gswarm.supervisor.scriptmode import ScriptRun
 from gswarm.supervisor.spec import LaunchSpec, PromptAnswer
 from gswarm.supervisor.state import StateMachine
 
@@ -80,10 +81,10 @@ def _spec(prompts: tuple[PromptAnswer, ...] = (), cwd: Path = Path("/")) -> Laun
 
 def test_ladder_model_becomes_the_model_prompt_answer() -> None:
     spec = _spec((PromptAnswer("hf_push", "hf", "N"), PromptAnswer("model_name", "model", "")))
-    prompts, extra = _with_model(spec, {"MODEL_NAME": "Qwen/Qwen3-0.6B", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"})
+    prompts, extra = with_model(spec, {"MODEL_NAME": "Qwen/Qwen3-0.6B", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"})
     assert [(p.name, p.answer) for p in prompts] == [("hf_push", "N"), ("model_name", "Qwen/Qwen3-0.6B")]
     assert extra == {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}  # never exported to the script
-    prompts, extra = _with_model(spec, {"MODEL_NAME": ""})
+    prompts, extra = with_model(spec, {"MODEL_NAME": ""})
     assert [p.answer for p in prompts] == ["N", ""] and extra == {}
 
 

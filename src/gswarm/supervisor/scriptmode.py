@@ -16,10 +16,10 @@ reaction within ``infer_grace`` s: it stays alive (the ``wait`` trap-door) → e
 0; it ends → a failure (exit code 1, or the script's own code for E0, which has
 no trap and ends with Python's status, §3). Then the script's group is stopped.
 
-Login wait (E1–E6, §2.4): the script prints ">> Waiting for modal userData.json to be created..." *before*
-it looks for the file, so the line alone means nothing; GSwarm counts it as a login wait only when
-``modal-login/temp-data/userData.json`` is missing then, or when the activation poll fails ("Waiting for
-API key to be activated..."). The wait ends at "API key is activated!" or when the trainer appears;
+Login wait (E1–E6, §2.4; :class:`~gswarm.supervisor._scriptenv.LoginWait`): the script prints its wait line
+*before* it looks for the file, so the line alone means nothing; GSwarm counts it as a login wait only when
+``modal-login/temp-data/userData.json`` is missing then, or when the activation poll fails. The wait ends
+at "API key is activated!" or when the trainer appears;
 ``on_login_wait(waiting, ts)`` reports both edges and :attr:`ScriptRun.login_waited` sums the wait
 (monotonic seconds) so it is not counted as uptime. ``on_trainer(pid)`` fires once when the Python child
 is found (the login is complete then: the moment to back it up).
@@ -38,15 +38,15 @@ import logging
 import os
 import re
 import time
-from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import psutil
 
 from gswarm.supervisor._procgroup import proc_info, zombie_exit_status
 from gswarm.supervisor.process import ExitStatus, NodeProcess
 from gswarm.events import Notice, Severity
-from gswarm.supervisor.spec import MASK, LaunchSpec, PromptAnswer
+from gswarm.supervisor._scriptenv import LOGIN_DONE, LoginWait, node_environ, with_model
+from gswarm.supervisor.spec import MASK, LaunchSpec
 from gswarm.supervisor.stream import Batch
 
 log = logging.getLogger(__name__)
@@ -56,43 +56,8 @@ log = logging.getLogger(__name__)
 # sits in its final `wait`; the health service's stall detection then restarts the node.
 FAST_SCAN_SECONDS = 120.0
 FAST_SCAN_POLL = 0.05
-LOGIN_WAIT = "Waiting for modal userData.json to be created"  # run_rl_swarm.sh E1-E6, printed once (generations.md §2.4)
-ACTIVATION_WAIT = "Waiting for API key to be activated"  # printed per failed activation poll, v0.3.0+ (§2.4)
-LOGIN_DONE = "API key is activated"  # "API key is activated! Proceeding...", v0.3.0+ (§2.4)
-USER_DATA = Path("modal-login/temp-data/userData.json")
-MODEL_PROMPT = "model_name"  # PromptAnswer.name of the E3-E6 model prompt (gswarm.rlswarm.prompts)
 BASH_JOB_RE = re.compile(r"line \d+:\s+(\d+)\s+(Killed|Terminated|Segmentation fault|Aborted|Bus error|Hangup|Quit)")
 _JOB_SIGNALS = {"Killed": 9, "Terminated": 15, "Segmentation fault": 11, "Aborted": 6, "Bus error": 7, "Hangup": 1, "Quit": 3}
-
-
-def node_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment the script inherits: ``environ`` (default ``os.environ``) without ``GSWARM_*`` names
-    and without ``MODEL_NAME`` (see the module docstring). Returns a new dict."""
-    environ = os.environ if environ is None else environ
-    return {k: v for k, v in environ.items() if not k.startswith("GSWARM_") and k != "MODEL_NAME"}
-
-
-def drop_login_preamble(tail: Any) -> None:
-    """Remove from ``tail`` (a deque of output lines) everything up to the last "API key is activated" line.
-
-    Those are the script's login lines: "Waiting for API key to become activated..." is printed on every
-    testnet start (v0.3.0+, generations.md §2.4), so left in the exit tail it classifies a trainer killed
-    without a traceback as ``api_key_pending`` (stop and alert) instead of a SIGKILL (issue #12).
-    """
-    lines = list(tail)
-    done = next((i for i in range(len(lines) - 1, -1, -1) if LOGIN_DONE in lines[i]), None)
-    if done is not None:
-        tail.clear()
-        tail.extend(lines[done + 1:])
-
-
-def _with_model(spec: LaunchSpec, extra_env: Mapping[str, str] | None) -> tuple[tuple[PromptAnswer, ...], dict[str, str]]:
-    """Move ``MODEL_NAME`` out of ``extra_env`` into the answer of the model prompt (empty values dropped)."""
-    extra = dict(extra_env or {})
-    model = extra.pop("MODEL_NAME", "")
-    prompts = tuple(PromptAnswer(p.name, p.pattern, model, p.secret) if model and p.name == MODEL_PROMPT else p
-                    for p in spec.prompts)
-    return prompts, extra
 
 
 class ScriptRun:
@@ -112,17 +77,15 @@ class ScriptRun:
                  read_zombie: Any = zombie_exit_status, on_login_wait: Callable[[bool, float], Any] | None = None,
                  on_trainer: Callable[[int], Any] | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
         pty_spec = spec if spec.use_pty else LaunchSpec(**{**spec.__dict__, "use_pty": True})
-        prompts, extra = _with_model(spec, extra_env)
+        prompts, extra = with_model(spec, extra_env)
         self.spec, self.capture, self._outer = spec, capture, on_batch
         self._bus, self._node = bus, node
         self.proc = NodeProcess(pty_spec, node, bus, time_fn, capture=capture, on_batch=self._on_batch,
                                 extra_env=extra, prompt_idle=prompt_idle, base_env=node_environ())
         self._time = time_fn
         self.prompts = [(re.compile(p.pattern), p) for p in prompts]
-        self.on_login_wait, self.on_trainer, self._mono = on_login_wait, on_trainer, monotonic
-        self.waiting_login = False
-        self._wait_t0 = 0.0
-        self._waited = 0.0
+        self.on_login_wait, self.on_trainer = on_login_wait, on_trainer
+        self.login = LoginWait(spec.cwd, monotonic)
         self.watch_re = re.compile(spec.watch_pattern) if spec.watch_pattern else None
         self.stop_timeout, self.poll, self.infer_grace = stop_timeout, poll, infer_grace
         self.py_pid: int | None = None
@@ -154,7 +117,7 @@ class ScriptRun:
                         self._answer(prompt, ts)
                         break
             if "Waiting for" in text or LOGIN_DONE in text:
-                self._login_line(text, ts)
+                self._login_edge(self.login.line(text), ts)
             if "line " in text:
                 m = BASH_JOB_RE.search(text)
                 if m:
@@ -163,31 +126,17 @@ class ScriptRun:
     @property
     def login_waited(self) -> float:
         """Seconds (monotonic) this run spent waiting for a browser login, the current wait included."""
-        return self._waited + (self._mono() - self._wait_t0 if self.waiting_login else 0.0)
+        return self.login.waited
 
-    def _login_line(self, text: str, ts: float) -> None:
-        if LOGIN_WAIT in text:
-            if not (Path(self.spec.cwd) / USER_DATA).is_file():  # printed before the check (§2.4)
-                self._set_login_wait(True, ts)
-        elif ACTIVATION_WAIT in text:
-            self._set_login_wait(True, ts)
-        elif LOGIN_DONE in text:
-            self._set_login_wait(False, ts)
-
-    def _set_login_wait(self, waiting: bool, ts: float) -> None:
-        if waiting == self.waiting_login:
+    def _login_edge(self, edge: bool | None, ts: float) -> None:
+        if edge is None:
             return
-        self.waiting_login = waiting
-        if waiting:
-            self._wait_t0 = self._mono()
-        else:
-            self._waited += self._mono() - self._wait_t0
         if self.on_login_wait is not None:
             try:
-                self.on_login_wait(waiting, ts)
+                self.on_login_wait(edge, ts)
             except Exception:  # pragma: no cover - a display hook must not end supervision
                 log.exception("login-wait hook failed")
-        elif waiting and not self._login_wait_told:
+        elif edge and not self._login_wait_told:
             self._tell_login_wait(ts)
 
     def _tell_login_wait(self, ts: float) -> None:
@@ -232,14 +181,12 @@ class ScriptRun:
             log.exception("script-mode watcher failed")
             self._status = await self.proc.stop(self.stop_timeout)
         finally:
-            if self.waiting_login:  # the script ended while waiting: close the wait (uptime excludes it)
-                self.waiting_login = False
-                self._waited += self._mono() - self._wait_t0
+            self.login.set(False)  # the script ended while waiting: close the wait (uptime excludes it)
             self._done.set()
 
     def _trainer_found(self) -> None:
         """The Python child runs: any login wait is over; tell ``on_trainer``."""
-        self._set_login_wait(False, self._time())
+        self._login_edge(self.login.set(False), self._time())
         if self.on_trainer is not None and self.py_pid is not None:
             try:
                 self.on_trainer(self.py_pid)

@@ -37,7 +37,7 @@ from gswarm.supervisor._classify import ExitClassifier
 from gswarm.supervisor._cmdwait import next_command
 from gswarm.supervisor.capture import CaptureFile
 from gswarm.supervisor.lock import CheckoutLock
-from gswarm.supervisor.scriptmode import drop_login_preamble
+from gswarm.supervisor._scriptenv import drop_login_preamble
 from gswarm.supervisor.process import BatchCallback, ExitStatus, NodeProcess
 from gswarm.supervisor.spec import LaunchSpec
 from gswarm.supervisor.state import StateMachine
