@@ -66,7 +66,7 @@ async def test_browser_login_in_the_script_survives_a_crash(tmp_path: Path, gen:
     """Defaults (auto-setup on): the operator logs in while the script waits; the first trainer crashes with a
     CUDA OOM; the trap deletes the login files; the second start finds them restored — no second wait."""
     co = init_checkout(tmp_path / "rl", gen)  # not logged in, no backup
-    rt, clock, events = runtime(tmp_path, co, "crash:cuda_oom@0.3#1")
+    rt, clock, events = runtime(tmp_path, co, "crash:cuda_oom@0.6#1")
     task = asyncio.ensure_future(rt.run())
     try:
         await until(lambda: rt.snapshot()["state"] == "WAITING_LOGIN" or task.done())
@@ -75,7 +75,7 @@ async def test_browser_login_in_the_script_survives_a_crash(tmp_path: Path, gen:
         clock.advance(600)  # ten minutes in front of the browser
         assert rt.snapshot()["waiting_login_for"] == 600
         org = write_login(co)  # the browser login writes the files
-        await until(lambda: rt.snapshot()["state"] == "RUNNING")
+        await until(lambda: any(isinstance(e, StateChanged) and e.old == NodeState.WAITING_LOGIN for e in events))
         await restart_once(rt, clock, events)
         await until(lambda: len(starts(co)) == 2)
     finally:
