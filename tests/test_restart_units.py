@@ -236,3 +236,48 @@ def test_plan_json_lists_launcher_env_and_written_exceptions(tmp_path: Path) -> 
     script = plan_json(load_settings({"rl_swarm_dir": co, "via_script": True, "hf_token": "hf_secret"}, env={}))
     assert [e["name"] for e in script["env_exceptions"]] == ["GSWARM_*", "MODEL_NAME", "HF_TOKEN"]
     assert set(script["launcher_env"].values()) == {"(set by run_rl_swarm.sh)"}
+
+
+async def test_auto_setup_repairs_a_corrupt_login_before_anything_reads_it(tmp_path: Path) -> None:
+    """prepare_node (gswarm run's default auto-setup) used to stop with LoginError on a corrupt userData.json
+    although a valid backup existed."""
+    from gswarm.rlswarm.login import prepare_node
+
+    co = init_checkout(tmp_path / "co", "E4", logged_in=True)
+    state = tmp_path / "state"
+    org = identity.read_org_id(identity.temp_data(co) / "userData.json")
+    identity.keep_login(co, state)
+    (identity.temp_data(co) / "userData.json").write_bytes(b'{"cut-off')
+    settings = load_settings({"rl_swarm_dir": co, "via_script": True}, env={})
+    node = await prepare_node(settings, state_dir=state, lock_dir=tmp_path / "locks")
+    try:
+        assert [n for n in node.notes if n.startswith("restored the login files")] == [
+            f"restored the login files from the backup: {identity.temp_data(co) / 'userData.json'} is not a JSON "
+            "object with the user's ORG_ID as first key"]
+        assert identity.read_org_id(identity.temp_data(co) / "userData.json") == org
+    finally:
+        await node.close()
+
+
+async def test_direct_login_replaces_a_corrupt_user_data_from_the_backup(tmp_path: Path) -> None:
+    """Direct mode with auto-setup (ensure_login) stopped with LoginError on a corrupt userData.json although a
+    valid backup existed; now the backup replaces it and the login goes on without the browser."""
+    from gswarm.clock import FakeClock
+    from gswarm.emulator.modal_server import ModalServer
+    from gswarm.rlswarm import login
+    from tests.test_setup_support import drive, lay_checkout
+
+    co = lay_checkout(tmp_path / "rl", "E4")
+    server = ModalServer(co).start()
+    clock = FakeClock()
+    try:
+        org = server.login()
+        first = await drive(asyncio.create_task(login.ensure_login(co, tmp_path / "s", port=server.port, clock=clock,
+                                                                   env={})), clock)
+        (identity.temp_data(co) / "userData.json").write_text('{"cut-off')
+        again = await drive(asyncio.create_task(login.ensure_login(co, tmp_path / "s", port=server.port, clock=clock,
+                                                                   env={}, login_timeout=1)), clock)
+    finally:
+        server.stop()
+    assert first == again == org
+    assert identity.read_org_id(identity.temp_data(co) / "userData.json") == org
