@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python bench/classify.py [DIR] [--lines 1000000] [--json]
+    .venv/bin/python bench/classify.py [DIR] [--lines 1000000] [--json] [--wild DIR] [--split seen|unseen]
 
 DIR defaults to ``tests/data/failures`` (a copy of ``shared/failures/``). Each ``*.txt`` file has a header
 (``category:``, ``recovery:`` …), a ``---`` line, then the log. Accuracy = classified category equals the
@@ -11,12 +11,19 @@ recovery (e.g. "reduce_model / restart" → reduce_model). Throughput: a determi
 E4/E6 lines (Hydra-format genrl lines, progress bars, TRL metric dicts, httpx, hivemind INFO) with 0.1 %
 failure lines from the corpus mixed in, fed line by line to ``StreamClassifier.on_line`` (the live path;
 target ≥ 200,000 lines/s) and, separately, to ``Classifier.classify_lines`` (batch path of ``gswarm diagnose``).
+
+Wild accuracy (issue #17): ``tests/data/failures_wild`` holds public reports labelled by hand before the classifier
+ran on them, split by the hash rule of its SPLIT.md; accuracy is printed for the ``seen`` split (rules were written
+and tuned from it) and, separately, for the ``unseen`` split (never looked at while writing rules). A case counts
+as right when its category matches and its recovery is one the header names.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import re
 import random
 import sys
 import time
@@ -62,6 +69,58 @@ def accuracy(clf: Classifier, folder: Path) -> dict:
         if got.category.value != cat or got.recovery.value != rec:
             misses.append(f"{path.name}: got {got.category.value}/{got.recovery.value}, header {cat}/{rec}")
     return {"files": len(files), "category_right": right, "recovery_agree": rec_ok, "mismatches": misses}
+
+
+SPLIT_DIGITS = "0123456789ab"  # tests/data/failures_wild/SPLIT.md: first sha256 hex digit of the source URL
+RECOVERIES = {"none", "wait", "restart", "backoff", "cleanup_then_restart", "stop_and_alert", "reinstall_deps", "reduce_model"}
+
+
+def split_of(url: str) -> str:
+    """``unseen`` (held out from rule writing) or ``seen``, by the rule written in SPLIT.md before collecting."""
+    return "unseen" if hashlib.sha256(url.encode("utf-8")).hexdigest()[0] in SPLIT_DIGITS else "seen"
+
+
+def wild_case(path: Path) -> dict:
+    """Header fields of a wild case plus ``url``, ``split`` (recomputed), ``named`` (acceptable recoveries: the
+    vocabulary words of the header's recovery before its parenthesised note) and ``lines``.
+    Raises ValueError naming the file when the header lacks a field or its split disagrees with the rule."""
+    raw = path.read_text(encoding="utf-8", errors="replace")
+    head, sep, log = raw.partition("\n---\n")
+    fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in head.splitlines())}
+    missing = {"source", "category", "recovery", "split"} - set(fields)
+    if not sep or missing:
+        raise ValueError(f"{path}: header lacks {sorted(missing) or ['---']}; see SPLIT.md for the format")
+    m = re.search(r"\((https?://[^)\s]+)\)", fields["source"])
+    if not m:
+        raise ValueError(f"{path}: source has no (URL); write 'owner/repo#N (https://...)'")
+    url = m.group(1)
+    split = split_of(url)
+    if fields["split"] != split and not fields.get("moved"):
+        raise ValueError(f"{path}: header says split {fields['split']!r}, the hash rule says {split!r}")
+    named = [w for w in dict.fromkeys(re.findall(r"[a-z_]+", fields["recovery"].split("(", 1)[0])) if w in RECOVERIES]
+    return {**fields, "url": url, "split": fields["split"], "named": named, "lines": log.splitlines()}
+
+
+def wild_accuracy(clf: Classifier, folder: Path, only: str | None = None) -> dict:
+    """Per split (``seen``/``unseen``): cases, categories right, recoveries acceptable (the classification's
+    recovery is one the header names), both right, and the misses."""
+    out: dict = {}
+    for path in sorted(folder.glob("*.txt")):
+        case = wild_case(path)
+        if only and case["split"] != only:
+            continue
+        got = clf.classify_lines(case["lines"])
+        s = out.setdefault(case["split"], {"cases": 0, "category_right": 0, "recovery_ok": 0, "both": 0, "misses": []})
+        cat_ok = got.category.value == case["category"]
+        rec_ok = got.recovery.value in case["named"]
+        s["cases"] += 1
+        s["category_right"] += cat_ok
+        s["recovery_ok"] += rec_ok
+        s["both"] += cat_ok and rec_ok
+        if not (cat_ok and rec_ok):
+            s["misses"].append(f"{path.name}: got {got.category.value}/{got.recovery.value} ({got.rule_id}), "
+                               f"label {case['category']}/{'|'.join(case['named'])}")
+    return out
 
 
 def synthetic(n: int, failures: list[str], seed: int = 4) -> list[str]:
@@ -112,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("dir", nargs="?", default=str(Path(__file__).resolve().parents[1] / "tests" / "data" / "failures"))
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--wild", default=str(Path(__file__).resolve().parents[1] / "tests" / "data" / "failures_wild"),
+                    help="folder of public reports with a seen/unseen split (SPLIT.md); '' to skip")
+    ap.add_argument("--split", choices=("seen", "unseen"), help="report only this split of --wild")
+    ap.add_argument("--accuracy-only", action="store_true", help="skip the throughput run")
     args = ap.parse_args(argv)
     folder = Path(args.dir)
     if not folder.is_dir():
@@ -120,15 +183,33 @@ def main(argv: list[str] | None = None) -> int:
     clf = Classifier.from_package()
     acc = accuracy(clf, folder)
     failures = [x for p in sorted(folder.glob("*.txt")) for x in parse_case(p)[2] if x.strip()][:2000]
-    thr = throughput(clf, args.lines, failures)
+    try:
+        wild = wild_accuracy(clf, Path(args.wild), args.split) if args.wild else {}
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    thr = None if args.accuracy_only else throughput(clf, args.lines, failures)
     if args.json:
-        print(json.dumps({"accuracy": acc, "throughput": thr}, indent=2))
+        print(json.dumps({"accuracy": acc, "wild": wild, "throughput": thr}, indent=2))
         return 0
     n = acc["files"] or 1
     print(f"accuracy: {acc['category_right']}/{acc['files']} categories right ({100 * acc['category_right'] / n:.1f} %), "
           f"recovery agrees with the header's first word for {acc['recovery_agree']}/{acc['files']}")
     for miss in acc["mismatches"]:
         print(f"  - {miss}")
+    for name in ("seen", "unseen"):
+        w = wild.get(name)
+        if not w:
+            continue
+        k = w["cases"]
+        what = "cases the rules were written from" if name == "seen" else "held-out cases never used to write rules"
+        print(f"wild {name} ({what}): category {w['category_right']}/{k} ({100 * w['category_right'] / k:.1f} %), "
+              f"acceptable recovery {w['recovery_ok']}/{k} ({100 * w['recovery_ok'] / k:.1f} %), "
+              f"both {w['both']}/{k} ({100 * w['both'] / k:.1f} %)")
+        for miss in w["misses"]:
+            print(f"  - {miss}")
+    if thr is None:
+        return 0
     print(f"throughput on {thr['lines']:,} synthetic lines (target 200,000 lines/s for the live path):")
     print(f"  StreamClassifier.on_line: {thr['stream_lines_per_cpu_s']:,.0f} lines per CPU-second "
           f"({thr['stream_lines_per_wall_s']:,.0f} lines/s wall clock)")

@@ -77,8 +77,9 @@ def test_diagnose_capture_file_prefix(app: typer.Typer, tmp_path: Path) -> None:
                    "2026-11-29T15:33:17.123456Z 4242 > ValueError: expected sequence of length 2 at dim 1 (got 1)\n",
                    encoding="utf-8")
     d = json.loads(run(app, "diagnose", str(cap), "--json").output)
-    assert (d["category"], d["rule_id"], d["evidence"]) == ("unknown_crash", "exception_line",
-                                                            ["ValueError: expected sequence of length 2 at dim 1 (got 1)"])
+    assert (d["category"], d["rule_id"], d["evidence"]) == ("unknown_crash", "struct_unknown_exception", [
+        # #17: the structural fallback (was exception_line) shows the raising frame with the final exception
+        'File "x.py", line 3, in <module>', "ValueError: expected sequence of length 2 at dim 1 (got 1)"])
 
 
 def test_diagnose_errors(app: typer.Typer, tmp_path: Path) -> None:
@@ -153,7 +154,7 @@ def test_bundle_contents_scrubbed_and_private(app: typer.Typer, tmp_path: Path, 
     hist = json.loads(texts["history.json"])
     assert [r["cause"] for r in hist["runs"]] == ["system_oom_killed"] and hist["events"][0]["kind"] == "restart"
     assert hist["incidents"][0]["category"] == "cuda_oom"
-    assert json.loads(texts["config.json"])["hf_token"] == "***"
+    assert json.loads(texts["config.json"])["settings"]["hf_token"] == "***"
     versions = json.loads(texts["versions.json"])
     assert {"os", "python", "gswarm", "torch", "nvidia", "rl_swarm_commit", "generation"} <= set(versions)
 

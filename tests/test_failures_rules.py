@@ -118,13 +118,14 @@ VARIANTS = [  # (lines, category, recovery, rule_id) - realistic texts not in th
      Category.OLLAMA_ERROR, Recovery.STOP_AND_ALERT, "ollama_error"),
     (["./run_rl_swarm.sh: line 287: hf: command not found", ">> An error was detected while running rl-swarm. See /root/rl-swarm/logs for full logs."],
      Category.MISSING_BINARY, Recovery.STOP_AND_ALERT, "missing_command"),
-    (["ModuleNotFoundError: No module named 'reasoning_gym'"], Category.DEPENDENCY_CONFLICT, Recovery.REINSTALL_DEPS, "module_missing"),
+    (["ModuleNotFoundError: No module named 'reasoning_gym'"], Category.DEPENDENCY_CONFLICT, Recovery.REINSTALL_DEPS,
+     "struct_module_missing"),  # #17: read as the final exception (was the line rule module_missing; same cause and recovery)
     (["UserWarning: NVIDIA GeForce RTX 5090 with CUDA capability sm_120 is not compatible with the current PyTorch installation."],
      Category.GPU_ARCH_UNSUPPORTED, Recovery.STOP_AND_ALERT, "gpu_arch_unsupported"),
     (["zsh: killed     python -m rgym_exp.runner.swarm_launcher --config-path /x --config-name rg-swarm.yaml"],
      Category.SYSTEM_OOM_KILLED, Recovery.REDUCE_MODEL, "system_oom_shell_killed"),
     (["Traceback (most recent call last):", '  File "x.py", line 1, in <module>', "ValueError: expected sequence of length 2 at dim 1 (got 1)"],
-     Category.UNKNOWN_CRASH, Recovery.RESTART, "exception_line"),
+     Category.UNKNOWN_CRASH, Recovery.RESTART, "struct_unknown_exception"),  # #17: the structural fallback (was exception_line), its advice names the exception and frame
     ([GENRL_ERR + "Exception occurred during game run.", "Traceback (most recent call last):",
       "ValueError: expected sequence of length 2 at dim 1 (got 1)"],
      Category.GAME_EXCEPTION_EXIT_ZERO, Recovery.RESTART, "game_exception"),

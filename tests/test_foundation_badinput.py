@@ -198,11 +198,13 @@ def test_report_since_out_of_range(cli, state_dir: Path) -> None:
 @pytest.mark.parametrize("target, message", [
     ("DIR", "option --png: DIR is a folder; pass a file name, e.g. DIR/digest.png"),
     ("F/x.png", "option --png: F is a file, not a folder; pick another path"),
-    ("F/sub/x.png", "option --png: folder F/sub cannot be created (Not a directory); pick another path"),
+    ("F/sub/x.png", "option --png: folder F/sub does not exist; create it first or pick another path"),
+    ("missing/dir/x.png", "option --png: folder missing/dir does not exist; create it first or pick another path"),
 ])
 def test_report_png_path_errors(cli, afile: Path, tmp_path: Path, state_dir: Path, target: str, message: str) -> None:
     (tmp_path / "DIR").mkdir()
     assert cli("report", "--png", target) == (2, f"error: {message}")
+    assert not (tmp_path / "missing").exists()  # a reading command creates no folder (#19)
 
 
 @pytest.mark.parametrize("target, message", [

@@ -231,10 +231,11 @@ def test_plan_json_lists_launcher_env_and_written_exceptions(tmp_path: Path) -> 
     data = plan_json(load_settings({"rl_swarm_dir": co, "hf_token": "hf_secret"}, env={}))
     assert sorted(data["launcher_env"]) == sorted(_parity.LAUNCHER_ENV["E2"])
     assert data["launcher_env"]["CONNECT_TO_TESTNET"] == "true"
-    assert [e["name"] for e in data["env_exceptions"]] == ["PYTHONUNBUFFERED", "HF_TOKEN", "HUGGINGFACE_ACCESS_TOKEN"]
+    assert [e["name"] for e in data["env_exceptions"]] == ["PYTHONUNBUFFERED", "HF_TOKEN", "HUGGINGFACE_ACCESS_TOKEN",
+                                                           "GSWARM_RUN_MARKER"]
     assert "hf_secret" not in json.dumps(data)
     script = plan_json(load_settings({"rl_swarm_dir": co, "via_script": True, "hf_token": "hf_secret"}, env={}))
-    assert [e["name"] for e in script["env_exceptions"]] == ["GSWARM_*", "MODEL_NAME", "HF_TOKEN"]
+    assert [e["name"] for e in script["env_exceptions"]] == ["GSWARM_*", "MODEL_NAME", "HF_TOKEN", "GSWARM_RUN_MARKER"]
     assert set(script["launcher_env"].values()) == {"(set by run_rl_swarm.sh)"}
 
 
@@ -281,3 +282,22 @@ async def test_direct_login_replaces_a_corrupt_user_data_from_the_backup(tmp_pat
         server.stop()
     assert first == again == org
     assert identity.read_org_id(identity.temp_data(co) / "userData.json") == org
+
+
+async def test_a_failed_trainer_lets_the_scripts_exit_trap_finish(tmp_path: Path) -> None:
+    """Regression: GSwarm sent SIGTERM to the script's group as soon as the trainer's status was known, cutting
+    the EXIT trap short before it deleted the login files — so restarts sometimes ran with, sometimes
+    without them. Now a failed trainer's script gets ``infer_grace`` s to finish its own cleanup."""
+    import sys
+
+    (tmp_path / "run.sh").write_text('set -euo pipefail\ntrap \'sleep 0.3; rm -f "$PWD/login.json"\' EXIT\n'
+                                     '"$PY" -c "import time, sys; time.sleep(0.3); sys.exit(3)" trainer\nwait\n')
+    (tmp_path / "login.json").write_text("{}")
+    spec = LaunchSpec(argv=("bash", "run.sh"), cwd=tmp_path, env={"PY": sys.executable}, mode="script",
+                      generation="E4", use_pty=True, watch_pattern=r"-c .* trainer")
+    r = ScriptRun(spec, "n", EventBus(), time.time, poll=0.02, stop_timeout=2, infer_grace=3.0,
+                  read_zombie=lambda pid: 3 << 8)  # GSwarm won the race for the zombie: the status is known at once
+    await r.start()
+    st = await asyncio.wait_for(r.wait(), 20)
+    assert (st.exit_code, r.py_pid is not None) == (3, True)
+    assert not (tmp_path / "login.json").exists()

@@ -42,7 +42,8 @@ def test_every_event_type_maps_to_rows_exactly(tmp_path: Path) -> None:
     assert store.write(history()) == 11
     r = StoreReader(db)
     assert r.runs() == [{"id": 1, "node": "n1", "started_at": T0 + 1, "stopped_at": T0 + 31, "pid": 4242, "generation": "E4",
-                         "mode": "direct", "exit_code": 1, "signal": None, "cause": "cuda_oom", "uptime": 30.0}]
+                         "mode": "direct", "exit_code": 1, "signal": None, "cause": "cuda_oom", "uptime": 30.0,
+                         "requested": None}]
     kinds = [(e["kind"], e["state"]) for e in r.events()]
     assert kinds == [("state", "STARTING"), ("start", None), ("exit", None), ("restart", None), ("recovery", None), ("notice", None)]
     restart = r.events(kind="restart")[0]
@@ -102,9 +103,9 @@ def test_migration_from_v1_keeps_rows(tmp_path: Path) -> None:
     conn.execute("INSERT INTO runs(node, started_at, pid) VALUES ('n1', ?, 7)", (T0,))
     conn.close()
     store = Store(db)
-    assert _schema.version(store.conn) == _schema.LATEST == 2
+    assert _schema.version(store.conn) == _schema.LATEST == 3
     cols = [r[1] for r in store.conn.execute("PRAGMA table_info(runs)")]
-    assert cols[-1] == "uptime"
+    assert cols[-2:] == ["uptime", "requested"]
     store.close()
     row = StoreReader(db).runs()[0]
     # the orphan run of a dead supervisor is closed at its own start (no later facts)
@@ -220,8 +221,8 @@ async def test_service_survives_an_unusable_folder_and_retries(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("damage,reason", [
-    ("DROP TABLE events", "lacks the table events of schema version 2"),
-    ("ALTER TABLE runs DROP COLUMN cause", "lacks columns ['cause'] of table runs (schema version 2)"),
+    ("DROP TABLE events", "lacks the table events of schema version 3"),
+    ("ALTER TABLE runs DROP COLUMN cause", "lacks columns ['cause'] of table runs (schema version 3)"),
 ])
 def test_store_missing_tables_or_columns_of_its_version_is_set_aside(tmp_path: Path, damage: str, reason: str) -> None:
     """A file that claims the current schema version but lacks a table or column (dropped by hand, another

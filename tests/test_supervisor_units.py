@@ -60,15 +60,24 @@ def test_lock_refuses_second_holder_and_names_pid(tmp_path: Path) -> None:
 
 
 def test_pid_record_and_orphan_stop(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from gswarm.supervisor._procgroup import MARKER_VAR, Ownership, carries_marker
+
     lock = CheckoutLock(tmp_path / "st", tmp_path / "co")
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True,
+                             env={**os.environ, MARKER_VAR: "m1"})
     try:
-        time.sleep(0.1)
-        rec = lock.write_record(child.pid, child.pid)
-        assert lock.read_record() == rec and record_alive(rec)
-        assert not record_alive(PidRecord(rec.checkout, 1, child.pid, child.pid, rec.node_started - 100, 0))  # recycled pid
-        assert not stop_orphan_group(PidRecord(rec.checkout, 1, child.pid, child.pid, rec.node_started + 100, 0), 1)
-        assert child.poll() is None  # a start-time mismatch never signals
+        end = time.monotonic() + 5  # Popen returns mid-exec: the new environ is readable a moment later
+        while not carries_marker(child.pid, "m1") and time.monotonic() < end:
+            time.sleep(0.01)
+        rec = lock.write_record(child.pid, child.pid, Ownership.of(child.pid, "m1"))
+        assert lock.read_record() == rec and record_alive(rec) and rec.marker == "m1"
+        assert not record_alive(replace(rec, stamp=rec.stamp + 100))  # started before the record: not ours
+        assert not stop_orphan_group(replace(rec, stamp=rec.stamp + 100), 1)
+        assert not stop_orphan_group(replace(rec, marker="other"), 1)  # another run's marker
+        assert not stop_orphan_group(replace(rec, marker=""), 1)  # an old record without marker proves nothing
+        assert child.poll() is None  # no proof, no signal
         assert leftover_members(rec) == [child.pid]
         assert stop_orphan_group(rec, timeout=5)
         assert child.wait(5) == -15

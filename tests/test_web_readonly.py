@@ -63,7 +63,7 @@ def test_read_only_phone_view_matches_the_api(browser, state_dir) -> None:
         assert "points=120" in req.value.url
         # log filter (regex, case-insensitive)
         assert page.locator("#log div").count() == 12
-        page.fill("#log-filter", "traceback|line 1$")
+        page.fill("#log-filter", "/traceback|line 1$/")  # /…/: a regular expression; plain text is a substring
         page.wait_for_function("document.querySelectorAll('#log div').length === 2")
         assert [t.split(" ", 1)[1] for t in page.locator("#log div").all_text_contents()] == ["line 1", "ERROR: Traceback here"]
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
@@ -95,7 +95,8 @@ def test_maintenance_banner(browser, state_dir) -> None:
         page = browser.new_page()
         page.goto(server.svc.url + "/")
         page.wait_for_selector("body[data-ready='1']", timeout=15000)
-        hm = page.evaluate(f"new Date({until * 1000}).toLocaleTimeString([], {{hour: '2-digit', minute: '2-digit'}})")
+        hm = page.evaluate(f"(d => String(d.getHours()).padStart(2, '0') + ':' + String(d.getMinutes()).padStart(2, '0'))"
+                           f"(new Date({until * 1000}))")  # the dashboard's one time format: local 24-hour (#19)
         assert page.locator("#maintenance").is_visible()
         assert page.locator("#maintenance").text_content() == f"Maintenance until {hm} (disk swap) — restarts and alerts paused"
         page.close()

@@ -61,6 +61,15 @@ class Category(str, enum.Enum):
     WRAPPER_ONLY_ERROR = "wrapper_only_error"
     OLLAMA_ERROR = "ollama_error"
     GAME_EXCEPTION_EXIT_ZERO = "game_exception_exit_zero"
+    NATIVE_ABORT = "native_abort"  # glibc heap abort / SIGABRT / "Aborted (core dumped)" (issue #17)
+    PRECISION_UNSUPPORTED = "precision_unsupported"  # bf16/tf32/fp16 not supported by this CPU/GPU
+    CUDA_INTERNAL_ASSERT = "cuda_internal_assert"  # CUDA device-side / PyTorch INTERNAL ASSERT / cuBLAS-cuDNN status
+    INSTALL_FAILED = "install_failed"  # pip/git failed while the launcher installed requirements
+    SCRIPT_SYNTAX_ERROR = "script_syntax_error"  # bash syntax error in the launcher, SyntaxError in edited code
+    P2PD_SOCKET_ERROR = "p2pd_socket_error"  # hivemind cannot reach p2pd's control socket
+    LOGIN_WAITING = "login_waiting"  # waiting for modal-login's userData.json (nobody logged in)
+    NETWORK_ERROR = "network_error"  # connection refused/reset/DNS/timeouts outside a known endpoint
+    DISK_FULL = "disk_full"  # ENOSPC
     UNKNOWN_CRASH = "unknown_crash"
     CLEAN_EXIT = "clean_exit"
     STALLED = "stalled"
@@ -171,11 +180,38 @@ class ProcessStarted(Event):
 
 @dataclass(frozen=True)
 class ProcessExited(Event):
+    """The node process ended. ``uptime`` in seconds; ``requested`` names who asked for it (``"api"``,
+    ``"cli"``, ``"signal"``, ``"duration"`` …) when the exit answered an operator's stop or restart, else ``""``."""
+
     pid: int
     exit_code: int | None
     signal: int | None
     uptime: float
     run_id: int = 0
+    requested: str = ""
+
+    @property
+    def words(self) -> str:
+        """What happened, for people: see :func:`exit_words`."""
+        return exit_words(self.exit_code, self.signal, self.requested)
+
+
+def exit_words(exit_code: int | None, sig: int | None, requested: str = "") -> str:
+    """``"stopped on request (api)"``, ``"killed by SIGKILL (signal 9)"``, ``"exited with code 1"``,
+    ``"exited normally (code 0)"``: an exit in words rather than ``code=1 signal=None``."""
+    import signal as _signal
+
+    if requested:
+        return f"stopped on request ({requested})"
+    if sig is not None:
+        try:
+            name = _signal.Signals(sig).name
+        except ValueError:
+            return f"killed by signal {sig}"
+        return f"killed by {name} (signal {sig})"
+    if exit_code == 0:
+        return "exited normally (code 0)"
+    return "exited (code unknown)" if exit_code is None else f"exited with code {exit_code}"
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ SERVICE_FACTORIES = (
     "gswarm.monitor.health:create_service",
     "gswarm.notify.service:create_service",
     "gswarm.api.server:create_service",
+    "gswarm.daemon:create_service",  # control socket, sd_notify, heartbeat (issue #14)
 )
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -182,7 +183,7 @@ class Runtime:
         from gswarm.supervisor.lock import CheckoutLock
         from gswarm.supervisor.watcher import Watcher
 
-        lock = CheckoutLock(self.state_dir, self.checkout)
+        lock = CheckoutLock(self.state_dir, self.checkout, node=self.node)
         lock.acquire()
         try:
             await self._adopt_leftover(lock)
@@ -208,20 +209,19 @@ class Runtime:
             lock.release()
 
     async def _adopt_leftover(self, lock: Any) -> None:
-        """Stop the node group a SIGKILLed gswarm left behind (pid + start time verified)."""
+        """Stop what a SIGKILLed gswarm left on this checkout, found through this state dir's record or
+        the host-wide one (any state dir); each process proven ours by marker + start stamp."""
         from gswarm.supervisor.lock import stop_orphan_group
 
-        rec = lock.read_record()
-        if rec is None:
-            return
-        stopped = await asyncio.to_thread(stop_orphan_group, rec, self.settings.stop_timeout)
-        lock.clear_record()
-        if stopped:
-            detail = f"stopped node group {rec.pgid} (pid {rec.node_pid}) left behind by gswarm pid {rec.gswarm_pid}"
-            self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.CLEANUP_THEN_RESTART, detail,
-                                            {"pgid": rec.pgid, "pid": rec.node_pid, "gswarm_pid": rec.gswarm_pid}))
-            self.bus.publish(Notice(self.node, self.clock.time(), "orphan", Severity.WARNING,
-                                    "stopped a node left behind by a killed gswarm", detail))
+        for rec in lock.leftovers():
+            stopped = await asyncio.to_thread(stop_orphan_group, rec, self.settings.stop_timeout)
+            if stopped:
+                detail = f"stopped node group {rec.pgid} (pid {rec.node_pid}) left behind by gswarm pid {rec.gswarm_pid}"
+                self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.CLEANUP_THEN_RESTART, detail,
+                                                {"pgid": rec.pgid, "pid": rec.node_pid, "gswarm_pid": rec.gswarm_pid}))
+                self.bus.publish(Notice(self.node, self.clock.time(), "orphan", Severity.WARNING,
+                                        "stopped a node left behind by a killed gswarm", detail))
+        lock.clear_leftovers()
 
     async def _start_services(self) -> list[asyncio.Task]:
         """Create and start the services. A factory raising GSwarmError (e.g. the API port is taken)

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Sequence
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from gswarm import __version__
-from gswarm.api import errors, routes_config, routes_control, routes_history, routes_logs, routes_stream, routes_status
+from gswarm.api import (errors, openapi_doc, overrides, routes_config, routes_control, routes_history, routes_logs,
+                        routes_stream, routes_status)
 from gswarm.api.auth import Guard, is_loopback, load_or_create_token
 from gswarm.api.hosts import LoopbackHostMiddleware
 from gswarm.api.limits import MAX_BODY_BYTES, BodyLimitMiddleware
@@ -34,6 +35,11 @@ writes always need `Authorization: Bearer <token>` (token in `<state_dir>/api_to
 request does when GSwarm listens on another address. Times are Unix seconds. Errors are
 `{"error": "...", "detail": ...}`; invalid input answers 422 naming the field. Request bodies are
 JSON objects sent with `Content-Type: application/json` (else 415), at most 1 MiB (else 413)."""
+
+
+# A hexagon cell (the swarm) in the dashboard's accent colour: the tab's icon, no file to ship.
+FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><path d="M16 2 28 9v14L16 30 4 23V9z" '
+           'fill="#4fa3ff"/><path d="M16 9l6 3.5v7L16 23l-6-3.5v-7z" fill="#0f1419"/></svg>')
 
 
 def web_dir() -> Path:
@@ -65,6 +71,8 @@ def create_app(source: DataSource, *, host: str | None = None, token: str | None
     for module in (routes_status, routes_history, routes_logs, routes_config, routes_control):
         module.register(app, source, guard)
     routes_stream.register(app, source, guard, poll=poll, heartbeat=heartbeat)
+    openapi_doc.install(app, reads_need_token=not loopback,
+                        writable_options=lambda: openapi_doc.config_body_properties(type(settings), overrides.LOCKED))
     _dashboard(app)
     app.add_middleware(ScrubMiddleware, scrub=source.scrub)
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
@@ -81,6 +89,11 @@ def create_app(source: DataSource, *, host: str | None = None, token: str | None
 def _dashboard(app: FastAPI) -> None:
     folder = web_dir()
     app.mount("/static", StaticFiles(directory=folder), name="static")
+
+    @app.get("/favicon.svg", include_in_schema=False)
+    @app.get("/favicon.ico", include_in_schema=False)  # asked for by browsers and tools whatever the page says
+    async def favicon() -> Response:
+        return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -72,10 +72,11 @@ def _from_store(reader: Any, node: str) -> dict[str, Any]:
         run = runs[0]
         out.update(pid=run["pid"], generation=run["generation"], mode=run["mode"], started_at=run["started_at"],
                    _open=run["stopped_at"] is None)
-    ended = reader.query("SELECT exit_code, signal, stopped_at FROM runs WHERE node = ? AND stopped_at IS NOT NULL"
+    ended = reader.query("SELECT exit_code, signal, stopped_at, requested FROM runs WHERE node = ? AND stopped_at IS NOT NULL"
                          " ORDER BY stopped_at DESC LIMIT 1", (node,))
     if ended:
-        out["last_exit"] = {"exit_code": ended[0]["exit_code"], "signal": ended[0]["signal"], "ts": ended[0]["stopped_at"]}
+        out["last_exit"] = {"exit_code": ended[0]["exit_code"], "signal": ended[0]["signal"], "ts": ended[0]["stopped_at"],
+                            "requested": ended[0]["requested"]}
     count = reader.query("SELECT COUNT(*) AS n FROM events WHERE node = ? AND kind = 'restart'", (node,))
     out["restarts"] = int(count[0]["n"]) if count else 0
     return out

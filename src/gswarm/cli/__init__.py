@@ -28,6 +28,8 @@ _COMMAND_MODULES = (
     "serve",     # gswarm serve
     "notify",    # gswarm notify ... / maintenance
     "options",   # gswarm options        (every configuration option)
+    "control",   # gswarm stop/start/restart/reload (the running supervisor)
+    "service",   # gswarm service install/uninstall/status
 )
 
 err_console = Console(stderr=True)
@@ -61,6 +63,14 @@ def build_app() -> typer.Typer:
     return app
 
 
+def visible(text: str) -> str:
+    """``text`` with every control character (ESC, CR, BEL, … but not newline or tab) written as a Python
+    escape (``\x1b``), so a path or value echoed in an error message cannot recolour or rewrite the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in "\n\t" else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning GSwarmError into a message and exit code."""
     from rich.markup import escape
@@ -70,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         rc = app(args=argv, standalone_mode=False)
     except GSwarmError as exc:
         # soft_wrap: one line however long (the terminal folds it); a path cut by a hard wrap would not copy-paste
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(visible(str(exc)))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -81,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except Exception as exc:  # click usage errors (typer may bundle its own copy of click)
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            if isinstance(getattr(exc, "message", None), str):
+                exc.message = visible(exc.message)  # a bad path echoed back must not drive the terminal
             exc.show()
             sys.exit(exc.exit_code)
         raise

@@ -29,23 +29,17 @@ def state_dir_of(settings: Settings, *, writable: bool = True) -> Path:
     return resolve_state_dir(settings.state_dir, writable=writable)
 
 
-def check_output_file(path: Path, option: str, example: str = "out", create_parent: bool = False) -> Path:
+def check_output_file(path: Path, option: str, example: str = "out") -> Path:
     """``path`` (``~`` expanded) if a file can be written there; else ConfigError naming ``option``
     (``example``: a file name suggested inside a folder given by mistake).
 
-    Refuses a folder, a missing parent folder (unless ``create_parent``: then it is created, and
-    refused only when that fails), a parent that is a file and a parent where a temp file cannot be
-    created (probe: create + remove, so root and read-only mounts are caught too)."""
+    Refuses a folder, a missing parent folder (never created: the commands using this only read), a
+    parent that is a file and a parent where a temp file cannot be created (probe: create + remove, so
+    root and read-only mounts are caught too)."""
     path = Path(path).expanduser()
     parent = path.parent
     if path.is_dir():
         raise ConfigError(f"option {option}: {path} is a folder; pass a file name, e.g. {path / example}")
-    if create_parent and not parent.exists():
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"option {option}: folder {parent} cannot be created ({exc.strerror or exc}); "
-                              "pick another path") from None
     if not parent.exists():
         raise ConfigError(f"option {option}: folder {parent} does not exist; create it first or pick another path")
     if not parent.is_dir():

@@ -5,7 +5,8 @@ Members of the tar.gz (all text scrubbed with ``_diag_scrub``): ``README.txt``; 
 without one follow the previous line); ``rl-swarm-logs/…`` — the same for the checkout's ``logs/*.log``
 (swarm.log E2, swarm_launcher.log E3–E6, yarn.log; generations.md §13.7); ``history.json`` — runs, restart/exit/
 recovery events and incidents from ``<state_dir>/gswarm.db`` (read-only, tolerated when absent);
-``config.json`` — ``redacted_dict(settings)``; ``versions.json``; ``doctor.json``.
+``config.json`` — the redacted settings the recorded run started with (the bundling command's own when
+no run recorded any); ``versions.json``; ``doctor.json``.
 Longer than ~150 lines: one small function per member of the bundle.
 """
 
@@ -72,6 +73,23 @@ def log_files(folder: Path, since: float, pattern: str = "**/*") -> dict[str, st
         except OSError as exc:
             out[str(path.relative_to(folder)) + ".error"] = f"could not read: {exc}\n"
     return out
+
+
+def run_settings(db: Path, node: str) -> dict[str, Any] | None:
+    """The redacted settings the latest run of ``node`` (any node when it has none) started with, as the
+    store recorded them (``events`` kind ``settings``), or None when no run recorded any (read-only)."""
+    if not db.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            row = conn.execute("SELECT data FROM events WHERE kind = 'settings' ORDER BY (node = ?) DESC, ts DESC, id DESC "
+                               "LIMIT 1", (node,)).fetchone()
+        finally:
+            conn.close()
+        return json.loads(row[0]) if row and row[0] else None
+    except (sqlite3.Error, ValueError):
+        return None
 
 
 def history(db: Path) -> dict[str, Any]:

@@ -36,6 +36,7 @@ def run_main(flags: dict[str, Any], seconds: float | None = None, generation: st
         view.say(f"emulated {generation} checkout in {checkout} (faults: {env.get('GSWARM_EMU_FAULTS') or 'none'})")
     try:
         rt = Runtime(settings, console=view.lines, prepare=_wants_setup(settings, view))
+        rt.cli_flags = flags  # gswarm reload loads the configuration again as this run did (issue #14)
         rt.setup_console = view.console
         rt.bus.subscribe(view.event)
         if rt.prepare:  # the plan needs the venv interpreter and ORG_ID that preparation finds
@@ -72,4 +73,11 @@ def _wants_setup(settings: Any, view: Any) -> bool:
 async def _supervise(rt: Any, seconds: float | None) -> int:
     if seconds is not None:
         asyncio.get_running_loop().call_later(seconds, rt.request, "stop", "duration", True)
-    return await rt.run()
+    from gswarm.daemon.systemd import during_setup
+
+    setup = asyncio.ensure_future(during_setup(rt)) if rt.prepare else None  # systemd: READY + pings during the login
+    try:
+        return await rt.run()
+    finally:
+        if setup is not None:
+            setup.cancel()

@@ -91,7 +91,8 @@ def _stream_tail(fh: Any, max_bytes: int) -> tuple[bytes, bool]:
 
 def diagnosis(lines: list[str], generation: str | None) -> dict[str, Any]:
     """The JSON shape of ``gswarm diagnose --json`` (keys: category, recovery, severity, rule_id, evidence,
-    advice, action — what the policy would do after a crash with this cause)."""
+    advice, action — what the policy would do after a crash with this cause — and ``final_exception`` when the log
+    holds a traceback's final exception, see :func:`final_exception`)."""
     from gswarm.config import Settings
     from gswarm.logs.classify import Classifier
     from gswarm.supervisor.policy import NON_FAILURE, ExitInfo, History, decide
@@ -100,11 +101,29 @@ def diagnosis(lines: list[str], generation: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {"category": cls.category.value, "recovery": cls.recovery.value, "severity": cls.severity.value,
                            "rule_id": cls.rule_id, "evidence": list(cls.evidence),
                            "advice": cls.advice or "No failure found in this log.", "action": {"action": "none"}}
+    final = final_exception(lines)
+    if final is not None:
+        out["final_exception"] = final
     if cls.category not in NON_FAILURE:
         d = decide(ExitInfo(1, None, 60.0, generation=generation or ""), cls, History(), Settings(), time.time())
         out["action"] = {"action": d.action, "delay": round(d.delay, 1), "env": d.env, "cleanup": d.cleanup,
                          "reinstall": d.reinstall, "alert": d.alert, "reason": d.reason}
     return out
+
+
+def final_exception(lines: list[str]) -> dict[str, Any] | None:
+    """The final exception of the last traceback in ``lines`` (issue #17), as shown by ``gswarm diagnose``:
+    ``{"type", "message", "frame": {"path", "line", "kind", "module"} | None}``, or None when there is none.
+    ``kind`` is project | site-packages | stdlib | other (gswarm.logs._structure)."""
+    from gswarm.logs._structure import parse
+    from gswarm.logs.classify import STRUCT_TAIL
+
+    exc = parse(list(enumerate(lines[-STRUCT_TAIL:]))).exception
+    if exc is None:
+        return None
+    f = exc.frame
+    frame = {"path": f.path, "line": f.line, "kind": f.kind, "module": f.module} if f else None
+    return {"type": exc.type, "message": exc.message, "frame": frame}
 
 
 def _print(d: dict[str, Any]) -> None:
@@ -114,6 +133,11 @@ def _print(d: dict[str, Any]) -> None:
     what = a["action"] + (f" after {a['delay']:g} s" if a["action"] == "restart" else "")
     extras = [k for k in ("cleanup", "reinstall", "alert") if a.get(k)] + [f"{k}={v}" for k, v in a.get("env", {}).items()]
     typer.echo(f"recovery: {d['recovery']} (GSwarm would: {what}{'; ' + ', '.join(extras) if extras else ''})")
+    fe = d.get("final_exception")
+    if fe:
+        f = fe["frame"]
+        where = f"{f['path']}:{f['line']} ({f['kind']}{', ' + f['module'] if f['module'] else ''})" if f else "frame not shown"
+        typer.echo(f"final exception: {fe['type']}{': ' + fe['message'] if fe['message'] else ''}  [raised at {where}]")
     if d["evidence"]:
         typer.echo("evidence:")
         for line in d["evidence"]:
@@ -176,7 +200,11 @@ def write_bundle(settings: Any, state: Path, minutes: float, output: Path | None
     files |= {f"logs/{k}": v for k, v in b.log_files(state / "logs", since).items()}
     files |= {f"rl-swarm-logs/{k}": v for k, v in b.log_files(checkout / "logs", since, "*.log").items()}
     files["history.json"] = json.dumps(b.history(state / "gswarm.db"), indent=1, default=str)
-    files["config.json"] = json.dumps(redacted_dict(settings), indent=1, default=str)
+    recorded = b.run_settings(state / "gswarm.db", settings.node_name)
+    files["config.json"] = json.dumps(
+        {"source": "the run recorded in the store", "settings": recorded} if recorded is not None else
+        {"source": "this bundle command (no run recorded its settings)", "settings": redacted_dict(settings)},
+        indent=1, default=str)
     files["versions.json"] = json.dumps({**b.versions(settings, checkout), "env": b.env_summary()}, indent=1, default=str)
     files["doctor.json"] = json.dumps(b.doctor(settings), indent=1, default=str)
     secrets = secret_values(settings, state)

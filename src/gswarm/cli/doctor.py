@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
 
         settings = settings_from(rl_swarm_dir=rl_swarm_dir, state_dir=state_dir, config_file=config_file, python=python,
                                  modal_port=modal_port, ollama_port=ollama_port)
-        checks = run_checks(settings, state_dir=state_dir_of(settings), modal_port=settings.modal_port, p2p_port=p2p_port,
+        checks = run_checks(settings, state_dir=state_dir_of(settings, writable=False), modal_port=settings.modal_port, p2p_port=p2p_port,
                             ollama_port=settings.ollama_port)
         if json_out:
             typer.echo(json.dumps({"checks": [c.to_json() for c in checks]}, indent=2))

@@ -50,6 +50,10 @@ def register(app: typer.Typer) -> None:
             parse_faults(faults)
         except ValueError as exc:
             raise ConfigError(f"option --faults: {exc}") from None
+        if not ctx.args:  # without the entry point's args the node would only show a Hydra/argparse error
+            raise ConfigError("usage: gswarm emulate node [--rl-swarm-dir DIR] [--faults F] [--pace S] -- ENTRY_ARGS...; "
+                              "ENTRY_ARGS are the node's own arguments: `gswarm plan --rl-swarm-dir DIR` shows them, "
+                              "and `gswarm run --rl-swarm-dir DIR` supervises the node with them")
         checkout = Path(rl_swarm_dir).resolve()
         gen = detect(checkout).generation
         if faults:

@@ -98,8 +98,10 @@ def _maintenance(arg: str, reason: str, state_dir: Optional[Path], config_file: 
     sd = state_dir_of(settings, writable=arg != "status")
     now = time.time()
     if arg == "off":
+        was = maintenance.active_until(sd, now)
         maintenance.clear(sd)
-        typer.echo("maintenance window ended: alerts and restarts are back on")
+        typer.echo("maintenance window ended: alerts and restarts are back on" if was is not None
+                   else "no maintenance window was active: alerts and restarts are on")
         return
     if arg != "status":
         seconds = parse_duration(arg, "maintenance")
@@ -114,8 +116,17 @@ def _maintenance(arg: str, reason: str, state_dir: Optional[Path], config_file: 
     if until is None:
         typer.echo("no maintenance window")
     else:
-        typer.echo(f"maintenance until {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(until))} "
-                   f"({_left(until - now)} left): no alerts, no restarts")
+        why = maintenance.reason(sd)
+        typer.echo(f"maintenance until {local_time(until)} ({_left(until - now)} left){f' ({why})' if why else ''}: "
+                   "no alerts, no restarts")
+
+
+def local_time(ts: float) -> str:
+    """``ts`` (Unix s) as local time with its UTC offset, ``2026-12-07 14:30:05 +0100``: the one format the
+    reading commands use, so a time never reads as UTC in one line and local in the next."""
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
 
 
 def _left(seconds: float) -> str:

@@ -60,7 +60,7 @@ def report(since: str, node: Optional[str], send: bool, json_out: bool, png: Opt
     if until - span < 0:
         raise ConfigError(f"--since {since!r} reaches back before 1970; use e.g. 24h, 7d or 30d")
     if png is not None:
-        png = check_output_file(png, "--png", "digest.png", create_parent=True)  # (as before: missing folders are made)
+        png = check_output_file(png, "--png", "digest.png")  # a reading command creates no folder (a typo left one behind)
     sdir = state_dir_of(settings, writable=False)
     reader = StoreReader(sdir / "gswarm.db")
     try:

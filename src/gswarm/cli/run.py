@@ -68,7 +68,7 @@ def run(
     api_port: Optional[int] = typer.Option(None, "--api-port", help="API/dashboard port (0 = any free port)."),
     no_api: bool = typer.Option(False, "--no-api", help="Do not serve the API and dashboard."),
     emulated: bool = typer.Option(False, "--emulated", help="Supervise a built-in emulated node (no GPU/login/network)."),
-    generation: str = typer.Option("E6", "--generation", help="With --emulated: the generation to emulate (E0-E6)."),
+    generation: Optional[str] = typer.Option(None, "--generation", help="With --emulated: the generation to emulate (E0-E6, default E6)."),
     emu_faults: Optional[str] = typer.Option(None, "--emu-faults", help="With --emulated: fault schedule (e.g. crash:cuda_oom@10)."),
     emu_pace: Optional[float] = typer.Option(None, "--emu-pace", help="With --emulated: seconds per emulated step."),
     duration: Optional[str] = typer.Option(None, "--duration", help="Stop after this long: 60, 90s, 2m, 1h."),
@@ -77,6 +77,7 @@ def run(
     flags = {k: v for k, v in locals().items() if k not in ("no_api", "emulated", "generation", "emu_faults", "emu_pace", "duration")}
     if no_api:
         flags["api_enabled"] = False
+    generation = check_generation(generation, emulated)
     if emu_faults is not None:
         check_faults(emu_faults, "option --emu-faults")
     if emu_pace is not None:
@@ -90,6 +91,11 @@ def run(
             # the demo must not write its crashes, history and locks into the operator's real state dir
             demo_state = Path(tempfile.mkdtemp(prefix="gswarm-demo-state-"))
             flags["state_dir"] = demo_state
+            typer.echo(f"demo state in {demo_state}: while it runs, try `gswarm status --state-dir {demo_state}` "
+                       "in another shell")
+        if api_port is None and not no_api and config_file is None and not os.environ.get("GSWARM_API_PORT") \
+                and not demo_api_port():
+            flags["api_port"] = 0  # 8787 is taken (another demo?): any free port, printed at start
     if hf_token:
         typer.echo("warning: --hf-token is visible to every local user (ps); prefer env GSWARM_HF_TOKEN", err=True)
     seconds = parse_duration(duration) if duration is not None else None
@@ -104,6 +110,37 @@ def run(
                        f"for a real node see README \"On a real checkout\"")
     if code:
         raise typer.Exit(code)
+
+
+def demo_api_port(host: str = "127.0.0.1", preferred: int = 8787) -> int:
+    """The demo's API port: ``preferred`` when it can be bound on ``host`` now, else 0 (any free port; the
+    address actually bound is printed at start). A second demo beside a first one, or beside anything else
+    on 8787, must not fail on the port (an operator's ``--api-port``/GSWARM_API_PORT is never overridden)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the API server binds
+        try:
+            sock.bind((host, preferred))
+        except OSError:
+            return 0
+    return preferred
+
+
+def check_generation(value: str | None, emulated: bool) -> str:
+    """``--generation`` of ``gswarm run`` as ``"E0"``…``"E6"`` (any case, like ``diagnose --generation``; default
+    E6). ConfigError when it is not a generation, or given without ``--emulated`` (a real checkout's generation
+    is detected from its files; ``gswarm plan`` shows it) instead of being silently ignored."""
+    from gswarm.rlswarm.generations import GENERATIONS
+
+    if value is None:
+        return "E6"
+    if not emulated:
+        raise ConfigError(f"option --generation {value!r} only applies with --emulated: a real checkout's generation "
+                          "is detected from its files (see `gswarm plan`)")
+    if value.strip().upper() not in GENERATIONS:
+        raise ConfigError(f"option --generation: {value!r} is not one of {', '.join(GENERATIONS)}")
+    return value.strip().upper()
 
 
 def check_faults(text: str, source: str) -> None:

@@ -17,6 +17,7 @@ from typing import Optional
 import typer
 
 from gswarm.cli._common import ConfigFile, StateDir, settings_from, state_dir_of
+from gswarm.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +36,11 @@ def register(app: typer.Typer) -> None:
 
             check_port(port, "--port")
         settings = settings_from(state_dir=state_dir, config_file=config_file, api_host=host, api_port=port)
-        asyncio.run(_serve(settings, state_dir_of(settings)))
+        folder = state_dir_of(settings, writable=False)
+        if not folder.is_dir():  # serving is reading: a mistyped --state-dir must not leave a folder + api_token
+            raise ConfigError(f"state directory {folder} does not exist: nothing was recorded there; start "
+                              "`gswarm run` first (it creates it) or pass the --state-dir of a run")
+        asyncio.run(_serve(settings, folder))
 
 
 async def _serve(settings, folder: Path) -> None:  # type: ignore[no-untyped-def]

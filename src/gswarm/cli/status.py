@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gswarm.cli._common import ConfigFile, JsonOut, StateDir, settings_from, state_dir_of
+from gswarm.cli._common import ConfigFile, JsonOut, StateDir, settings_from
+from gswarm.daemon.client import running_state_dir
 from gswarm.errors import ConfigError
 
 FOLLOW_TAIL = 10  # records shown before following when `logs -f` has no --since/--limit (like tail -f)
@@ -105,7 +106,7 @@ def register(app: typer.Typer) -> None:
 
         settings = settings_from(state_dir=state_dir, config_file=config_file)
         now = time.time()
-        sdir = state_dir_of(settings, writable=False)  # reading only
+        sdir = running_state_dir(settings)  # reading only
         reader = StoreReader(sdir / DB_NAME)
         try:
             name = node or settings.node_name
@@ -136,7 +137,8 @@ def register(app: typer.Typer) -> None:
         node: Optional[str] = typer.Option(None, "--node", help="Only this node."),
         since: Optional[str] = typer.Option(None, "--since", help="Start: 2h, 30m, 7d or an ISO time."),
         until: Optional[str] = typer.Option(None, "--until", help="End: 2h, 30m, 7d (ago) or an ISO time."),
-        grep: Optional[str] = typer.Option(None, "--grep", help="Regular expression searched in the message."),
+        grep: Optional[str] = typer.Option(None, "--grep", help="Text searched in the message (plain, any case; as the API's grep)."),
+        regex: Optional[str] = typer.Option(None, "--regex", help="Regular expression searched in the message."),
         follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new records (like tail -f: without "
                                     "--since or --limit, starts with the last 10 matching records)."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the last N matching records."),
@@ -150,9 +152,14 @@ def register(app: typer.Typer) -> None:
 
         settings = settings_from(state_dir=state_dir, config_file=config_file)
         now = time.time()
-        flt = LogFilter(level, category, node, parse_time(since, now, "--since"), parse_time(until, now, "--until"),
-                        compile_grep(grep))
-        directory = state_dir_of(settings, writable=False) / "logs"  # reading only
+        start, end = parse_time(since, now, "--since"), parse_time(until, now, "--until")
+        if start is not None and end is not None and start > end:  # nothing could match: say so, not an empty answer
+            raise ConfigError(f"--since {since!r} is later than --until {until!r}: nothing can match; "
+                              "--since is the start (e.g. --since 10m --until 1m)")
+        if grep and regex:
+            raise ConfigError("--grep and --regex both given: use one (--grep TEXT is plain, --regex PATTERN a regular expression)")
+        flt = LogFilter(level, category, node, start, end, compile_grep(regex, "--regex") if regex else compile_grep(grep, plain=True))
+        directory = running_state_dir(settings) / "logs"  # reading only
         out = Console(highlight=False, soft_wrap=True)
         if follow and since is None and limit is None:
             limit = FOLLOW_TAIL

@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     # --- emulator
     emulated: bool = Field(False, description="Supervise a built-in emulated node (no GPU, login or network).")
 
+    # --- unattended running (issue #14): dead-man heartbeat (healthchecks.io / Uptime Kuma push style)
+    heartbeat_url: str | None = Field(None, description="Ping this URL (GET) every heartbeat_interval while the node is healthy (None = off).")
+    heartbeat_interval: float = Field(60.0, gt=0, description="Seconds between heartbeat pings.")
+    heartbeat_fail_url: str | None = Field(None, description="POSTed the cause when GSwarm gives up (default: heartbeat_url + '/fail').")
+
     @field_validator("notify_urls", mode="before")
     @classmethod
     def _split_urls(cls, v: Any) -> Any:
@@ -165,6 +170,15 @@ class Settings(BaseSettings):
             if problem:
                 raise ValueError(f"entry {i} (notify_channels[{i}]): {problem}")
         return v
+
+    @field_validator("heartbeat_url", "heartbeat_fail_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            return None
+        if v is not None and not v.strip().lower().startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL, e.g. https://hc-ping.com/<uuid>")
+        return v.strip() if v is not None else v
 
     @field_validator("model_size", mode="before")
     @classmethod
@@ -370,6 +384,9 @@ def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
     for name in SECRET_FIELDS:
         if out.get(name):
             out[name] = "***"
+    for name in ("heartbeat_url", "heartbeat_fail_url"):  # a push URL carries its check's token in the path
+        if isinstance(out.get(name), str):
+            out[name] = redact_url(out[name])
     if isinstance(out.get("notify_urls"), list):
         out["notify_urls"] = [redact_url(str(u)) for u in out["notify_urls"]]
     if isinstance(out.get("notify_channels"), list):

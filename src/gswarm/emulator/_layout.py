@@ -100,3 +100,63 @@ def compose_file(generation: str) -> str:
     if generation == "E6":
         text += "  ollama:\n    image: ollama/ollama:0.11.10\n"
     return text
+
+
+# E3 installs its genrl-swarm clone with `pip install -e genrl-swarm[examples]` (generations.md §6.3). The
+# emulated clone is a real, installable project with no dependencies: a stdlib-only build backend in the
+# tree (PEP 517 ``backend-path``) makes the editable wheel, so `gswarm setup` works offline.
+GENRL_PYPROJECT = """[build-system]
+requires = []
+build-backend = "emu_backend"
+backend-path = ["_emu_build"]
+
+[project]
+name = "genrl-swarm"
+version = "0.1.1"
+description = "GSwarm emulator stand-in for the genrl-swarm clone (no real training)"
+
+[project.optional-dependencies]
+examples = []
+"""
+
+GENRL_BACKEND = '''"""PEP 517/660 build backend of the emulated genrl-swarm clone (standard library only)."""
+import base64, hashlib, os, zipfile
+
+NAME, VERSION = "genrl_swarm", "0.1.1"
+DIST = f"{NAME}-{VERSION}.dist-info"
+META = f"Metadata-Version: 2.1\\nName: genrl-swarm\\nVersion: {VERSION}\\nProvides-Extra: examples\\n"
+WHEEL = "Wheel-Version: 1.0\\nGenerator: gswarm-emulator\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+
+
+def _wheel(directory, files):
+    name = f"{NAME}-{VERSION}-py3-none-any.whl"
+    files = {**files, f"{DIST}/METADATA": META, f"{DIST}/WHEEL": WHEEL}
+    record = []
+    with zipfile.ZipFile(os.path.join(directory, name), "w") as zf:
+        for path, text in files.items():
+            data = text.encode()
+            zf.writestr(path, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{path},sha256={digest},{len(data)}")
+        zf.writestr(f"{DIST}/RECORD", "\\n".join(record + [f"{DIST}/RECORD,,"]) + "\\n")
+    return name
+
+
+def _src():
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+get_requires_for_build_editable = get_requires_for_build_wheel
+
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    return _wheel(wheel_directory, {"genrl_swarm_emulated.pth": _src() + "\\n"})
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    return _wheel(wheel_directory, {"genrl_swarm_emulated.pth": _src() + "\\n"})
+'''

@@ -72,6 +72,8 @@ def _write_layout(target: Path, gen: str) -> None:
     _write(target / "run_rl_swarm.sh", script_for(gen), mode=0o755)
     if gen == "E3":  # the script's config sync would create it on first run (§6.3)
         _write(target / "configs" / "rg-swarm.yaml", _layout.STUB)
+        _write(target / "genrl-swarm" / "pyproject.toml", _layout.GENRL_PYPROJECT)
+        _write(target / "genrl-swarm" / "_emu_build" / "emu_backend.py", _layout.GENRL_BACKEND)
 
 
 def _write_emulator(target: Path, gen: str) -> None:
@@ -116,6 +118,11 @@ def init_checkout(directory: Path, generation: str, logged_in: bool = False, for
     _prepare(target, force)
     _write_layout(target, generation)
     _write_emulator(target, generation)
+    if generation in TESTNET_GENERATIONS:  # yarn/node stand-ins: `gswarm setup` and `gswarm login` work offline
+        from gswarm.emulator.modal_server import write_fake_node, write_fake_yarn
+
+        write_fake_yarn(target / EMU_DIR / "bin")
+        write_fake_node(target / EMU_DIR / "bin")
     if logged_in and generation in TESTNET_GENERATIONS:
         write_login(target)
     os.chmod(target / "run_rl_swarm.sh", 0o755)

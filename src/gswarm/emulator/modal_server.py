@@ -216,6 +216,18 @@ sys.exit(1 if os.environ.get("YARN_FAIL") == cmd else 0)
     return path
 
 
+def write_fake_node(bin_dir: Path) -> Path:
+    """Write an executable ``node`` into ``bin_dir`` that answers ``node --version`` (``v20.18.0``) and nothing
+    else: GSwarm only checks that Node.js exists before it runs ``yarn`` (the fake yarn needs no Node). Returns the path."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    path = bin_dir / "node"
+    path.write_text("#!/bin/sh\n"
+                    "[ \"$1\" = --version ] && { echo v20.18.0; exit 0; }\n"
+                    "echo 'node (GSwarm emulator): only --version is emulated' >&2; exit 1\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry: serve until SIGTERM/SIGINT."""
     ap = argparse.ArgumentParser(prog="python -m gswarm.emulator.modal_server", description=__doc__.splitlines()[0])

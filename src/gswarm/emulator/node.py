@@ -41,6 +41,8 @@ import uuid
 
 EMU_DIR = ".gswarm-emulator"
 KINDS = ("crash", "sigkill", "hang", "exit0", "flood", "stall", "swallowed", "reject")
+_PY_DIR = re.compile(r"python3\.\d+(?=/)")  # "lib/python3.12/" in the failure texts' traceback frames
+_PY_NOW = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 _FAULT_RE = re.compile(r"^(?P<kind>[a-z0-9_]+)(?::(?P<arg>[\w.-]+))?(?:@(?P<at>\d+(?:\.\d+)?))?(?:#(?P<run>\d+))?$")
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _ADJ = ("agile", "bold", "calm", "dapper", "eager", "fierce", "gentle", "hairy", "icy", "jolly", "keen",
@@ -254,6 +256,7 @@ class Node:
                       f"RuntimeError: emulated failure {category!r} (no text in failure_texts.json)"],
             "ending": "exit1"}
         for line in entry.get("lines", []):
+            line = _PY_DIR.sub(_PY_NOW, line)  # the texts' python3.X paths name the Python the node really runs
             self.out(line, err=True)
             if self.logfile:  # so log-file followers see the failure too
                 self.logfile.write(line + "\n")

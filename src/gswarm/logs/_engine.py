@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from gswarm.logs._rules import Pat, Rule
+from gswarm.logs._structure import Structure
 
 TextOf = Callable[[int], "str | None"]
 _LAST_WINS_TIERS = 3  # specific, weak, context
@@ -26,9 +27,66 @@ class Hit:
     lines: tuple[int, ...]
 
 
-def evaluate(rules: Iterable[Rule], found: dict[str, list[int]], text_of: TextOf) -> Hit | None:
-    """Evaluate every rule and return the chosen hit (see module docstring)."""
-    hits = [h for h in (_eval(r, found, text_of) for r in rules) if h]
+def evaluate(rules: Iterable[Rule], found: dict[str, list[int]], text_of: TextOf, st: Structure | None = None) -> Hit | None:
+    """Evaluate every rule and return the chosen hit (see module docstring).
+
+    With ``st`` (the structure of the exit tail, ``_structure.parse``) the final exception decides the order:
+    specific line rules inside the last traceback, then structural rules, then the other line rules except
+    ``context_only`` ones (banners, stack frames), then structural fallbacks (tier wrapper: the final exception
+    itself), then wrappers and benign lines. Without a final exception: specific line rules, structural rules
+    (exit signal/status), then every line rule by tier as before."""
+    rules = list(rules)
+    hits = [h for h in (_eval(r, found, text_of) for r in rules if not r.structural) if h]
+    if st is None:
+        return choose(hits)
+    structural = [r for r in rules if r.structural]
+    exc = st.exception
+    first = [h for h in hits if h.rule.tier == 0 and (exc is None or h.idx >= exc.start)]
+    if first:
+        return choose(first)
+    found_struct = struct_hit([r for r in structural if r.tier == 0], st)
+    if found_struct:
+        return found_struct
+    if exc is None:
+        return choose(hits)
+    rest = [h for h in hits if not h.rule.context_only and h.rule.tier < _LAST_WINS_TIERS]
+    return choose(rest) or struct_hit([r for r in structural if r.tier > 0], st) or choose(
+        [h for h in hits if not h.rule.context_only])
+
+
+def struct_hit(rules: Iterable[Rule], st: Structure) -> Hit | None:
+    """The first structural rule (file order) matching ``st``; evidence = raising frame + exception line, or the
+    launcher's last lines for exit-only rules."""
+    exc = st.exception
+    for r in rules:
+        if (r.signal and st.signal not in r.signal) or (r.exit_code and st.exit_code not in r.exit_code):
+            continue
+        needs_exc = r.exception or r.message or r.frame or r.frame_module
+        if needs_exc:
+            if exc is None:
+                continue
+            kind = exc.frame.kind if exc.frame else "none"
+            if r.exception and not any(_type_match(p, exc.type) for p in r.exception):
+                continue
+            if r.message and not any(p.rx.search(exc.message) for p in r.message):
+                continue
+            if (r.frame and kind not in r.frame) or (r.frame_module and (not exc.frame or exc.frame.module not in r.frame_module)):
+                continue
+            lines = ((exc.frame.index,) if exc.frame else ()) + (exc.index,)
+            return Hit(r, exc.index, lines)
+        last = st.launcher[-2:] or ((exc.index,) if exc else ())
+        return Hit(r, last[-1] if last else 0, tuple(last))
+    return None
+
+
+def _type_match(p: Pat, full: str) -> bool:
+    if p.source.startswith("re:"):
+        return p.rx.search(full) is not None
+    return full == p.source or full.rsplit(".", 1)[-1] == p.source
+
+
+def choose(hits: list[Hit]) -> Hit | None:
+    """Best tier first; inside specific/weak/context the last anchor line wins, inside wrapper/benign the first rule."""
     if not hits:
         return None
     tier = min(h.rule.tier for h in hits)
@@ -62,6 +120,12 @@ def _eval(rule: Rule, found: dict[str, list[int]], text_of: TextOf) -> Hit | Non
         return None
     if rule.unless:
         anchors = [i for i in anchors if not any(u.rx.search(text_of(i) or "") for u in rule.unless)]
+    if rule.reset and not rule.detector:  # a later "it went on" line ends the incident (e.g. userData.json found)
+        resets = _indexes(rule.reset, found)
+        if resets:
+            anchors = anchors[bisect_right(anchors, resets[-1]):]
+            if not anchors:
+                return None
     if rule.detector == "repeat":
         return _repeat(rule, anchors, found, text_of)
     if rule.detector == "round_gap":

@@ -44,10 +44,14 @@ def parse_time(value: str | None, now: float, option: str = "--since") -> float 
     return ts
 
 
-def compile_grep(pattern: str | None, option: str = "--grep") -> re.Pattern[str] | None:
-    """Compile the ``--grep`` regex; ConfigError naming the option when invalid."""
+def compile_grep(pattern: str | None, option: str = "--grep", plain: bool = False) -> re.Pattern[str] | None:
+    """Compile a message filter: ``plain`` = the text itself, any case (``gswarm logs --grep``, the same rule as
+    the API's ``grep``, so ``(((`` is just text); else a regular expression (``--regex``), ConfigError naming
+    ``option`` when invalid."""
     if not pattern:
         return None
+    if plain:
+        return re.compile(re.escape(pattern), re.IGNORECASE)
     try:
         return re.compile(pattern)
     except re.error as exc:

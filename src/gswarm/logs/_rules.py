@@ -24,9 +24,12 @@ TIERS = ("specific", "weak", "context", "wrapper", "benign")
 GENERATIONS = frozenset({"E0", "E1", "E2", "E3", "E4", "E5", "E6"})
 DETECTORS = ("", "repeat", "round_gap")
 _PATTERN_FIELDS = ("any", "all", "near", "unless", "live_anchor", "reset", "gap_from")
-_FIELDS = frozenset(_PATTERN_FIELDS) | {
+_STRUCT_PATTERN_FIELDS = ("exception", "message")  # matched on the final exception (see _structure.py), not per line
+_STRUCT_FIELDS = _STRUCT_PATTERN_FIELDS + ("frame", "frame_module", "signal", "exit_code")
+FRAME_KINDS = ("project", "site-packages", "stdlib", "other", "none")
+_FIELDS = frozenset(_PATTERN_FIELDS) | frozenset(_STRUCT_FIELDS) | {
     "id", "category", "recovery", "severity", "tier", "generations", "window", "min_count", "after",
-    "stream", "live", "live_window", "live_gap", "detector", "advice",
+    "stream", "live", "live_window", "live_gap", "detector", "advice", "context_only",
 }
 
 
@@ -67,6 +70,18 @@ class Rule:
     live_gap: int
     detector: str
     advice: str
+    # structural rules (any of these set; ``any`` empty): matched once on the parsed exit tail
+    exception: tuple[Pat, ...] = ()
+    message: tuple[Pat, ...] = ()
+    frame: frozenset[str] = frozenset()
+    frame_module: frozenset[str] = frozenset()
+    signal: frozenset[int] = frozenset()
+    exit_code: frozenset[int] = frozenset()
+    context_only: bool = False  # a banner/frame line: never the verdict when a final exception exists
+
+    @property
+    def structural(self) -> bool:
+        return bool(self.exception or self.message or self.frame or self.frame_module or self.signal or self.exit_code)
 
     def applies(self, generation: str | None) -> bool:
         return self.generations is None or generation in (None, "", "unknown") or generation in self.generations
@@ -142,8 +157,18 @@ def _rule(path: Path, n: int, raw: Any, gates: tuple[str, ...]) -> Rule:
     if not isinstance(raw.get("stream", True), bool):
         raise bad("stream", "must be true or false")
     pats = {f: _patterns(raw.get(f, []), f, gates, bad) for f in _PATTERN_FIELDS}
-    if not pats["any"]:
+    struct = {f: _patterns(raw.get(f, []), f, gates, bad) for f in _STRUCT_PATTERN_FIELDS}
+    kinds = _strings(raw, "frame", bad)
+    if not kinds <= set(FRAME_KINDS):
+        raise bad("frame", f"must be a list of {list(FRAME_KINDS)}")
+    ints = {f: _ints(raw, f, bad) for f in ("signal", "exit_code")}
+    structural = any(struct.values()) or kinds or "frame_module" in raw or any(ints.values())
+    if structural and pats["any"]:
+        raise bad("any", "a structural rule (exception/message/frame/frame_module/signal/exit_code) takes no line patterns")
+    if not pats["any"] and not structural:
         raise bad("any", "needs at least one pattern")
+    if not isinstance(raw.get("context_only", False), bool):
+        raise bad("context_only", "must be true or false")
     if detector and any(p.rx.groups != 1 for p in pats["any"] + pats["gap_from"]):
         raise bad("any", f"detector {detector!r} needs patterns with exactly one (number) group")
     return Rule(
@@ -154,7 +179,24 @@ def _rule(path: Path, n: int, raw: Any, gates: tuple[str, ...]) -> Rule:
         stream=raw.get("stream", True), live=num("live", int, 0, 0), live_window=num("live_window", float, 0.0, 0),
         live_gap=num("live_gap", int, 0, 0),
         detector=detector, advice=" ".join(advice.split()),
+        exception=struct["exception"], message=struct["message"], frame=frozenset(kinds),
+        frame_module=frozenset(_strings(raw, "frame_module", bad)), signal=frozenset(ints["signal"]),
+        exit_code=frozenset(ints["exit_code"]), context_only=raw.get("context_only", False),
     )
+
+
+def _strings(raw: dict, field: str, bad: Any) -> set[str]:
+    values = raw.get(field, [])
+    if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+        raise bad(field, "must be a list of non-empty strings")
+    return set(values)
+
+
+def _ints(raw: dict, field: str, bad: Any) -> set[int]:
+    values = raw.get(field, [])
+    if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise bad(field, "must be a list of integers")
+    return set(values)
 
 
 def _patterns(values: Any, field: str, gates: tuple[str, ...], bad: Any) -> tuple[Pat, ...]:
@@ -170,7 +212,7 @@ def _patterns(values: Any, field: str, gates: tuple[str, ...], bad: Any) -> tupl
             raise bad(field, f"pattern {source!r} is not a valid regex ({exc})") from None
         cover = covering_gates(body, gates, is_rx)
         anchored = cover is None and is_rx and body.startswith("^")  # checked with one start-anchored regex
-        if cover is None and not anchored and field not in ("unless", "near"):
+        if cover is None and not anchored and field not in ("unless", "near") + _STRUCT_PATTERN_FIELDS:
             raise bad(field, f"pattern {source!r} contains no [prefilter] gate word; add one to the gate list")
         out.append(Pat(source, rx, cover or frozenset(), anchored))
     return tuple(out)

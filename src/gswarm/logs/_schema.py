@@ -45,7 +45,12 @@ CREATE INDEX progress_node_adv_ts ON progress(node, advanced, ts);
 CREATE INDEX events_node_kind_ts ON events(node, kind, ts);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# v3: who asked for a run's end (an operator's stop/restart is not a failure: dashboard, reports).
+_V3 = """
+ALTER TABLE runs ADD COLUMN requested TEXT;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 LATEST = len(MIGRATIONS)
 
 

@@ -37,8 +37,9 @@ class StoreService:
 
     def __init__(self, bus: ev.EventBus, clock: Any, path: Path, retention_days: float = 30.0,
                  node: str = "default", prune_interval: float = 3600.0, max_batch: int = 1000,
-                 queue_size: int = 20_000) -> None:
+                 queue_size: int = 20_000, run_settings: dict[str, Any] | None = None) -> None:
         self.bus, self.clock, self.path, self.node = bus, clock, Path(path), node
+        self.run_settings = run_settings  # redacted settings of this run, recorded once at start (gswarm bundle)
         self.retention_s = retention_days * 86400.0
         self.prune_interval = prune_interval
         self.max_batch = max_batch
@@ -93,6 +94,8 @@ class StoreService:
         prune_task = asyncio.ensure_future(self._prune_loop())
         try:
             self._safe(self.open)
+            if self.run_settings is not None:
+                self._safe(lambda: self.open().record_settings(self.node, self.clock.time(), self.run_settings))
             while True:
                 first = await self.queue.get()
                 self._safe(lambda: self.flush(first))
@@ -140,8 +143,11 @@ def create_service(rt: Any) -> Any:
 
     Also runs the JSON log service when the runtime does not list its factory itself.
     """
+    from gswarm.config import redacted_dict
+
     store = StoreService(rt.bus, rt.clock, Path(rt.state_dir) / DB_NAME,
-                         retention_days=rt.settings.retention_days, node=rt.node)
+                         retention_days=rt.settings.retention_days, node=rt.node,
+                         run_settings=redacted_dict(rt.settings))
     if "gswarm.logs.jsonlog:create_service" in tuple(getattr(rt, "service_paths", ()) or ()):
         return store
     from gswarm.logs import jsonlog

@@ -30,10 +30,12 @@ from gswarm.ansi import strip_ansi
 from gswarm.logs._engine import Hit, evaluate, evidence
 from gswarm.logs._gate import build_gate
 from gswarm.logs._rules import Pat, Rule, RuleSet, load_rules
+from gswarm.logs._structure import Structure, parse as parse_structure
 from gswarm.supervisor.policy import Classification, ExitInfo, effective
 from gswarm.wordscan import WordSet
 
 RULES_FILE = Path(__file__).with_name("rules.toml")
+STRUCT_TAIL = 2000  # lines at the end of the output read structurally (the watcher's exit tail is 2000 lines)
 _GATED = ("any", "all", "live_anchor", "reset", "gap_from")  # `near` is read around anchors
 
 
@@ -66,7 +68,8 @@ class Classifier:
         if any(map(operator.contains, lines, repeat("\x1b"))):  # raw terminal output: colours would hide markers
             lines = [strip_ansi(line) for line in lines]
         text_of = (lambda i: lines[i] if 0 <= i < len(lines) else None)
-        cls = self._all.classify(self._all.scan(enumerate(lines)), generation, text_of)
+        st = parse_structure(list(enumerate(lines[-STRUCT_TAIL:], max(0, len(lines) - STRUCT_TAIL))), exit_code, signal)
+        cls = self._all.classify(self._all.scan(enumerate(lines)), generation, text_of, st)
         if exit_code is None and signal is None:
             return cls
         return effective(ExitInfo(exit_code, signal, 0.0), cls)
@@ -115,15 +118,22 @@ class _Compiled:
                     found.setdefault(pat.source, []).append(idx)
         return found
 
-    def classify(self, found: dict[str, list[int]], generation: str | None, text_of) -> Classification:
-        hit = evaluate((r for r in self.rules if r.applies(generation)), found, text_of)
-        return to_classification(hit, text_of) if hit else Classification()
+    def classify(self, found: dict[str, list[int]], generation: str | None, text_of, st: Structure | None = None) -> Classification:
+        hit = evaluate((r for r in self.rules if r.applies(generation)), found, text_of, st)
+        return to_classification(hit, text_of, st) if hit else Classification()
 
 
-def to_classification(hit: Hit, text_of) -> Classification:
-    """The public :class:`Classification` of an engine hit."""
+def to_classification(hit: Hit, text_of, st: Structure | None = None) -> Classification:
+    """The public :class:`Classification` of an engine hit; a structural hit's advice names the final exception and
+    its raising frame (``{exception}``, ``{frame}`` in the rule's advice are filled in)."""
     r = hit.rule
-    return Classification(r.category, r.recovery, r.severity, r.id, evidence(hit, text_of), r.advice)
+    advice = r.advice
+    if r.structural and st is not None and ("{exception}" in advice or "{frame}" in advice):
+        exc = st.exception
+        frame = exc.frame if exc else None
+        where = f"{frame.path}:{frame.line} ({frame.kind}{', ' + frame.module if frame.module else ''})" if frame else "no frame shown"
+        advice = advice.replace("{exception}", (exc.text if exc else "none")[:300]).replace("{frame}", where)
+    return Classification(r.category, r.recovery, r.severity, r.id, evidence(hit, text_of), advice)
 
 
 @lru_cache(maxsize=1)
@@ -146,7 +156,7 @@ class StreamClassifier:
     """
 
     def __init__(self, classifier: Classifier | None = None, generation: str | None = None,
-                 ring: int = 64, keep: int = 4000, tail: int = 2000, live_only: bool = False) -> None:
+                 ring: int = 256, keep: int = 4000, tail: int = 2000, live_only: bool = False) -> None:
         self.classifier = classifier or Classifier.from_package()
         self.generation = generation
         self._c = self.classifier._stream
@@ -240,7 +250,10 @@ class StreamClassifier:
             back = n - i
             return ring[len(ring) - 1 - back] if 0 <= back < len(ring) else recent.get(i)
 
-        return self._c.classify(self._c.scan(recent.items()), self.generation, text_of)
+        known = dict(recent)
+        known.update((i, t) for i, t in zip(range(n - len(ring) + 1, n + 1), ring) if i > first)
+        st = parse_structure(sorted(known.items()))
+        return self._c.classify(self._c.scan(recent.items()), self.generation, text_of, st)
 
 
 def _live_words(rules: Sequence[Rule]) -> WordSet | None:

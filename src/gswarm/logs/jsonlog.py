@@ -154,8 +154,8 @@ def _describe(e: ev.Event) -> tuple[str, str, str, str, dict[str, Any]]:
     if isinstance(e, ev.ProcessStarted):
         return "start", "info", "supervisor", f"started pid {e.pid} ({e.generation}, {e.mode})", {"argv": list(e.argv), "generation": e.generation}
     if isinstance(e, ev.ProcessExited):
-        lvl = "error" if e.exit_code not in (0, None) or e.signal not in (None, 15) else "info"
-        return "exit", lvl, "supervisor", f"pid {e.pid} exited code={e.exit_code} signal={e.signal}", {"exit_code": e.exit_code, "signal": e.signal, "uptime": e.uptime}
+        lvl = "info" if e.requested or (e.exit_code in (0, None) and e.signal in (None, 15)) else "error"
+        return "exit", lvl, "supervisor", f"pid {e.pid} {e.words} after {e.uptime:.1f} s", {"exit_code": e.exit_code, "signal": e.signal, "uptime": e.uptime, "requested": e.requested or None}
     if isinstance(e, ev.RestartScheduled):
         return "restart", "warning", "supervisor", e.detail or f"restart in {e.delay:.1f} s", {"delay": e.delay, "cause": e.cause.value, "recovery": e.recovery.value, "attempt": e.attempt}
     if isinstance(e, ev.RecoveryAction):

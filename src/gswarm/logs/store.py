@@ -21,7 +21,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from gswarm import events as ev
 from gswarm.errors import StoreError
@@ -131,6 +131,13 @@ class Store:
             raise
         return n
 
+    def record_settings(self, node: str, ts: float, settings: dict[str, Any]) -> None:
+        """One ``events`` row ``kind="settings"`` holding the settings a run started with (``settings``: already
+        redacted, JSON-ready), so ``gswarm bundle`` can describe that run instead of its own command line."""
+        self.conn.execute("INSERT INTO events(node, ts, kind, state, message, data) VALUES (?,?,?,?,?,?)",
+                          (node, ts, "settings", None, "settings of this run (secrets masked)",
+                           json.dumps(settings, default=str)))
+
     def prune(self, now: float, retention_s: float) -> int:
         """Delete facts older than ``now - retention_s`` (finished runs by ``stopped_at``); returns rows deleted."""
         cutoff = now - retention_s
@@ -175,12 +182,12 @@ def _exited(store: Store, cur: sqlite3.Cursor, e: ev.ProcessExited) -> None:
     store._open_run.pop(e.node, None)
     if run is not None:
         cur.execute(
-            "UPDATE runs SET stopped_at = ?, exit_code = ?, signal = ?, uptime = ? WHERE id = ?",
-            (e.ts, e.exit_code, e.signal, e.uptime, run),
+            "UPDATE runs SET stopped_at = ?, exit_code = ?, signal = ?, uptime = ?, requested = ? WHERE id = ?",
+            (e.ts, e.exit_code, e.signal, e.uptime, e.requested or None, run),
         )
-    how = f"signal {e.signal}" if e.signal is not None else f"code {e.exit_code}"
-    data = {"pid": e.pid, "exit_code": e.exit_code, "signal": e.signal, "uptime": e.uptime, "run_id": e.run_id}
-    _event(cur, e, "exit", None, f"pid {e.pid} exited with {how} after {e.uptime:.0f} s", data)
+    data = {"pid": e.pid, "exit_code": e.exit_code, "signal": e.signal, "uptime": e.uptime, "run_id": e.run_id,
+            "requested": e.requested or None}
+    _event(cur, e, "exit", None, f"pid {e.pid} {e.words} after {e.uptime:.0f} s", data)
 
 
 def _state(store: Store, cur: sqlite3.Cursor, e: ev.StateChanged) -> None:

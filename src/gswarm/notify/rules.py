@@ -123,7 +123,9 @@ class Rules:
         """Supervisor started / stopped message (info)."""
         kind = Kind.STARTED if started else Kind.STOPPED
         what = "started supervising" if started else "stopped supervising"
-        return Message(kind.value, Severity.INFO, f"[{node}] GSwarm {what}", "", node, ts)
+        # a body is required: Apprise refuses an empty one ("No message body or attachment was specified")
+        body = f"GSwarm {what} node {node}." + ("" if started else " The node is no longer watched or restarted.")
+        return Message(kind.value, Severity.INFO, f"[{node}] GSwarm {what}", body, node, ts)
 
     def _on_ProcessExited(self, ev: ProcessExited) -> list[Message]:
         self._last_exit[ev.node] = ev  # a requested stop also exits (SIGTERM): not a failure by itself

@@ -142,6 +142,20 @@ class NotifyService:
         for m in self.noise.admit(msg, self.clock.time(), self._wanted):
             await asyncio.wait_for(self.dispatcher.send_now(m), self.stop_grace)
 
+    async def reconfigure(self, settings: Any) -> list[str]:
+        """Swap in channels, noise control, rules and digest built from ``settings`` (``gswarm reload``, issue #14)
+        while the service keeps running; the old dispatcher's queued messages are dropped. Returns the problems
+        (skipped channels). Raises ConfigError for bad quiet hours (nothing is changed then)."""
+        problems: list[str] = []
+        _, noise, rules, dispatcher = build_parts(settings, self.clock, self.state_dir, problems)
+        old = self.dispatcher
+        self.noise, self.rules, self.dispatcher = noise, rules, dispatcher
+        self.digest_spec = _opt(settings, "notify_digest", "daily 08:00")
+        self.next_digest_at = schedule.next_due(self.digest_spec, self.clock.time(), self.tz)
+        dispatcher.start()
+        await old.aclose()
+        return problems
+
     def status(self) -> dict[str, Any]:
         """``{"channels": {name: {...}}, "deferred": int, "suppressed": {reason: n}, "events_handled": int,
         "next_digest_at": float|None, "maintenance_until": float|None}`` — URLs redacted."""
@@ -160,6 +174,20 @@ def _opt(settings: Any, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def build_parts(s: Any, clock: Clock, state_dir: Path, problems: list[str]) -> tuple[list[Channel], NoiseFilter, Rules, Dispatcher]:
+    """Channels, noise filter, rules and dispatcher for settings ``s`` (see :func:`create_service`);
+    misconfigured channels are skipped and described in ``problems``."""
+    channels = load_channels(s.notify_urls, _opt(s, "notify_channels", []), s.notify_min_severity, problems)
+    for p in problems:
+        log.error("notifications: %s", p)
+    noise = NoiseFilter(_opt(s, "notify_dedup_window", 1800.0), _opt(s, "notify_flap_count", 5),
+                        _opt(s, "notify_flap_window", 600.0), s.quiet_hours,
+                        maintenance_until=lambda now: maintenance.active_until(state_dir, now))
+    rules = Rules(int(_opt(s, "notify_disk_low_gb", 5.0) * 1024**3), _opt(s, "notify_gpu_hot_c", 85.0))
+    dispatcher = Dispatcher(channels, clock, _opt(s, "notify_timeout", 10.0), _opt(s, "notify_retries", 2))
+    return channels, noise, rules, dispatcher
+
+
 def create_service(rt: Any) -> NotifyService | None:
     """The notify service for runtime ``rt``, or None when no channel is configured.
 
@@ -173,17 +201,10 @@ def create_service(rt: Any) -> NotifyService | None:
     """
     s = rt.settings
     problems: list[str] = []
-    channels = load_channels(s.notify_urls, _opt(s, "notify_channels", []), s.notify_min_severity, problems)
-    for p in problems:
-        log.error("notifications: %s", p)
+    state_dir = Path(rt.state_dir)
+    channels, noise, rules, dispatcher = build_parts(s, rt.clock, state_dir, problems)
     if not channels:
         return None
-    state_dir = Path(rt.state_dir)
-    noise = NoiseFilter(_opt(s, "notify_dedup_window", 1800.0), _opt(s, "notify_flap_count", 5),
-                        _opt(s, "notify_flap_window", 600.0), s.quiet_hours,
-                        maintenance_until=lambda now: maintenance.active_until(state_dir, now))
-    rules = Rules(int(_opt(s, "notify_disk_low_gb", 5.0) * 1024**3), _opt(s, "notify_gpu_hot_c", 85.0))
-    dispatcher = Dispatcher(channels, rt.clock, _opt(s, "notify_timeout", 10.0), _opt(s, "notify_retries", 2))
     svc = NotifyService(rt.bus, rt.clock, state_dir, rt.node, channels, noise=noise, rules=rules,
                         dispatcher=dispatcher, digest=_opt(s, "notify_digest", "daily 08:00"))
     for p in problems:  # after the service subscribed, so the remaining channels carry it

@@ -60,8 +60,8 @@ def email_url(
 
     ``tls``: ``starttls`` (port 587 by default) or ``ssl`` (465) give ``mailtos://…?mode=…``;
     ``none`` gives plain ``mailto://`` (port 25). ``sender`` defaults to ``user`` when it is an
-    address. User and password are percent-quoted. Raises ConfigError on a bad ``tls`` or
-    missing sender/recipient.
+    address. User and password are percent-quoted. Raises ConfigError on a bad ``tls``, a ``port``
+    outside 1-65535 or a missing sender/recipient.
     """
     if tls not in ("starttls", "ssl", "none"):
         raise ConfigError(f"e-mail tls must be starttls, ssl or none, not {tls!r}")
@@ -70,6 +70,8 @@ def email_url(
         raise ConfigError("e-mail needs a sender address (--from) or a user that is an address")
     if "@" not in to:
         raise ConfigError(f"e-mail recipient {to!r} is not an address")
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(f"e-mail --port {port} is not a TCP port; use 1-65535 (587 starttls, 465 ssl, 25 none)")
     auth = ""
     if user:
         auth = quote(user, safe="")

@@ -105,7 +105,7 @@ def genrl_argv(settings: Any, checkout: Path, gen: str, env: dict[str, str], not
         notes.append("no --model-name: the node uses its config's default model (E3 script: \">> Using default "
                      "model from config\")" if gen == "E3" else
                      f"no --model-name: {gen} picks a model at random at every start when MODEL_NAME is unset "
-                     "(generations.md, E4-E6 launch); set --model-name to keep one")
+                     "(its swarm_launcher chooses from its configured list); set --model-name to keep one")
     if gen == "E5":
         env["PRG_GAME"] = "true" if settings.prg_game else "false"
         env["PRG_CONTRACT"] = _eras.E5_PRG_CONTRACT

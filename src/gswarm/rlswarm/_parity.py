@@ -41,14 +41,17 @@ def env_exceptions(generation: str, mode: str, env: dict[str, str], token: bool)
     ``token``: a Hugging Face token is configured. Returns ``[{"name", "why"}]`` (possibly empty).
     """
     out: list[dict[str, str]] = []
+    marker = {"name": "GSWARM_RUN_MARKER", "why": "added to every process GSwarm starts: the per-run ownership "
+              "marker that proves a process is GSwarm's before it is signalled"}
     if mode == "script":
         out.append({"name": "GSWARM_*", "why": "script mode: GSwarm's own variables (e.g. GSWARM_HF_TOKEN) are removed "
-                    "from the environment the script inherits; the script sets its exports itself"})
+                    "from the environment the script inherits (except the run marker below); the script sets its "
+                    "exports itself"})
         out.append({"name": "MODEL_NAME", "why": "script mode: never inherited (read -p would export it empty); "
                     "GSwarm answers the model prompt instead (E3-E6)"})
         if token and generation in ("E1", "E2", "E3", "E4", "unknown"):
             out.append({"name": "HF_TOKEN", "why": "the E1-E4 script reads HF_TOKEN and skips its Hugging Face prompt"})
-        return out
+        return out + [marker]
     for name, why in _ADDED.items():
         if name in env and name not in LAUNCHER_ENV.get(generation, ()):
             out.append({"name": name, "why": why})
@@ -58,7 +61,7 @@ def env_exceptions(generation: str, mode: str, env: dict[str, str], token: bool)
     if generation == "E6" and token:
         out.append({"name": "HF_TOKEN", "why": "the E6 script runs `hf auth logout` and unsets HF_TOKEN when that "
                     "fails; GSwarm keeps it for downloads"})
-    return out
+    return out + [marker]
 
 
 def launcher_env(generation: str, env: dict[str, str]) -> dict[str, Any]:

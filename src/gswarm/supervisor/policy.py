@@ -9,7 +9,10 @@ Recovery by cause (failures area, issue #4; categories and recoveries from share
   not count toward the crash loop (restarting cannot fix the swarm, and must not storm it).
 * ``cleanup_then_restart`` — DHT daemon timeouts (``Decision.cleanup``); identity taken: cleanup the first time
   (our own leftover holds it), stop and alert when it repeats (INDEX.md "Gaps").
-* ``stop_and_alert`` — restarting cannot help: stop, alert, advice.
+* ``stop_and_alert`` — restarting cannot help: stop, alert, advice (precision unsupported by the hardware, launcher
+  syntax errors, a login nobody finishes, a full disk — issue #17).
+* restart once, then stop with the evidence — ``native_abort`` (glibc abort, SIGABRT/SIGSEGV) and
+  ``cuda_internal_assert`` (issue #17), like ``wrapper_only_error`` (``ONCE_THEN_STOP``).
 * ``reinstall_deps`` — once per target (python deps / modal-login), then stop and alert.
 * ``reduce_model`` — the out-of-memory ladder in ``_policy_oom.py``; :func:`maybe_step_up` climbs back after
   ``STEP_UP_AFTER`` seconds of stable uptime.
@@ -17,7 +20,9 @@ Recovery by cause (failures area, issue #4; categories and recoveries from share
   ladder has one, else a plain restart with backoff (one kill can be an operator or a cgroup limit; the crash-loop
   budget ends repeated kills in FATAL, issue #12); exit 0 with nothing
   classified → ``clean_exit`` (restart if ``settings.restart_on_clean_exit``).
-Live incidents (the node keeps running) go through :func:`decide_live`. Units: seconds, wall-clock ``now``.
+Live incidents (the node keeps running) go through :func:`decide_live`. Units: seconds; ``now`` is epoch-like but
+taken from :class:`gswarm.clock.SteadyWall` by the watcher and the health service, so a wall-clock step never
+stretches or shrinks a window (issue #13 case 5).
 
 Longer than ~150 lines on purpose: one small function per recovery kind, kept together so the whole policy
 reads in one place (the OOM ladder lives in ``_policy_oom.py``).
@@ -41,6 +46,10 @@ SIGKILL_ADVICE = ("The node was killed by SIGKILL without a traceback: most like
                   "(check `journalctl -k | grep -i 'out of memory'`), but also an operator, a container or cgroup memory "
                   "limit. GSwarm restarts it after a backoff, with a smaller model while one is left (E2 parameter count, "
                   "E3-E6 model), and gives up (FATAL) only when the crash-loop budget is spent. Add RAM or swap.")
+# categories restarted once, then stopped with the evidence when they recur before a healthy uptime (history key):
+# a native abort or a CUDA/PyTorch internal assert can be a one-off, a second one in a row is not (issue #17)
+ONCE_THEN_STOP = {Category.IDENTITY_TAKEN: "identity_taken", Category.WRAPPER_ONLY_ERROR: "wrapper_only",
+                  Category.NATIVE_ABORT: "native_abort", Category.CUDA_INTERNAL_ASSERT: "cuda_internal_assert"}
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,7 @@ class ExitInfo:
 class History:
     """What the policy remembers between exits (owned by the watcher, mutated only by ``decide``).
 
-    ``failures``: (wall ts, category) of recent failures; ``consecutive``: failures since
+    ``failures``: (``now`` of the decision, category) of recent failures; ``consecutive``: failures since
     the last healthy run; ``extra``: JSON-ready state (``outage``, ``oom`` ladder, ``reinstalled``,
     ``identity_taken``, ``wrapper_only``, ``stalls``; the watcher may set ``generation``; the progress service
     sets ``model_in_use`` from the node's "Using Model:" line, E3-E6, and clears it at every start).
@@ -139,7 +148,7 @@ def decide(exit_info: ExitInfo, classification: Classification, history: History
         return Decision("none", reason="stopped on request")
     if exit_info.uptime >= settings.healthy_uptime:
         history.consecutive = 0
-        for key in ("outage", "reinstalled", "identity_taken", "wrapper_only"):
+        for key in ("outage", "reinstalled", *ONCE_THEN_STOP.values()):
             history.extra.pop(key, None)
         if exit_info.reason != "stalled":  # a stall always follows a long uptime; other exits end the streak
             history.extra.pop("stalls", None)
@@ -158,8 +167,8 @@ def decide(exit_info: ExitInfo, classification: Classification, history: History
         return _reinstall(cls, history, settings, now, rand, gen)
     if cls.recovery == Recovery.REDUCE_MODEL:
         return _reduce(cls, exit_info, history, settings, now, rand, gen)
-    if cls.category in (Category.IDENTITY_TAKEN, Category.WRAPPER_ONLY_ERROR):
-        key = "identity_taken" if cls.category == Category.IDENTITY_TAKEN else "wrapper_only"
+    if cls.category in ONCE_THEN_STOP:
+        key = ONCE_THEN_STOP[cls.category]
         history.extra[key] = history.extra.get(key, 0) + 1
         if history.extra[key] > 1:
             return _stop(cls, "it happened again right after a restart")

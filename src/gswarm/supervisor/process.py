@@ -13,11 +13,18 @@ sequence share the same few pieces of state; split further they would leak it.
   flushed after ``prompt_idle`` seconds of silence. Every batch goes to the
   capture file, then one :class:`~gswarm.events.OutputBatch` (all complete lines
   of the read) on the bus, then the ``on_batch`` callback (console, classifier, prompt answering).
+* Ownership: the child's env gets ``GSWARM_RUN_MARKER=<fresh random hex>``
+  (:data:`~gswarm.supervisor._procgroup.MARKER_VAR`); :attr:`NodeProcess.ownership`
+  (marker + the leader's start stamp) proves which processes are this run's.
 * Exit: a pidfd (Linux ≥ 5.3) wakes the loop when the leader exits, else a 0.2 s
   poll. After the leader exits, the rest of OUR group is ended (TERM, short
-  grace, KILL), so no grandchild survives.
-* Stop: SIGTERM to the group, ``stop_timeout`` seconds, SIGKILL to the group, reap;
-  idempotent; :meth:`NodeProcess.kill` is the "kill now" path.
+  grace, KILL), and so is every process carrying our marker that left the group
+  (``setsid``), so no grandchild survives.
+* Stop: SIGTERM to the group and escaped descendants, ``stop_timeout`` seconds,
+  SIGKILL to them, reap; idempotent; :meth:`NodeProcess.kill` is the "kill now" path.
+* Signals: ``killpg`` only while the leader is unreaped (its pid, hence the group
+  id, cannot be recycled before we reap it); after that, and for escaped
+  descendants, each pid is signalled alone after :class:`Ownership` proves it ours.
 Grace periods here use the loop's real time (they wait for real processes).
 """
 
@@ -35,7 +42,8 @@ from typing import Callable, Mapping
 
 from gswarm.errors import LaunchError
 from gswarm.events import EventBus, OutputBatch
-from gswarm.supervisor._procgroup import live_members
+from gswarm.supervisor._procgroup import (MARKER_VAR, Ownership, find_owned, live_members, new_marker, proc_info,
+                                         signal_owned)
 from gswarm.supervisor.capture import CaptureFile
 from gswarm.supervisor.spec import LaunchSpec
 from gswarm.supervisor.stream import Batch, LineSplitter
@@ -106,12 +114,17 @@ class NodeProcess:
         self._done = asyncio.Event()
         self._stopping: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.marker = new_marker()  # this start's GSWARM_RUN_MARKER value
+        self.ownership: Ownership | None = None  # set once spawned (marker + leader start stamp)
+        self._escaped: list[int] = []  # our marked processes outside the group, found by the last sweep
+        self._stop_timeout = 2.0  # s: grace of the sweep after the leader's exit (capped at 2 s)
 
     # ----------------------------------------------------------------- spawn
     async def start(self) -> None:
         """Spawn the node; registers readers on the running loop."""
         self._loop = asyncio.get_running_loop()
-        env = {**(os.environ if self.base_env is None else self.base_env), **self.spec.env, **self.extra_env}
+        env = {**(os.environ if self.base_env is None else self.base_env), **self.spec.env, **self.extra_env,
+               MARKER_VAR: self.marker}
         if self.spec.use_pty:
             master, slave = pty.openpty()
             attrs = termios.tcgetattr(slave)
@@ -144,6 +157,7 @@ class NodeProcess:
                     pass
         self.pid = self.pgid = self.popen.pid
         self.started_at = self._time()
+        self.ownership = Ownership.of(self.pid, self.marker)  # unreaped, so even a zombie still has its stamp
         self._fd, self._stdin_fd = read_fd, stdin_fd
         os.set_blocking(read_fd, False)
         if stdin_fd != read_fd:
@@ -255,13 +269,14 @@ class NodeProcess:
 
     # ----------------------------------------------------------------- end
     async def _finish(self) -> None:
-        """After the leader exits: end the rest of our group, drain output, mark done."""
+        """After the leader exits: end the rest of our run (group + escaped descendants; grace 2 s, or the
+        stop timeout when shorter and a stop was asked), drain output, mark done."""
         await self._exited.wait()
-        await self.sweep_group(grace=2.0)
+        await self.sweep_group(grace=min(2.0, self._stop_timeout) if self.requested else 2.0)
         try:
             await asyncio.wait_for(self._eof.wait(), 1.0)
         except asyncio.TimeoutError:
-            pass  # something outside our group holds the pipe: stop reading it
+            pass  # something we cannot prove ours (no marker) holds the pipe: stop reading it
         self._close_output()
         self._done.set()
 
@@ -271,29 +286,87 @@ class NodeProcess:
         assert self.status is not None
         return self.status
 
+    def _leader_unreaped(self) -> bool:
+        return self.popen is not None and self.popen.returncode is None
+
+    def _members(self) -> list[int]:
+        """Live members of our group; once the leader is reaped, only those the marker proves ours."""
+        if not self.pgid:
+            return []
+        members = live_members(self.pgid)
+        if self._leader_unreaped():
+            return members
+        own = self.ownership
+        return [p for p in members if own is not None and own.owns(p)]
+
     def signal_group(self, sig: int) -> bool:
-        """Send ``sig`` to the node's process group; False when no member is left."""
+        """Send ``sig`` to the node's process group; False when no member is left.
+
+        ``killpg`` while the leader is unreaped; afterwards each member alone, if proven ours.
+        """
         if not self.pgid:
             return False
-        try:
-            os.killpg(self.pgid, sig)
-            return True
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # pragma: no cover - a member changed uid
-            return False
+        if self._leader_unreaped():
+            try:
+                os.killpg(self.pgid, sig)
+                return True
+            except (ProcessLookupError, PermissionError):
+                return False
+        own = self.ownership
+        sent = [signal_owned(p, sig, own) for p in self._members()] if own is not None else []
+        return any(sent)
+
+    def owned_pids(self) -> list[int]:
+        """Every live process of this run: our group's members plus, found by a host-wide scan for
+        our marker, descendants that left the group (``setsid``). Sorted pids."""
+        own = self.ownership
+        marked = find_owned(own) if own is not None else []
+        return sorted(set(self._members()) | set(marked))
+
+    def _signal_all(self, sig: int, scan: bool = True) -> None:
+        """``sig`` to our group and to our escaped descendants (rescanned when ``scan``)."""
+        self.signal_group(sig)
+        own = self.ownership
+        if own is None:
+            return
+        if scan:
+            self._escaped = self._find_escaped()
+        for pid in self._escaped:
+            signal_owned(pid, sig, own)
+
+    def _find_escaped(self) -> list[int]:
+        """Our marked processes whose process group is no longer ours (they called ``setsid``/``setpgid``).
+
+        Decided by each process's own group id, not by a snapshot of the group's members taken a moment
+        earlier: a child forked in between (the script's EXIT trap running ``rm``) is still in our group
+        and must not be signalled on its own (that killed the trap's ``rm`` and left the login files)."""
+        own = self.ownership
+        if own is None:
+            return []
+        out = []
+        for pid in find_owned(own):
+            info = proc_info(pid)
+            if info is not None and info[2] != self.pgid:
+                out.append(pid)
+        return out
 
     def group_alive(self) -> bool:
-        """True while any non-zombie process is in our group."""
-        return bool(self.pgid) and bool(live_members(self.pgid))
+        """True while any process of our group or an escaped descendant found by the last sweep runs."""
+        own = self.ownership
+        if own is not None:
+            self._escaped = [p for p in self._escaped if own.owns(p)]
+        return bool(self._members()) or bool(self._escaped)
 
     async def sweep_group(self, grace: float) -> None:
-        """TERM what is left of our group, wait ``grace`` s, then KILL the rest."""
-        if not self.group_alive():
+        """TERM what is left of our run (group + escaped), wait ``grace`` s, then KILL the rest."""
+        members = self._members()
+        escaped = self._find_escaped()
+        if not members and not escaped:
             return
-        self.signal_group(signal.SIGTERM)
+        self._escaped = escaped
+        self._signal_all(signal.SIGTERM, scan=False)
         if not await self._group_gone(grace):
-            self.signal_group(signal.SIGKILL)
+            self._signal_all(signal.SIGKILL)
             await self._group_gone(5.0)
 
     async def _group_gone(self, timeout: float) -> bool:
@@ -306,8 +379,9 @@ class NodeProcess:
         return True
 
     async def stop(self, timeout: float) -> ExitStatus:
-        """Graceful stop: TERM the group, ``timeout`` s, KILL the group, reap. Idempotent."""
+        """Graceful stop: TERM the group and escaped descendants, ``timeout`` s, KILL them, reap. Idempotent."""
         self.requested = True
+        self._stop_timeout = timeout
         if self._stopping is None:
             self._stopping = asyncio.ensure_future(self._stop(timeout))
         await asyncio.shield(self._stopping)
@@ -316,16 +390,16 @@ class NodeProcess:
     async def _stop(self, timeout: float) -> None:
         if self._exited.is_set():
             return
-        self.signal_group(signal.SIGTERM)
+        self._signal_all(signal.SIGTERM)
         try:
             await asyncio.wait_for(self._exited.wait(), timeout)
         except asyncio.TimeoutError:
-            self.signal_group(signal.SIGKILL)
+            self._signal_all(signal.SIGKILL)
 
     def kill(self) -> None:
-        """Kill now: SIGKILL to the whole group (the reaper and sweep follow as usual)."""
+        """Kill now: SIGKILL to the whole group and escaped descendants (the reaper and sweep follow as usual)."""
         self.requested = True
-        self.signal_group(signal.SIGKILL)
+        self._signal_all(signal.SIGKILL)
 
     @property
     def running(self) -> bool:

@@ -100,6 +100,7 @@ class ScriptRun:
     pgid = property(lambda self: self.proc.pgid)
     started_at = property(lambda self: self.proc.started_at)
     requested = property(lambda self: self.proc.requested)
+    ownership = property(lambda self: self.proc.ownership)  # marker + leader start stamp (see _procgroup)
 
     async def start(self) -> None:
         await self.proc.start()
@@ -176,6 +177,10 @@ class ScriptRun:
                 self._trainer_found()
                 await self._until_gone(self.py_pid, script_wait)
                 self._status = await self._python_status(self.py_pid, script_wait)
+                if self._status != ExitStatus(0, None) and not script_wait.done():
+                    # a failed trainer: the script's EXIT trap is cleaning up (deletes the login files, ends its
+                    # group); a SIGTERM now would cut it short half-way — give it infer_grace s (exit 0: `wait` hangs)
+                    await asyncio.wait({script_wait}, timeout=self.infer_grace)
                 await self.proc.stop(self.stop_timeout)
         except Exception:  # pragma: no cover - never leave wait() hanging
             log.exception("script-mode watcher failed")

@@ -222,7 +222,7 @@ class Watcher:
         self.info.pid, self.info.pgid, self.info.started_at = proc.pid, proc.pgid, proc.started_at
         self.info.next_restart_at = None
         if self.lock is not None:
-            self.lock.write_record(proc.pid, proc.pgid)
+            self.lock.write_record(proc.pid, proc.pgid, getattr(proc, "ownership", None))
         if self.capture is not None:
             self.capture.note(f"gswarm: started {' '.join(spec.argv)} (generation {spec.generation}, {spec.mode} mode)", proc.started_at, proc.pid)
         self.bus.publish(ProcessStarted(self.node, proc.started_at, proc.pid, proc.pgid, tuple(spec.argv),
@@ -309,10 +309,12 @@ class Watcher:
         # a restart asked by health (live incident, policy.decide_live) is immediate; the health
         # service counts it in its own crash-loop budget and sends "stop" when that is spent
         requested = cmd is not None and not stalled
-        self.info.last_exit = {"exit_code": status.exit_code, "signal": status.signal, "ts": now}
-        self.bus.publish(ProcessExited(self.node, now, proc.pid, status.exit_code, status.signal, uptime, self.info.run_id))
+        by = cmd.source if requested and not cmd.source.startswith(POLICY_SOURCES) else ""  # an operator's stop/restart
+        self.info.last_exit = {"exit_code": status.exit_code, "signal": status.signal, "ts": now, "requested": by or None}
+        exited = ProcessExited(self.node, now, proc.pid, status.exit_code, status.signal, uptime, self.info.run_id, by)
+        self.bus.publish(exited)
         if self.capture is not None:
-            self.capture.note(f"gswarm: exited code={status.exit_code} signal={status.signal} after {uptime:.1f}s", now, proc.pid)
+            self.capture.note(f"gswarm: node {exited.words} after {uptime:.1f} s", now, proc.pid)
         if self.lock is not None:
             self.lock.clear_record()
         if requested and cmd.kind == "stop" and cmd.source.startswith(POLICY_SOURCES):

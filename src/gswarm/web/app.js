@@ -21,6 +21,7 @@ function askToken(msg) {
   $("auth-msg").textContent = (msg || "A token is needed") + " — paste the API token (kept in this tab only).";
 }
 
+const p2 = (n) => String(n).padStart(2, "0");
 const fmt = {
   dur(s) {
     if (s == null) return "—";
@@ -29,9 +30,15 @@ const fmt = {
     return d ? `${d}d ${h}h ${m}m` : h ? `${h}h ${m}m ${r}s` : m ? `${m}m ${r}s` : `${r}s`;
   },
   ago(ts) { return ts == null ? "—" : fmt.dur(Date.now() / 1000 - ts) + " ago"; },
-  time(ts) { return ts == null ? "—" : new Date(ts * 1000).toLocaleString(); },
-  hm(ts) { return new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }); },
-  hms(ts) { return new Date(ts * 1000).toLocaleTimeString([], { hour12: false }); },
+  // one time format everywhere: local 24-hour time, the zone shown once in the header (#tz)
+  time(ts) { return ts == null ? "—" : fmt.day(ts) + " " + fmt.hms(ts); },
+  day(ts) { const d = new Date(ts * 1000); return `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())}`; },
+  hm(ts) { const d = new Date(ts * 1000); return `${p2(d.getHours())}:${p2(d.getMinutes())}`; },
+  hms(ts) { return fmt.hm(ts) + ":" + p2(new Date(ts * 1000).getSeconds()); },
+  zone() {
+    const off = -new Date().getTimezoneOffset(), a = Math.abs(off);
+    return "UTC" + (off < 0 ? "−" : "+") + p2(Math.floor(a / 60)) + ":" + p2(a % 60);
+  },
   bytes(b) {
     if (b == null) return "—";
     const u = ["B", "KiB", "MiB", "GiB", "TiB"]; let i = 0;
@@ -78,7 +85,7 @@ function renderNode(n, live) {
   let note = "";
   if (n.fatal_reason) note = n.fatal_reason;
   else if (n.next_restart_at) note = "restart at " + fmt.time(n.next_restart_at);
-  else if (n.last_exit) note = "last exit " + (n.last_exit.signal != null ? "signal " + n.last_exit.signal : "code " + n.last_exit.exit_code) + ", " + fmt.ago(n.last_exit.ts);
+  else if (n.last_exit) note = "last exit: " + exitWords(n.last_exit) + ", " + fmt.ago(n.last_exit.ts);
   $("state-note").textContent = note;
   $("pid").textContent = fmt.val(n.pid);
   $("generation").textContent = fmt.val(n.generation) + (n.mode ? " (" + n.mode + ")" : "");
@@ -110,15 +117,24 @@ async function refreshRuns() {
   const list = $("runs"); list.replaceChildren();
   for (const r of runs.items) {
     const li = el("li"); li.dataset.pid = r.pid; li.dataset.runId = r.id;
-    const end = r.stopped_at == null ? "running" : (r.signal != null ? "killed by signal " + r.signal : "exit code " + r.exit_code);
+    const end = r.stopped_at == null ? "running" : exitWords(r);
+    if (r.requested) li.classList.add("requested");
     li.append(el("strong", null, fmt.time(r.started_at)), document.createTextNode(` pid ${r.pid} · ${end}`));
     if (r.stopped_at != null) li.append(document.createTextNode(" after " + fmt.dur(r.stopped_at - r.started_at)));
-    const why = r.cause || causeNear(restarts.items, r.stopped_at);
+    const why = r.requested ? null : (r.cause || causeNear(restarts.items, r.stopped_at));
     if (why) li.append(document.createTextNode(" · cause "), el("span", "cause", why));
     list.append(li);
   }
   drawTimeline(runs.items);
 }
+
+// an exit in words; an operator's stop or restart is "on request", never a red failure
+function exitWords(x) {
+  if (x.requested) return "stopped on request (" + x.requested + ")";
+  if (x.signal != null) return "killed by signal " + x.signal + (SIGNALS[x.signal] ? " (" + SIGNALS[x.signal] + ")" : "");
+  return x.exit_code === 0 ? "exited normally" : "exit code " + x.exit_code;
+}
+const SIGNALS = { 1: "SIGHUP", 2: "SIGINT", 6: "SIGABRT", 9: "SIGKILL", 11: "SIGSEGV", 15: "SIGTERM" };
 
 function causeNear(restarts, ts) {
   if (ts == null) return null;
@@ -133,7 +149,7 @@ function drawTimeline(runs) {
   const now = Date.now() / 1000, t0 = Math.min(...runs.map((r) => r.started_at)), span = Math.max(1, now - t0);
   for (const r of runs) {
     const x = (r.started_at - t0) / span * 600, w = Math.max(2, ((r.stopped_at || now) - r.started_at) / span * 600);
-    const rect = svgEl("rect", { x, y: 3, width: w, height: 18, fill: r.stopped_at == null ? "#3fb950" : (r.exit_code === 0 ? "#4fa3ff" : "#f85149"), opacity: 0.8 });
+    const rect = svgEl("rect", { x, y: 3, width: w, height: 18, fill: r.stopped_at == null ? "#3fb950" : (r.exit_code === 0 || r.requested ? "#4fa3ff" : "#f85149"), opacity: 0.8 });
     rect.append(svgEl("title", {}, `pid ${r.pid}: ${fmt.time(r.started_at)}`));
     svg.append(rect);
   }
@@ -164,29 +180,59 @@ function svgEl(tag, attrs, text) {
   return e;
 }
 
-function drawChart(svg, ts, lines, yMax, yFmt) {
+// Lines over the time span that has data (a young run fills the chart instead of a few dots at its
+// right edge); labels are HTML next to the SVG (the stretched SVG would squash its own text); hovering
+// shows the values at that time; `empty` says why a chart has no line.
+function drawChart(id, ts, lines, yMax, yFmt, empty) {
+  const svg = $(id), fig = svg.closest("figure");
   svg.replaceChildren();
-  const W = 600, H = 150, top = 14, bottom = 14;
+  const W = 600, H = 150, top = 6, bottom = 6;
+  const has = (i) => lines.some((l) => l.values[i] != null);
+  let lo = ts.findIndex((_, i) => has(i)), hi = ts.length - 1;
+  while (hi >= 0 && !has(hi)) hi--;
+  const now = fig.querySelector(".now"), axis = fig.querySelector(".axis");
+  svg.onmousemove = null; svg.onmouseleave = null;
+  if (lo < 0) {
+    now.textContent = empty; axis.replaceChildren(); fig.classList.add("empty");
+    return;
+  }
+  fig.classList.remove("empty");
   const max = yMax || Math.max(1, ...lines.flatMap((l) => l.values.filter((v) => v != null)));
-  const x = (i) => ts.length < 2 ? 0 : i / (ts.length - 1) * W;
+  const span = Math.max(1, hi - lo);
+  const x = (i) => lo === hi ? W / 2 : (i - lo) / span * W;
   const y = (v) => top + (1 - v / max) * (H - top - bottom);
   for (const l of lines) {
+    // empty bins between samples are joined; a gap of more than 5 typical sample spacings (GSwarm was
+    // not running) breaks the line
+    const idx = []; for (let i = lo; i <= hi; i++) if (l.values[i] != null) idx.push(i);
+    const steps = idx.slice(1).map((v, k) => v - idx[k]).sort((a, b) => a - b);
+    const gap = Math.max(3, 5 * (steps.length ? steps[Math.floor(steps.length / 2)] : 1));
     let pts = [];
     const flush = () => {
       if (pts.length === 1) { const [cx, cy] = pts[0].split(","); svg.append(svgEl("circle", { cx, cy, r: 3, class: "dot " + l.cls })); }
       else if (pts.length) svg.append(svgEl("polyline", { points: pts.join(" "), class: l.cls }));
       pts = [];
     };
-    l.values.forEach((v, i) => { if (v == null) flush(); else pts.push(`${x(i).toFixed(1)},${y(v).toFixed(1)}`); });
+    idx.forEach((i, k) => {
+      if (k && i - idx[k - 1] > gap) flush();
+      pts.push(`${x(i).toFixed(1)},${y(l.values[i]).toFixed(1)}`);
+    });
     flush();
   }
-  svg.append(svgEl("text", { x: 4, y: 11 }, yFmt(max)));
-  if (ts.length) {
-    svg.append(svgEl("text", { x: 4, y: H - 2 }, fmt.hm(ts[0])));
-    svg.append(svgEl("text", { x: W - 4, y: H - 2, "text-anchor": "end" }, fmt.hm(ts[ts.length - 1])));
-  }
-  const has = lines.some((l) => l.values.some((v) => v != null));
-  if (!has) svg.append(svgEl("text", { x: W / 2 - 30, y: H / 2 }, "no data"));
+  const cursor = svgEl("line", { x1: 0, x2: 0, y1: 0, y2: H, class: "cursor", visibility: "hidden" });
+  svg.append(cursor);
+  const last = (l, i) => { for (let j = i; j >= lo; j--) if (l.values[j] != null) return l.values[j]; return null; };
+  const valuesAt = (i) => lines.map((l) => { const v = last(l, i); return `${l.name} ${v == null ? "—" : l.show(v)}`; }).join(" · ");
+  const latest = () => { let i = hi; return fmt.hms(ts[i]) + " · " + valuesAt(i); };
+  now.textContent = latest();
+  axis.replaceChildren(el("span", null, fmt.hm(ts[lo])), el("span", null, "max " + yFmt(max)), el("span", null, fmt.hm(ts[hi])));
+  svg.onmousemove = (e) => {
+    const r = svg.getBoundingClientRect(), f = Math.min(1, Math.max(0, (e.clientX - r.left) / r.width));
+    const i = lo === hi ? lo : Math.round(lo + f * span);
+    cursor.setAttribute("x1", x(i)); cursor.setAttribute("x2", x(i)); cursor.setAttribute("visibility", "visible");
+    now.textContent = fmt.hms(ts[i]) + " · " + valuesAt(i);
+  };
+  svg.onmouseleave = () => { cursor.setAttribute("visibility", "hidden"); now.textContent = latest(); };
 }
 
 async function refreshCharts() {
@@ -194,11 +240,17 @@ async function refreshCharts() {
   const range = Number($("range").value), until = Date.now() / 1000;
   const m = await api(`/api/v1/nodes/${encodeURIComponent(S.node)}/metrics?points=120&since=${until - range}&until=${until}`);
   const s = m.series, pct = (v) => v.toFixed(0) + "%";
-  drawChart($("chart-cpu"), m.ts, [{ values: s.cpu_percent, cls: "a" }, { values: s.host_cpu_percent, cls: "b" }], null, pct);
+  const anySample = s.cpu_percent.some((v) => v != null) || s.host_cpu_percent.some((v) => v != null);
+  const none = anySample ? "no data in this range" : "no samples yet in this range";
+  drawChart("chart-cpu", m.ts, [{ name: "node", values: s.cpu_percent, cls: "a", show: pct },
+    { name: "host", values: s.host_cpu_percent, cls: "b", show: pct }], null, pct, none);
   const rssMax = Math.max(1, ...s.rss_bytes.filter((v) => v != null));
-  drawChart($("chart-ram"), m.ts, [{ values: s.rss_bytes.map((v) => v == null ? null : v / rssMax * 100), cls: "a" },
-    { values: s.host_mem_percent, cls: "b" }], 100, () => fmt.bytes(rssMax) + " / 100%");
-  drawChart($("chart-gpu"), m.ts, [{ values: s.gpu_util_percent, cls: "a" }, { values: s.gpu_mem_percent, cls: "b" }], 100, pct);
+  drawChart("chart-ram", m.ts, [{ name: "node RSS", values: s.rss_bytes.map((v) => v == null ? null : v / rssMax * 100), cls: "a",
+    show: (v) => fmt.bytes(v / 100 * rssMax) }, { name: "host", values: s.host_mem_percent, cls: "b", show: pct }], 100,
+    () => fmt.bytes(rssMax) + " / 100%", none);
+  drawChart("chart-gpu", m.ts, [{ name: "util", values: s.gpu_util_percent, cls: "a", show: pct },
+    { name: "memory", values: s.gpu_mem_percent, cls: "b", show: pct }], 100, pct,
+    anySample ? "no NVIDIA GPU found (GSwarm reads GPUs through NVML; a CPU or Apple host has none to show)" : none);
 }
 
 /* ---------- logs ---------- */
@@ -220,9 +272,28 @@ function addLog(r) {
 
 function renderLogs() {
   const box = $("log"), atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 20;
-  const rows = S.logs.filter((l) => !S.filter || S.filter.test(l.text)).slice(-500);
-  box.replaceChildren(...rows.map((l) => el("div", l.level, (typeof l.ts === "number" ? fmt.hms(l.ts) + " " : "") + l.text)));
+  const rows = S.logs.filter((l) => !S.filter || S.filter(l.text)).slice(-500);
+  box.replaceChildren(...rows.map((l) => {
+    const row = el("div", l.level, (typeof l.ts === "number" ? fmt.hms(l.ts) + " " : "") + l.text);
+    if (typeof l.ts === "number") row.title = fmt.time(l.ts) + " " + fmt.zone();
+    return row;
+  }));
   if (atEnd) box.scrollTop = box.scrollHeight;
+}
+
+// The log filter: plain text, any case (as `gswarm logs --grep` and the API's grep); /pattern/ is a
+// regular expression, and an invalid one is said next to the field instead of silently showing everything.
+function setFilter(text) {
+  const box = $("log-filter"), msg = $("log-filter-msg");
+  let problem = "";
+  const re = /^\/(.+)\/$/.exec(text);
+  if (!text) S.filter = null;
+  else if (re) {
+    try { const rx = new RegExp(re[1], "i"); S.filter = (t) => rx.test(t); }
+    catch (err) { problem = "invalid pattern: " + err.message.replace(/^Invalid regular expression: /, ""); S.filter = () => false; }
+  } else { const needle = text.toLowerCase(); S.filter = (t) => t.toLowerCase().includes(needle); }
+  box.setCustomValidity(problem); box.classList.toggle("bad", !!problem);
+  msg.textContent = problem; msg.hidden = !problem;
 }
 
 /* ---------- control ---------- */
@@ -301,11 +372,8 @@ function init() {
   for (const b of document.querySelectorAll(".controls button")) b.addEventListener("click", () => control(b.dataset.command));
   $("range").addEventListener("change", () => refreshCharts().catch(() => {}));
   $("node-select").addEventListener("change", (e) => { S.node = e.target.value; all(); });
-  $("log-filter").addEventListener("input", (e) => {
-    try { S.filter = e.target.value ? new RegExp(e.target.value, "i") : null; e.target.setCustomValidity(""); }
-    catch (err) { e.target.setCustomValidity("invalid regex"); S.filter = null; }
-    renderLogs();
-  });
+  $("log-filter").addEventListener("input", (e) => { setFilter(e.target.value); renderLogs(); });
+  $("tz").textContent = "times: " + fmt.zone();
   setInterval(tickUptime, 1000);
   setInterval(() => refreshStatus().catch(() => {}), 30000);
   all().then(() => { document.body.dataset.ready = "1"; });
