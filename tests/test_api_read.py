@@ -25,7 +25,7 @@ async def test_status_read_only_derives_the_node_from_the_store(source) -> None:
     n = body["nodes"][0]
     assert (n["state"], n["pid"], n["generation"], n["restarts"], n["supervised"]) == ("RUNNING", 200, "E4", 1, False)
     assert n["started_at"] == T0 + 110 and n["uptime"] == pytest.approx(890.0)
-    assert n["last_exit"] == {"exit_code": 1, "signal": None, "ts": T0 + 101}
+    assert n["last_exit"] == {"exit_code": 1, "signal": None, "ts": T0 + 101, "requested": None}
     assert (n["progress"]["round"], n["progress"]["stage"], n["progress"]["animal"]) == (7, 2, "quick shy owl")
     assert n["last_advance"] == T0 + 900
     assert n["sample"]["cpu_percent"] == 100.0 and n["last_incident"]["category"] == "cuda_oom"
@@ -207,9 +207,12 @@ async def test_dashboard_needs_no_cdn_and_openapi_json_is_the_offline_reference(
     import gswarm.api
 
     async with running_api(source) as (_, c):
-        page, js, css = [(await c.get(p)).text for p in ("/", "/static/app.js", "/static/style.css")]
+        page, js, css, settings_js = [(await c.get(p)).text for p in ("/", "/static/app.js", "/static/style.css",
+                                                                      "/static/settings.js")]
         spec, docs, redoc = await c.get("/openapi.json"), await c.get("/docs"), await c.get("/redoc")
-    assert re.findall(r'(?:src|href)="([^"]*)"', page) == ["/static/style.css", "/static/app.js"]
+    assert re.findall(r'(?:src|href)="([^"]*)"', page) == ["/static/style.css", "/favicon.svg", "/static/app.js",
+                                                           "/static/settings.js"]
+    assert "function renderSettings" in settings_js and re.findall(r"https?://", settings_js) == []
     assert re.findall(r"https?://[^\s\"'`)]+", js) == ["http://www.w3.org/2000/svg"]  # an XML namespace, never fetched
     assert re.findall(r"https?://|@import|url\(", css) == []
     assert spec.status_code == 200 and "/api/v1/status" in spec.json()["paths"]

@@ -60,6 +60,8 @@ def test_demo_prints_its_state_dir_first_and_takes_a_free_port_when_8787_is_busy
     assert m and m.group(1) == m.group(2), first
     ports = re.findall(r"http://127\.0\.0\.1:(\d+)/", p.stdout)
     assert ports and "8787" not in ports, p.stdout[-2000:]
+    # the end of --duration is a requested stop, said in words (before: "ended with signal 15")
+    assert re.search(r"node pid \d+ stopped on request \(duration\) after", " ".join(p.stdout.split())), p.stdout[-1500:]
 
 
 def test_demo_api_port_prefers_8787_and_falls_back_to_any() -> None:

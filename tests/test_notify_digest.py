@@ -148,6 +148,7 @@ async def test_report_cli_json_and_png(tmp_path: Path, monkeypatch: pytest.Monke
     shifted = [type(e)(**{**e.__dict__, "ts": e.ts - (T0 + 86400) + now}) for e in known_day("default")]
     await fill_through_store_service(state / "gswarm.db", shifted)
     png = tmp_path / "out" / "r.png"
+    png.parent.mkdir()  # report reads: it creates no folder (#19)
     res = CliRunner().invoke(build_app(), ["report", "--since", "24h", "--state-dir", str(state), "--json",
                                            "--png", str(png)])
     assert res.exit_code == 0, res.output

@@ -213,7 +213,7 @@ async def test_real_runtime_restarts_while_channel_hangs(tmp_path: Path, http_rx
             "file=sys.stderr, flush=True); sys.exit(1)")
     spec = LaunchSpec(argv=(sys.executable, "-c", code), cwd=tmp_path, env={}, mode="direct", generation="E6")
     rt = Runtime(settings, clock=fake_clock, services=("gswarm.notify.service:create_service",),
-                 install_signals=False, spec_factory=lambda: spec)
+                 install_signals=False, spec_factory=lambda: spec, drain_timeout=0.5)  # #13: shutdown waits ≤ 0.5 s
     events: list[Event] = []
     rt.bus.subscribe(events.append)
     task = asyncio.ensure_future(rt.run())
@@ -237,4 +237,4 @@ async def test_real_runtime_restarts_while_channel_hangs(tmp_path: Path, http_rx
     rt.request("stop", "test", shutdown=True)
     t0 = time.perf_counter()
     await asyncio.wait_for(task, 10)
-    assert time.perf_counter() - t0 < 2.0  # shutdown is not held up by the hanging send
+    assert time.perf_counter() - t0 < 2.0  # shutdown is held up by the hanging send only for drain_timeout

@@ -61,7 +61,7 @@ async def test_script_mode_restarts_without_a_new_login(tmp_path, gen):
             assert "Joining" in text
             assert answered == [p.name for p in spec.prompts]  # every prompt of the generation, in order
             # the EXIT trap deleted the login files again; the next start restores them
-            assert not (co / "modal-login/temp-data/userData.json").exists()
+            assert not (co / "modal-login/temp-data/userData.json").exists(), text[-1500:]  # the trap's rm ran
             notes = await node.before_start()
             assert "restored userData.json from backup" in notes and "restored userApiKey.json from backup" in notes
     finally:

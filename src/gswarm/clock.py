@@ -4,7 +4,11 @@ Backoff, stall detection, noise control and retention all take a :class:`Clock`
 so tests can drive time by hand (:class:`FakeClock`) and never sleep for real.
 
 Units: seconds everywhere. ``monotonic()`` is for durations, ``time()`` is the
-wall clock (Unix epoch seconds) for anything stored or shown.
+wall clock (Unix epoch seconds) for anything stored or shown. A wall-clock step
+(NTP, an operator's ``date -s``, a VM resumed) must change no decision (issue #13
+case 5): uptime, stall, backoff and crash-loop windows are measured on
+``monotonic()``; :class:`SteadyWall` gives code that keeps epoch-like numbers (the
+restart policy's windows) a timeline that moves only with ``monotonic()``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,28 @@ class SystemClock:
         await asyncio.sleep(max(0.0, seconds))
 
 
+class SteadyWall:
+    """Epoch-like seconds that advance only with ``clock.monotonic()``.
+
+    ``SteadyWall(clock)()`` equals ``clock.time()`` at creation and then moves with the monotonic clock,
+    so a wall-clock step never shows in a difference of two readings; the numbers still read as Unix
+    seconds (close to the wall clock, off by the steps since creation) where they end up in a message.
+    :meth:`of` maps a wall timestamp taken just now (an event's ``ts``) onto this timeline.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._offset = clock.time() - clock.monotonic()
+
+    def __call__(self) -> float:
+        return self.clock.monotonic() + self._offset
+
+    def of(self, wall_ts: float) -> float:
+        """``wall_ts`` (Unix seconds read recently from ``clock.time()``) on the steady timeline: its distance
+        to the wall clock now is kept, the wall clock's steps since creation are not."""
+        return wall_ts - self.clock.time() + self()
+
+
 async def wait_event_or_timeout(clock: Clock, event: asyncio.Event, timeout: float) -> bool:
     """Wait until ``event`` is set or ``timeout`` seconds pass on ``clock``.
 
@@ -65,7 +91,9 @@ class FakeClock:
     """A clock that only moves when told to (tests).
 
     ``advance(dt)`` moves both clocks by ``dt`` seconds and wakes every
-    ``sleep`` whose deadline has passed. ``start`` is the initial wall time.
+    ``sleep`` whose deadline has passed; ``step_wall(dt)`` moves only the wall
+    clock (an NTP or ``date -s`` step; may be negative). ``start`` is the
+    initial wall time.
     """
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
@@ -92,6 +120,10 @@ class FakeClock:
     def pending_sleeps(self) -> list[float]:
         """Deadlines (monotonic seconds) of sleeps not yet woken, soonest first."""
         return sorted(d for d, _, f in self._sleepers if not f.done())
+
+    def step_wall(self, seconds: float) -> None:
+        """Step the wall clock by ``seconds`` (±); the monotonic clock and every sleep are unaffected."""
+        self._wall0 += seconds
 
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds`` and wake due sleepers."""

@@ -1,18 +1,17 @@
-"""The composition root: one Runtime per ``gswarm run`` (see docs/architecture.md "Runtime").
+"""One node's runtime: its watcher, process, capture and per-node services (see docs/architecture.md "Host").
 
-Builds the bus, the checkout lock, the node watcher and the optional services
-(lazy factories ``module:create_service``; a missing module or attribute is
-skipped and logged at debug), runs them as tasks of one loop and shuts down in
-order: node first, then services in reverse order of creation. Signal handlers
-only enqueue commands: SIGINT/SIGTERM/SIGHUP → graceful stop and exit (SIGHUP: the
-terminal or SSH session went away; without a handler it would kill ``gswarm run`` and
-orphan the node's group); a second SIGINT while stopping → kill now.
+Since issue #15 the composition root is :class:`gswarm.host.Host`: it holds the checkout lock, builds
+the shared services (store, JSON log, notifier, API) once and runs N Runtimes; :meth:`Runtime.run`
+runs this node as a one-node host, exactly as a Wave-1 run did. Services are lazy factories
+``module:create_service`` (a missing module or attribute is skipped and logged at debug); shutdown order:
+nodes first, then services in reverse order of creation. Signal handlers (installed by the host) only
+enqueue commands: SIGINT/SIGTERM/SIGHUP → graceful stop and exit (SIGHUP: the terminal or SSH session
+went away); a second SIGINT while stopping → kill now.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import random
 import signal
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gswarm.clock import Clock, SystemClock
-from gswarm.errors import GSwarmError
 from gswarm.events import EventBus, RecoveryAction, Recovery, Notice, Severity
 from gswarm.paths import state_dir as resolve_state_dir
 from gswarm.supervisor.spec import LaunchSpec
@@ -39,6 +37,9 @@ SERVICE_FACTORIES = (
     "gswarm.api.server:create_service",
     "gswarm.daemon:create_service",  # control socket, sd_notify, heartbeat (issue #14)
 )
+
+DRAIN_TIMEOUT = 10.0
+"""Seconds (real time) the services get at shutdown to finish queued work (notifications) before cancel."""
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """Signals that stop the node gracefully and end ``gswarm run`` (SIGHUP: terminal/SSH hang-up)."""
@@ -62,14 +63,16 @@ class Runtime:
     ``spec_factory`` builds the LaunchSpec before each start (default:
     ``gswarm.rlswarm.launch.build_launch_spec(settings, checkout)``); ``checkout``
     defaults to ``settings.rl_swarm_dir``. ``services`` lists factory paths
-    (default :data:`SERVICE_FACTORIES`; pass ``()`` for none).
+    (default :data:`SERVICE_FACTORIES`; pass ``()`` for none). ``drain_timeout``: seconds the
+    services get at shutdown to deliver what they queued (:meth:`_stop_services`).
     """
 
     def __init__(self, settings: Any, clock: Clock | None = None, bus: EventBus | None = None, *,
                  checkout: Path | None = None, spec_factory: Callable[[], LaunchSpec] | None = None,
                  rng: random.Random | None = None, console: Any = None, reinstall: Callable[[], Any] | None = None,
                  services: tuple[str, ...] | None = None, install_signals: bool = True,
-                 prestart: Callable[[], Any] | None = None, prepare: bool = False) -> None:
+                 prestart: Callable[[], Any] | None = None, prepare: bool = False,
+                 drain_timeout: float = DRAIN_TIMEOUT) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.bus = bus or EventBus()
@@ -85,13 +88,15 @@ class Runtime:
         self.service_paths = SERVICE_FACTORIES if services is None else services
         self.install_signals = install_signals
         self.prepare = prepare
+        self.drain_timeout = drain_timeout
         self.prepared: Any = None
         self.setup_console: Any = None  # a rich Console for setup/login progress and countdowns
         self.on_first_spec: Callable[[LaunchSpec], Any] | None = None
         self.poststart: Callable[[], Any] | None = None if prestart else self._keep_login_files
         self.watcher: Any = None
         self.services: list[Any] = []
-        self._sigint_seen = 0
+        self.placement: Any = None  # gswarm.placement.Placement when the host runs several nodes
+        self.lock: Any = None  # the CheckoutLock (or a per-node view of it) the host took for this node
 
     def _default_spec(self) -> LaunchSpec:
         from gswarm.rlswarm.launch import build_launch_spec
@@ -102,16 +107,23 @@ class Runtime:
         """Before each start and once a trainer runs (without ``--auto-setup`` preparation): repair, restore
         and back up the login files and swarm.pem (``identity.keep_login``, ``identity.guard_identity``; §2.2).
 
-        Problems are reported as a Notice, never fatal (a checkout without login, e.g. E0, has nothing to keep).
+        Never fatal: a failing write goes to the disk alarm, a different swarm.pem is a Notice (a checkout
+        without login, e.g. E0, has nothing to keep).
         """
         from gswarm.rlswarm import identity
 
         try:
             notes = identity.keep_login(self.checkout, self.state_dir)
-            st = identity.guard_identity(self.checkout, self.state_dir, self.settings.identity_path)
-            if st.action in ("restored", "backed_up"):
-                notes.append(f"swarm.pem {st.action.replace('_', ' ')} ({st.backup})")
-        except Exception as exc:  # IdentityError (a different swarm.pem), OSError
+            if self.placement is None:  # one node: its swarm.pem too (nodes sharing a checkout: the host's placement)
+                st = identity.guard_identity(self.checkout, self.state_dir, self.settings.identity_path)
+                if st.action in ("restored", "backed_up"):
+                    notes.append(f"swarm.pem {st.action.replace('_', ' ')} ({st.backup})")
+        except OSError as exc:  # disk full / failing: one alert for every writer (gswarm.diskfull)
+            from gswarm.diskfull import alarm_for
+
+            alarm_for(self.bus, self.clock, self.node).failed("login file backup", exc, self.state_dir / "backups")
+            return
+        except Exception as exc:  # IdentityError (a different swarm.pem)
             self.bus.publish(Notice(self.node, self.clock.time(), "identity", Severity.WARNING,
                                     "login/identity files not kept", str(exc)))
             return
@@ -141,21 +153,28 @@ class Runtime:
         if self.watcher is not None:
             self.watcher.settings = self.settings
 
-    async def _prepare(self) -> None:
+    async def _prepare(self, login_from: "Runtime | None" = None) -> None:
         """Direct mode on a real checkout: venv + requirements, modal-login sidecar, login, identity guard.
 
         Uses :func:`gswarm.rlswarm.login.prepare_node` (raises SetupError / LoginError / CheckoutError);
-        afterwards every start restores login files and swarm.pem and revives dead sidecars.
+        afterwards every start restores login files and swarm.pem and revives dead sidecars. ``login_from``:
+        a node of the same account on another checkout that already runs the login server and logged in
+        (this checkout then gets its venv but no second login server; ORG_ID comes from that node).
         """
         from gswarm.rlswarm.login import prepare_node
 
         s = self.settings
         self.prepared = await prepare_node(s, self.checkout, state_dir=self.state_dir, console=self.setup_console,
                                            modal_port=s.modal_port, ollama_port=s.ollama_port,
-                                           login_timeout=s.login_timeout, activation_timeout=s.activation_timeout)
+                                           login_timeout=s.login_timeout, activation_timeout=s.activation_timeout,
+                                           login=login_from is None)
         for note in self.prepared.notes:
             self.bus.publish(Notice(self.node, self.clock.time(), "setup", Severity.INFO, note))
-        self.settings = s.model_copy(update=self.prepared.settings_update())
+        update = self.prepared.settings_update()
+        org = getattr(login_from.prepared, "org_id", None) if login_from is not None else None
+        if org and not s.org_id:  # the account's login, done by login_from's checkout
+            update["org_id"] = org
+        self.settings = s.model_copy(update=update)
         self.prestart = self._prepared_prestart
         self.poststart = self.prepared.after_start
 
@@ -169,44 +188,46 @@ class Runtime:
         ``on_first_spec(spec)``, when set, is called once with the first spec built (the CLI prints the plan).
         """
         first = self.spec is None
-        self.spec = self._spec_factory()
+        spec = self._spec_factory()
+        if self.placement is not None:  # one node of several on this host (gswarm.placement)
+            from gswarm.placement import apply
+
+            spec = apply(spec, self.placement)
+        self.spec = spec
         if first and self.on_first_spec is not None:
             self.on_first_spec(self.spec)
         return self.spec
 
     # ----------------------------------------------------------------- running
     async def run(self) -> int:
-        """Lock the checkout, adopt leftovers, supervise, shut down. Returns the exit code.
+        """Supervise this node as a one-node :class:`gswarm.host.Host` (lock the checkout, adopt leftovers,
+        set up, services, watcher, shut down in order). Returns the exit code.
 
-        Raises LockError when another gswarm run supervises the same checkout.
+        Raises LockError when another gswarm run supervises the same checkout, ConfigError when the lock
+        files cannot even be created in the state dir (e.g. its disk is full).
         """
-        from gswarm.supervisor.lock import CheckoutLock
+        from gswarm.host import Host
+
+        return await Host.single(self).run()
+
+    def make_watcher(self) -> Any:
+        """Build this node's Watcher (after the lock is held and setup ran); the host calls it."""
         from gswarm.supervisor.watcher import Watcher
 
-        lock = CheckoutLock(self.state_dir, self.checkout, node=self.node)
-        lock.acquire()
-        try:
-            await self._adopt_leftover(lock)
-            if self.prepare:
-                await self._prepare()
-            self.watcher = Watcher(self.node, self.settings, self.bus, self.clock, self.state_dir, self.build_spec,
-                                   self.commands, rng=self.rng, lock=lock, console=self.console, reinstall=self.reinstall,
-                                   prestart=self.prestart, poststart=self.poststart, update_settings=self.update_settings)
-            tasks = await self._start_services()
-            for svc in self.services:
-                if getattr(svc, "name", "") == "api" and getattr(svc, "url", None):
-                    self.bus.publish(Notice(self.node, self.clock.time(), "api", Severity.INFO,
-                                            f"dashboard {svc.url}/ (API {svc.url}/api/v1, docs {svc.url}/docs)"))
-            self._install_signals()
-            try:
-                return await self.watcher.run()
-            finally:
-                self._remove_signals()
-                await self._stop_services(tasks)
-        finally:
-            if self.prepared is not None:
-                await self.prepared.close()
-            lock.release()
+        self.watcher = Watcher(self.node, self.settings, self.bus, self.clock, self.state_dir, self.build_spec,
+                               self.commands, rng=self.rng, lock=self.lock, console=self.console, reinstall=self.reinstall,
+                               prestart=self.prestart, poststart=self.poststart, update_settings=self.update_settings)
+        return self.watcher
+
+    def share_setup(self, owner: "Runtime") -> None:
+        """Use the environment ``owner`` (same checkout) already prepared: its venv/ORG_ID settings; before
+        each start only the login files are restored (the owner keeps sidecars alive and closes them)."""
+        prepared = owner.prepared
+        if prepared is None:
+            return
+        keep = {k: v for k, v in prepared.settings_update().items() if k != "identity_path"}
+        self.settings = self.settings.model_copy(update=keep)
+        self.prestart = self._keep_login_files
 
     async def _adopt_leftover(self, lock: Any) -> None:
         """Stop what a SIGKILLed gswarm left on this checkout, found through this state dir's record or
@@ -223,61 +244,6 @@ class Runtime:
                                         "stopped a node left behind by a killed gswarm", detail))
         lock.clear_leftovers()
 
-    async def _start_services(self) -> list[asyncio.Task]:
-        """Create and start the services. A factory raising GSwarmError (e.g. the API port is taken)
-        ends the run with that error after stopping what was started; any other failure is logged."""
-        tasks: list[asyncio.Task] = []
-        for path in self.service_paths:
-            mod_name, _, attr = path.partition(":")
-            try:
-                factory = getattr(importlib.import_module(mod_name), attr)
-            except (ImportError, AttributeError) as exc:
-                log.debug("service %s not available: %s", path, exc)
-                continue
-            try:
-                svc = factory(self)
-            except GSwarmError:
-                await self._stop_services(tasks)
-                raise
-            except Exception:
-                log.exception("service factory %s failed; continuing without it", path)
-                continue
-            if svc is not None:
-                self.services.append(svc)
-                tasks.append(asyncio.ensure_future(svc.run()))
-        return tasks
-
-    async def _stop_services(self, tasks: list[asyncio.Task]) -> None:
-        for task in reversed(tasks):
-            task.cancel()
-            try:
-                await asyncio.wait_for(task, 10)
-            except (asyncio.CancelledError, asyncio.TimeoutError):
-                pass
-            except Exception:
-                log.exception("service failed while stopping")
-
-    # ----------------------------------------------------------------- signals
-    def _install_signals(self) -> None:
-        if not self.install_signals:
-            return
-        loop = asyncio.get_running_loop()
-        for sig in STOP_SIGNALS:
-            loop.add_signal_handler(sig, self._on_signal, sig)
-
-    def _remove_signals(self) -> None:
-        if self.install_signals:
-            loop = asyncio.get_running_loop()
-            for sig in STOP_SIGNALS:
-                loop.remove_signal_handler(sig)
-
-    def _on_signal(self, sig: int) -> None:
-        """Only enqueue: first signal (any of :data:`STOP_SIGNALS`) → graceful stop + exit; a second SIGINT → kill now."""
-        if sig == signal.SIGINT:
-            self._sigint_seen += 1
-        kind = "kill" if sig == signal.SIGINT and self._sigint_seen > 1 else "stop"
-        self.commands.put_nowait(Command(kind, "signal", shutdown=True))
-
     def request(self, kind: str, source: str = "api", shutdown: bool = False) -> None:
         """Enqueue a command (thread-unsafe; call from the loop)."""
         self.commands.put_nowait(Command(kind, source, shutdown))
@@ -291,7 +257,6 @@ class Runtime:
         info = w.info if w else None
         live = state in ("STARTING", "RUNNING", "DEGRADED", "STALLED", "STOPPING", "WAITING_LOGIN")
         started = info.started_at if info and live and state != "WAITING_LOGIN" else None  # a login wait is no uptime
-        waiting = info.login_wait_since if info and state == "WAITING_LOGIN" else None
         return {
             "node": self.node,
             "state": state,
@@ -300,11 +265,18 @@ class Runtime:
             "generation": spec.generation if spec else None,
             "mode": spec.mode if spec else None,
             "started_at": started,
-            "uptime": (self.clock.time() - started) if started else None,
+            "uptime": w.uptime() if started else None,  # monotonic: a wall-clock step cannot make it negative
             "restarts": info.restarts if info else 0,
             "last_exit": dict(info.last_exit) if info and info.last_exit else None,
             "next_restart_at": info.next_restart_at if info else None,
             "fatal_reason": info.fatal_reason if info else None,
             "degraded": bool(info.degraded) if info else False,
-            "waiting_login_for": (self.clock.time() - waiting) if waiting is not None else None,
+            "waiting_login_for": w.login_wait() if w else None,  # s, monotonic
+            "idle": self._idle() if live else None,
         }
+
+    def _idle(self) -> float | None:
+        """Seconds without progress (monotonic) from the health service, or None without one."""
+        health = next((s for s in self.services if getattr(s, "name", "") == "health"), None)
+        idle = getattr(health, "idle", None)
+        return idle() if callable(idle) else None

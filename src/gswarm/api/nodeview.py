@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SNAPSHOT_KEYS = ("state", "pid", "pgid", "generation", "mode", "started_at", "uptime", "restarts",
+SNAPSHOT_KEYS = ("state", "pid", "pgid", "generation", "mode", "started_at", "uptime", "idle", "restarts",
                  "last_exit", "next_restart_at", "fatal_reason", "degraded")
 
 
@@ -111,6 +111,11 @@ def readiness(node: dict[str, Any], now: float, stall_timeout: float) -> tuple[b
     if state != "RUNNING":
         return False, f"node state is {state}"
     last = node.get("last_advance")
+    idle = node.get("idle")  # live: monotonic seconds without an advance (a wall-clock step cannot fake a stall)
+    if idle is not None:
+        if idle > stall_timeout:
+            return False, f"no progress for {idle:.0f} s (stall timeout {stall_timeout:.0f} s)"
+        return True, f"running; no progress for {idle:.0f} s (stall timeout {stall_timeout:.0f} s)"
     if last is not None and now - last <= stall_timeout:
         return True, f"running; last progress {now - last:.0f} s ago"
     uptime = node.get("uptime")

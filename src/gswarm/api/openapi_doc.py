@@ -73,7 +73,7 @@ def correct(doc: dict[str, Any], reads_need_token: bool, options: dict[str, Any]
                 op["security"] = [{}, *op["security"]]
             for resp in op.get("responses", {}).values():
                 _point_422_at_ours(resp)
-            if path == "/api/v1/config" and method in ("put", "patch"):
+            if (path, method) in (("/api/v1/config", "put"), ("/api/v1/config", "patch"), ("/api/v1/config/check", "post")):
                 body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
                 body["schema"] = {"type": "object", "additionalProperties": False, "properties": options,
                                   "description": "Option → value; unknown and locked options answer 422, and so does "
@@ -92,6 +92,16 @@ def _point_422_at_ours(resp: dict[str, Any]) -> None:
 
 
 def config_body_properties(settings_model: Any, locked: frozenset[str]) -> dict[str, Any]:
-    """JSON Schema ``properties`` of ``settings_model`` without ``locked`` options (secrets, paths of GSwarm's own)."""
+    """JSON Schema ``properties`` of ``settings_model`` without ``locked`` options (secrets, paths of GSwarm's own);
+    seconds options (``DURATION_FIELDS``) also allow a duration string (:data:`gswarm.config.durations.SCHEMA_PATTERN`)."""
+    from gswarm.config.durations import SCHEMA_PATTERN
+    from gswarm.config.settings import DURATION_FIELDS
+
     props = settings_model.model_json_schema().get("properties", {})
-    return {name: prop for name, prop in props.items() if name not in locked}
+    out = {name: prop for name, prop in props.items() if name not in locked}
+    for name in DURATION_FIELDS:  # seconds options also take a duration string ("10m", "1h30m")
+        if name in out:
+            prop = dict(out[name])
+            meta = {k: prop.pop(k) for k in ("title", "description", "default") if k in prop}
+            out[name] = {**meta, "anyOf": [*prop.get("anyOf", [prop]), {"type": "string", "pattern": SCHEMA_PATTERN}]}
+    return out

@@ -26,7 +26,7 @@ from gswarm.config import Settings
 from gswarm.config.settings import OVERRIDE_FILE, SECRET_FIELDS, OverrideFileInvalid, read_override_file, redact_options
 from gswarm.paths import atomic_write
 
-LOCKED = frozenset(SECRET_FIELDS | {"state_dir", "config_file"})
+LOCKED = frozenset(SECRET_FIELDS | {"state_dir", "config_file", "profile"})  # profile: read before this layer
 MAX_OPTION_CHARS = 16 * 1024  # one option's value as JSON; real values are far shorter
 
 
@@ -56,27 +56,37 @@ def load_override(state_dir: Path) -> dict[str, Any]:
         raise OverrideFileError(exc.path, exc.problem) from None
 
 
-def validate(current: Settings, changes: dict[str, Any]) -> dict[str, Any]:
-    """Check ``changes`` on top of ``current``; return them normalised (JSON values).
+def _norm(value: Any) -> Any:
+    """``value`` as JSON data (for comparing an old and a new value)."""
+    return json.loads(json.dumps(value, default=str, sort_keys=True))
 
-    Raises ApiError 422 naming the first bad field (unknown option, locked option, value
-    longer than ``MAX_OPTION_CHARS`` characters of JSON, bad value).
+
+def validate(current: Settings, changes: dict[str, Any]) -> dict[str, Any]:
+    """Check ``changes`` on top of ``current``; return them normalised (JSON values; a duration such as
+    ``"1h30m"`` becomes seconds).
+
+    Raises ApiError 422 naming every bad field in ``detail`` (unknown option, locked option, value
+    longer than ``MAX_OPTION_CHARS`` characters of JSON, bad value) and the first in ``error``.
     """
+    detail = []
     for name, value in changes.items():
         if name in LOCKED:
-            raise ApiError(422, f"invalid {name}: cannot be changed through the API; set GSWARM_{name.upper()} "
-                           "or the config file", [{"field": name, "in": "body", "message": "locked option"}])
+            detail.append({"field": name, "in": "body", "message": f"locked option: cannot be changed through the API; "
+                           f"set GSWARM_{name.upper()} or the config file"})
+            continue
         size = len(json.dumps(value, default=str))
         if size > MAX_OPTION_CHARS:
-            msg = f"value too long ({size} characters of JSON, at most {MAX_OPTION_CHARS})"
-            raise ApiError(422, f"invalid {name}: {msg}", [{"field": name, "in": "body", "message": msg}])
+            detail.append({"field": name, "in": "body",
+                           "message": f"value too long ({size} characters of JSON, at most {MAX_OPTION_CHARS})"})
     base = current.model_dump()
     try:
         checked = Settings.model_validate({**base, **changes})
     except ValidationError as exc:
-        detail = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "in": "body",
-                   "message": "unknown option" if e["type"] == "extra_forbidden" else e["msg"]} for e in exc.errors()]
-        raise ApiError(422, f"invalid {detail[0]['field']}: {detail[0]['message']}", detail) from None
+        detail += [{"field": ".".join(str(p) for p in e["loc"]) or "body", "in": "body",
+                    "message": "unknown option" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")}
+                   for e in exc.errors() if not any(d["field"] == str(e["loc"][0]) for d in detail)]
+    if detail:
+        raise ApiError(422, f"invalid {detail[0]['field']}: {detail[0]['message']}", detail)
     dumped = checked.model_dump(mode="json")
     return {k: dumped[k] for k in changes}
 

@@ -29,9 +29,9 @@ def _own(reader: Any, source: Any, now: float) -> str:
         "cpu": Gauge("gswarm_api_node_cpu_percent", "CPU of the node process tree, percent.", ["node"], registry=reg),
         "rss": Gauge("gswarm_api_node_rss_bytes", "RSS of the node process tree, bytes.", ["node"], registry=reg),
     }
-    snap = source.snapshot()
-    for name in nodeview.node_names(reader, source.node, source.cache):
-        n = nodeview.summary(reader, name, snap if (source.live and name == source.node) else None, now, source.cache)
+    live = source.live_snapshots()
+    for name in list(live) + [n for n in nodeview.node_names(reader, source.node, source.cache) if n not in live]:
+        n = nodeview.summary(reader, name, live.get(name), now, source.cache)
         g["up"].labels(name).set(1 if n.get("state") == "RUNNING" else 0)
         g["restarts"].labels(name).set(n.get("restarts") or 0)
         g["uptime"].labels(name).set(n.get("uptime") or 0)

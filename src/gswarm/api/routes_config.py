@@ -2,7 +2,8 @@
 
 ``PUT`` replaces the stored override with the body, ``PATCH`` merges the body into
 it; both validate against the Settings model (422 naming the field) and apply on
-the next start (see :mod:`gswarm.api.overrides`). ``gswarm serve`` is read-only: there both answer
+the next start (see :mod:`gswarm.api.overrides`). ``GET /api/v1/config/options`` and
+``POST /api/v1/config/check`` feed the dashboard's settings view (:mod:`gswarm.api.settings_view`). ``gswarm serve`` is read-only: there both answer
 409 (like the control commands). Answers never carry a secret. When the stored
 ``config_override.json`` is not valid JSON, ``GET`` shows ``override: null`` and the problem
 in ``override_error``, and ``PUT``/``PATCH`` answer 409 without touching the file. Bodies are
@@ -15,7 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI
 
-from gswarm.api import overrides
+from gswarm.api import overrides, settings_view
 from gswarm.api.auth import Guard
 from gswarm.api.errors import ApiError
 from gswarm.api.schemas import ConfigOut, ErrorOut
@@ -71,5 +72,18 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
         merged = {**overrides.load_override(source.state_dir), **body}
         overrides.save(source.state_dir, overrides.validate(source.settings, merged))
         return out()
+
+    @api.get("/config/options", dependencies=[Depends(guard.read)])
+    async def config_options() -> dict[str, Any]:
+        """Every option grouped, with meaning, default, effective value, its source (default, profile, file,
+        api override, env, flag), the value pending for the next start and whether it can be edited here."""
+        return settings_view.view(source)
+
+    @api.post("/config/check", dependencies=[Depends(guard.control)])
+    async def config_check(body: dict[str, Any] = Body(..., examples=[_EXAMPLE])) -> dict[str, Any]:
+        """Validate ``body`` (option → value) like ``PATCH /config`` without saving anything (token required, like
+        the write it prepares); answer the diff
+        ``{"changes": [{"name", "old", "new"}]}`` or 422 naming every bad field in ``detail``."""
+        return settings_view.check(source, body)
 
     app.include_router(api)

@@ -39,11 +39,13 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
         """
         if not source.live:
             raise ApiError(409, "no supervisor running: `gswarm serve` is read-only; control needs `gswarm run`")
-        if node != source.node:
-            raise ApiError(404, f"unknown node {node!r}; this supervisor runs {source.node!r}", {"field": "node"})
-        check_state(command, node, (source.snapshot() or {}).get("state"))
+        live = source.live_snapshots()
+        if node not in live:
+            runs = ", ".join(repr(n) for n in live)
+            raise ApiError(404, f"unknown node {node!r}; this supervisor runs {runs}", {"field": "node"})
+        check_state(command, node, live[node].get("state"))
         try:
-            source.send(command, "api")
+            source.send(command, "api", node)
         except NotLive as exc:  # pragma: no cover - live checked above
             raise ApiError(409, str(exc)) from None
         except asyncio.QueueFull:

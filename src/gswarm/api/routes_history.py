@@ -42,7 +42,7 @@ def _page(rows: list[dict[str, Any]], limit: int, offset: int) -> dict[str, Any]
 
 async def _known(source: DataSource, node: str) -> None:
     names = await source.db(lambda r: source.cache.get(r, "nodes", r.nodes))
-    if node not in names and node != source.node:
+    if node not in names and node != source.node and node not in source.live_snapshots():
         raise ApiError(404, f"unknown node {node!r}; known nodes: {', '.join(names) or 'none'}", {"field": "node"})
 
 

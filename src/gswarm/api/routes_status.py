@@ -19,15 +19,16 @@ _ERR = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}}
 
 
 def _collect(reader: Any, source: DataSource, only: str | None, now: float) -> list[dict[str, Any]]:
-    live_node = source.node if source.live else None
+    """Summaries of every node (live nodes first, in the host's order), or of ``only`` (404 if unknown)."""
+    live = source.live_snapshots()
     names = nodeview.node_names(reader, source.node, source.cache)
+    names = list(live) + [n for n in names if n not in live]
     if only is not None:
         if only not in names:
             raise ApiError(404, f"unknown node {only!r}; known nodes: {', '.join(names) or 'none'}", {"field": "node"})
         names = [only]
-    snap = source.snapshot()
     window = maintenance(source.state_dir, now)  # one window per state dir: every node shows it
-    return [nodeview.summary(reader, n, snap if n == live_node else None, now, source.cache) | {"maintenance": window}
+    return [nodeview.summary(reader, n, live.get(n), now, source.cache) | {"maintenance": window}
             for n in names]
 
 

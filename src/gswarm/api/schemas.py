@@ -37,6 +37,8 @@ class NodeOut(BaseModel):
     mode: Optional[str] = None
     started_at: Optional[float] = None
     uptime: Optional[float] = None
+    idle: Optional[float] = Field(None, description="Live only: seconds without a round/stage advance in this run "
+                                  "(since its start when none yet), monotonic.")
     restarts: Optional[int] = None
     last_exit: Optional[dict[str, Any]] = None
     next_restart_at: Optional[float] = None

@@ -112,15 +112,32 @@ class DataSource:
         """``runtime.snapshot()`` (keys per docs/architecture.md) or None when read-only."""
         return dict(self.runtime.snapshot()) if self.runtime is not None else None
 
-    def send(self, kind: str, source: str = "api") -> None:
-        """Post ``Command(kind, source)`` on the runtime's queue; raises NotLive when read-only."""
+    def live_snapshots(self) -> dict[str, dict[str, Any]]:
+        """``{node: snapshot}`` of every node supervised in this process (a Host's nodes, in configuration
+        order; the single Runtime's node), ``{}`` when read-only."""
+        if self.runtime is None:
+            return {}
+        many = getattr(self.runtime, "snapshots", None)
+        if callable(many):
+            return {name: dict(snap) for name, snap in many().items()}
+        return {self.node: dict(self.runtime.snapshot())}
+
+    def _runtime_of(self, node: str | None) -> Any:
+        runtimes = getattr(self.runtime, "runtimes", None)
+        if isinstance(runtimes, dict) and node is not None:
+            return runtimes[node]  # KeyError for a node this host does not run
+        return self.runtime
+
+    def send(self, kind: str, source: str = "api", node: str | None = None) -> None:
+        """Post ``Command(kind, source)`` on the queue of ``node`` (None: the only/first node); raises
+        NotLive when read-only, KeyError when this host does not run ``node``."""
         if self.runtime is None:
             raise NotLive("no supervisor running: `gswarm serve` is read-only; use `gswarm run`")
         if self._command_type is None:
             from gswarm.runtime import Command
 
             self._command_type = Command
-        self.runtime.commands.put_nowait(self._command_type(kind, source))
+        self._runtime_of(node).commands.put_nowait(self._command_type(kind, source))
 
     def add_secret(self, value: str | None) -> None:
         """Remember ``value`` (8+ characters) so :meth:`scrub` hides it."""

@@ -30,9 +30,23 @@ _COMMAND_MODULES = (
     "options",   # gswarm options        (every configuration option)
     "control",   # gswarm stop/start/restart/reload (the running supervisor)
     "service",   # gswarm service install/uninstall/status
+    "profile",   # gswarm profile ...    (named option sets, templates)
+    "init",      # gswarm init           (setup wizard)
 )
 
 err_console = Console(stderr=True)
+
+EXIT_CODES = (
+    (0, "success (also after a requested stop or --duration)"),
+    (1, "failure: the node could not be started, or a check found a problem (e.g. profile validate)"),
+    (2, "bad input: invalid option, flag, environment variable, config file or profile; not an RL Swarm checkout"),
+    (3, "another gswarm run already supervises this checkout"),
+    (4, "login failed (modal-login, API key activation)"),
+    (5, "environment setup failed (venv, pip, yarn); the message names the log"),
+    (6, "gave up on the node (crash loop or a cause a restart cannot fix)"),
+    (7, "the SQLite store is unusable"),
+    (130, "interrupted (Ctrl-C)"),
+)
 
 
 def _version(value: bool) -> None:
@@ -46,8 +60,9 @@ def build_app() -> typer.Typer:
     app = typer.Typer(
         name="gswarm",
         help="GSwarm: a supervisor for Gensyn RL Swarm nodes (third-party, not affiliated with Gensyn).",
+        epilog="Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES) + ".",
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
         pretty_exceptions_enable=False,
     )
 

@@ -9,17 +9,30 @@ from pathlib import Path
 from typing import Any
 
 from gswarm.config import load_settings
-from gswarm.errors import NodeFatal
+from gswarm.errors import ConfigError, NodeFatal
 
 
 def run_main(flags: dict[str, Any], seconds: float | None = None, generation: str = "E6",
-             emu_faults: str | None = None, emu_pace: float | None = None) -> int:
-    """Load settings, print the plan, supervise; returns 0 or raises NodeFatal / LockError / ConfigError."""
+             emu_faults: str | None = None, emu_pace: float | None = None, nodes: int | None = None) -> int:
+    """Load settings, print the plan, supervise; returns 0 or raises NodeFatal / LockError / ConfigError.
+
+    ``[[nodes]]`` tables in the config file (or ``nodes`` with ``--emulated``) run several nodes in one
+    host (:func:`_run_host`)."""
     from gswarm.cli._runview import RunView
+    from gswarm.config.nodes import emulated_nodes, read_host_config
     from gswarm.runtime import Runtime
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = load_settings(flags)
+    host_cfg = read_host_config(settings.config_file)
+    if nodes is not None:
+        if not settings.emulated:
+            raise ConfigError("option --nodes: only with --emulated; declare real nodes as [[nodes]] tables in "
+                              "--config-file (see README \"Several nodes on one host\")")
+        if host_cfg is not None:
+            raise ConfigError(f"option --nodes: the config file {settings.config_file} already declares [[nodes]]; "
+                              "drop one of them")
+        host_cfg = emulated_nodes(nodes)
     tmp = None
     view = RunView()
     if settings.emulated:
@@ -34,6 +47,12 @@ def run_main(flags: dict[str, Any], seconds: float | None = None, generation: st
         checkout, env = default_demo(Path(tmp.name), generation, **kwargs)
         settings = settings.model_copy(update={"rl_swarm_dir": checkout, "extra_env": {**settings.extra_env, **env}})
         view.say(f"emulated {generation} checkout in {checkout} (faults: {env.get('GSWARM_EMU_FAULTS') or 'none'})")
+    if host_cfg is not None:
+        try:
+            return _run_host(settings, host_cfg, view, seconds, flags)
+        finally:
+            if tmp is not None:
+                tmp.cleanup()
     try:
         rt = Runtime(settings, console=view.lines, prepare=_wants_setup(settings, view))
         rt.cli_flags = flags  # gswarm reload loads the configuration again as this run did (issue #14)
@@ -81,3 +100,43 @@ async def _supervise(rt: Any, seconds: float | None) -> int:
     finally:
         if setup is not None:
             setup.cancel()
+
+
+def _run_host(settings: Any, host_cfg: Any, view: Any, seconds: float | None, flags: dict[str, Any]) -> int:
+    """Several nodes in one :class:`gswarm.host.Host`: place them, print each plan, supervise all."""
+    from gswarm.clock import SystemClock
+    from gswarm.events import EventBus
+    from gswarm.host import Host
+    from gswarm.paths import state_dir as resolve_state_dir
+    from gswarm.placement import fit_warnings, host_resources, place
+    from gswarm.runtime import Runtime
+
+    placements = place(settings, host_cfg, resolve_state_dir(settings.state_dir))
+    if not settings.emulated:  # emulated nodes need next to nothing
+        ram, gpu_free = host_resources()
+        for warning in fit_warnings(placements, host_cfg, ram, gpu_free):
+            view.say(f"warning: {warning}", "bold yellow")
+    bus, clock = EventBus(), SystemClock()
+    view.multi = True
+    runtimes = []
+    for p in placements:
+        rt = Runtime(p.settings, clock, bus, checkout=p.checkout, console=view.node_lines(p.node),
+                     prepare=_wants_setup(p.settings, view), install_signals=False)
+        rt.placement = p
+        rt.setup_console = view.console
+        runtimes.append(rt)
+        view.say(f"[bold]\\[{p.node}][/] GPUs {p.cuda if p.cuda is not None else 'all'}, p2p "
+                 f"{p.to_json()['p2p']}, identity {p.identity_path}, account {p.account} (modal-login :{p.modal_port})")
+        if rt.prepare:  # the plan needs what setup finds (venv interpreter, ORG_ID)
+            rt.on_first_spec = lambda spec, node=p.node: view.plan(spec, node)
+        else:
+            view.plan(rt.build_spec(), p.node)
+    bus.subscribe(view.event)
+    host = Host(settings, runtimes, clock, bus, stagger=host_cfg.stagger)
+    host.cli_flags = flags  # gswarm reload loads the configuration again as this run did (issue #14)
+    code = asyncio.run(_supervise(host, seconds))
+    if code == NodeFatal.exit_code:
+        failed = [f"{n} ({rt.snapshot()['fatal_reason'] or rt.snapshot()['state']})"
+                  for n, rt in host.runtimes.items() if host.codes.get(n) == NodeFatal.exit_code]
+        raise NodeFatal(f"node(s) gave up: {'; '.join(failed)}; fix the cause shown above, then start gswarm run again")
+    return code

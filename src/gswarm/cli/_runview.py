@@ -34,6 +34,7 @@ class RunView:
         self._in_redraw = False
         self._restarts = 0  # RestartScheduled seen: tells a streak reset (#1 again) from the first restart
         self.broken = False  # the terminal went away (SSH drop: EIO/EPIPE); output is dropped from then on
+        self.multi = False  # several nodes (one host): every line names its node
 
     def _guard(self, write: Any) -> None:
         """Run ``write()``; an OSError (hung-up terminal, closed pipe) turns the view off instead of
@@ -69,6 +70,13 @@ class RunView:
                     self._in_redraw = False
         self.out.flush()
 
+    def node_lines(self, node: str) -> Any:
+        """With several nodes: a ``lines(batch, ts)`` callback that writes ``<node>| <line>`` per row
+        (text without colours or redraws, so interleaved nodes stay readable)."""
+        def write(batch: Batch, ts: float) -> None:
+            self._guard(lambda: (self.out.write("".join(f"{node}| {row}\n" for row in batch.texts)), self.out.flush()))
+        return write
+
     def say(self, text: str, style: str = "bold cyan") -> None:
         """One ``gswarm`` line (Rich markup in ``text``)."""
         self._guard(lambda: self._say(text, style))
@@ -79,19 +87,32 @@ class RunView:
             self._in_redraw = False
         self.console.print(f"[{style}]gswarm[/] {text}")
 
-    def plan(self, spec: Any) -> None:
-        """The generation, the mode, the argv and the notes (no secrets: argv carries none)."""
-        self.say(f"generation [bold]{spec.generation}[/] ({escape(', '.join(spec.evidence[:3]))})")
-        self.say(f"mode {spec.mode}: {escape(shlex.join(spec.argv))}  (cwd {escape(str(spec.cwd))})")
+    def plan(self, spec: Any, node: str | None = None) -> None:
+        """The generation, the mode, the argv and the notes (no secrets: argv carries none); ``node``
+        prefixes every line with ``[node]`` (several nodes)."""
+        tag = f"[bold]\\[{escape(node)}][/] " if node else ""
+        self.say(f"{tag}generation [bold]{spec.generation}[/] ({escape(', '.join(spec.evidence[:3]))})")
+        self.say(f"{tag}mode {spec.mode}: {escape(shlex.join(spec.argv))}  (cwd {escape(str(spec.cwd))})")
         for note in spec.notes:
-            self.say(f"note: {escape(note)}", "yellow")
+            self.say(f"{tag}note: {escape(note)}", "yellow")
 
-    def event(self, ev: Event) -> None:  # noqa: C901 - a flat dispatch table
+    def event(self, ev: Event) -> None:
+        """One bus event as a ``gswarm`` line (with several nodes, prefixed by ``[node]``)."""
+        if not self.multi:
+            self._event(ev)
+            return
+        say = self.say
+        self.say = lambda text, style="bold cyan": say(f"[bold]\\[{escape(ev.node)}][/] {text}", style)  # type: ignore[method-assign]
+        try:
+            self._event(ev)
+        finally:
+            self.say = say  # type: ignore[method-assign]
+
+    def _event(self, ev: Event) -> None:  # noqa: C901 - a flat dispatch table
         if isinstance(ev, ProcessStarted):
             self.say(f"started node pid {ev.pid} (run {ev.run_id}, {ev.generation}, {ev.mode} mode)", "bold green")
         elif isinstance(ev, ProcessExited):
-            how = f"signal {ev.signal}" if ev.signal else f"exit code {ev.exit_code}"
-            self.say(f"node pid {ev.pid} ended with {how} after {ev.uptime:.1f}s", "bold yellow")
+            self.say(f"node pid {ev.pid} {ev.words} after {ev.uptime:.1f}s", "bold green" if ev.requested else "bold yellow")
         elif isinstance(ev, Incident):
             self.say(f"cause: [bold]{ev.category.value}[/] (rule {escape(ev.rule_id)}, {ev.severity.value}) "
                      f"→ {ev.recovery.value}", _SEV_STYLE.get(ev.severity, "red"))

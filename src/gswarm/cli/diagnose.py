@@ -175,15 +175,19 @@ def register(app: typer.Typer) -> None:
         rl_swarm_dir: Optional[Path] = RlSwarmDir,
         state_dir: Optional[Path] = StateDir,
         config_file: Optional[Path] = ConfigFile,
+        node: Optional[str] = typer.Option(None, "--node", help="Only this node's captured output (default: every node)."),
     ) -> None:
         """Write one tar.gz for a bug report: recent logs, restart history, redacted config, versions, doctor."""
         settings = settings_from(rl_swarm_dir=rl_swarm_dir, state_dir=state_dir, config_file=config_file)
-        path = write_bundle(settings, state_dir_of(settings, writable=False), minutes, output, time.time())
+        path = write_bundle(settings, state_dir_of(settings, writable=False), minutes, output, time.time(), node)
         typer.echo(f"wrote {path} (mode 0600); check it before attaching it to a public issue")
 
 
-def write_bundle(settings: Any, state: Path, minutes: float, output: Path | None, now: float) -> Path:
-    """Collect, scrub and write the bundle atomically with mode 0600; returns its path.
+def write_bundle(settings: Any, state: Path, minutes: float, output: Path | None, now: float,
+                 node: str | None = None) -> Path:
+    """Collect, scrub and write the bundle atomically with mode 0600; returns its path. ``node``: keep only
+    that node's captured output (``logs/<node>/``; other nodes' folders dropped); ConfigError naming --node
+    and the nodes there are when ``<state>/logs/<node>`` does not exist.
 
     ConfigError naming --output (before anything is collected) when ``output`` (default
     ``./gswarm-bundle-<time>.tar.gz``) is a folder or its folder is missing, a file or not writable."""
@@ -197,10 +201,17 @@ def write_bundle(settings: Any, state: Path, minutes: float, output: Path | None
     checkout = Path(settings.rl_swarm_dir).expanduser().resolve()
     files: dict[str, str] = {"README.txt": f"GSwarm bug-report bundle, {time.strftime('%Y-%m-%d %H:%M:%S %z', time.localtime(now))}; "
                              f"last {minutes:g} minutes of logs. Secrets were scrubbed; check before sharing.\n"}
-    files |= {f"logs/{k}": v for k, v in b.log_files(state / "logs", since).items()}
+    logs = b.log_files(state / "logs", since)
+    if node is not None:
+        folders = sorted(p.name for p in (state / "logs").glob("*") if p.is_dir())
+        if node not in folders:
+            raise ConfigError(f"--node: no captured output of node {node!r} in {state / 'logs'}; "
+                              f"nodes there: {', '.join(folders) or 'none'}")
+        logs = {k: v for k, v in logs.items() if "/" not in k or k.split("/", 1)[0] == node}
+    files |= {f"logs/{k}": v for k, v in logs.items()}
     files |= {f"rl-swarm-logs/{k}": v for k, v in b.log_files(checkout / "logs", since, "*.log").items()}
     files["history.json"] = json.dumps(b.history(state / "gswarm.db"), indent=1, default=str)
-    recorded = b.run_settings(state / "gswarm.db", settings.node_name)
+    recorded = b.run_settings(state / "gswarm.db", node or settings.node_name)
     files["config.json"] = json.dumps(
         {"source": "the run recorded in the store", "settings": recorded} if recorded is not None else
         {"source": "this bundle command (no run recorded its settings)", "settings": redacted_dict(settings)},

@@ -92,7 +92,7 @@ def _notify_test(tag: Optional[str], timeout: float, state_dir: Optional[Path], 
 
 def _maintenance(arg: str, reason: str, state_dir: Optional[Path], config_file: Optional[Path]) -> None:
     from gswarm import maintenance
-    from gswarm.notify.schedule import parse_duration
+    from gswarm.config.durations import parse_until
 
     settings = settings_from(state_dir=state_dir, config_file=config_file)
     sd = state_dir_of(settings, writable=arg != "status")
@@ -104,7 +104,7 @@ def _maintenance(arg: str, reason: str, state_dir: Optional[Path], config_file: 
                    else "no maintenance window was active: alerts and restarts are on")
         return
     if arg != "status":
-        seconds = parse_duration(arg, "maintenance")
+        seconds = parse_until(arg, "maintenance", now) - now  # 30m, 1h30m or an ISO end time (one grammar)
         if seconds > maintenance.MAX_SECONDS:
             raise ConfigError(f"maintenance: {arg!r} is longer than the limit of {maintenance.MAX_SECONDS / 86400:.0f} days; "
                               "use e.g. 30m, 2h or 7d (end it early with `gswarm maintenance off`)")
@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(notify_app, name="notify")
 
     @app.command("maintenance")
-    def maintenance_cmd(when: str = typer.Argument("status", help="A duration (30m, 2h), 'off' or 'status'."),
+    def maintenance_cmd(when: str = typer.Argument("status", help="A duration (30m, 1h30m, 2d) or an ISO end time, 'off' or 'status'."),
                         reason: str = typer.Option("", "--reason", help="Shown in status."),
                         state_dir: Optional[Path] = StateDir, config_file: Optional[Path] = ConfigFile) -> None:
         """Pause alerts and restarts for a while (gswarm maintenance 30m), end it (off) or show it."""

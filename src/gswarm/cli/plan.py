@@ -64,6 +64,7 @@ def register(app: typer.Typer) -> None:
         rl_swarm_dir: Optional[Path] = RlSwarmDir,
         state_dir: Optional[Path] = StateDir,
         config_file: Optional[Path] = ConfigFile,
+        profile: Optional[str] = typer.Option(None, "--profile", help="Profile to apply (env GSWARM_PROFILE)."),
         json_out: bool = JsonOut,
         via_script: Optional[bool] = typer.Option(None, "--via-script", help="Plan script mode (run_rl_swarm.sh under a pty)."),
         python: Optional[Path] = typer.Option(None, "--python", help="Interpreter of the node's venv."),
@@ -85,8 +86,35 @@ def register(app: typer.Typer) -> None:
         flags = dict(locals())
         flags.pop("json_out")
         settings = settings_from(**flags)
+        if _plan_host(settings, json_out):  # [[nodes]] in the config file: every node's placement
+            return
         data = plan_json(settings)
         if json_out:
             typer.echo(json.dumps(data, indent=2))
         else:
             _print(data)
+
+
+def _plan_host(settings, json_out: bool) -> bool:
+    """Print every node's placement and launch when the config file declares ``[[nodes]]``; False if it does not."""
+    from gswarm.cli._common import state_dir_of
+    from gswarm.config.nodes import read_host_config
+    from gswarm.placement import plan_nodes
+
+    host = read_host_config(settings.config_file)
+    if host is None:
+        return False
+    data = plan_nodes(settings, host, state_dir_of(settings, writable=False))
+    if json_out:
+        typer.echo(json.dumps(data, indent=2))
+        return True
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"[bold]{len(data['nodes'])} nodes[/], started {data['stagger']:g} s apart")
+    for n in data["nodes"]:
+        out.print(f"\n[bold]node {escape(n['node'])}[/]  {n['generation']}  checkout {escape(n['checkout'])}"
+                  + (f" (shared with {', '.join(n['shares_checkout'])})" if n["shares_checkout"] else ""))
+        out.print(f"  GPUs {n['cuda_visible_devices'] if n['cuda_visible_devices'] is not None else 'all (not placed)'}"
+                  f"   p2p {n['p2p']}   identity {escape(n['identity_path'])}", markup=True)
+        out.print(f"  account {escape(n['account'])} (modal-login :{n['modal_port']})", markup=True)
+        _print(n["launch"] | {"facts": [], "warnings": n["warnings"]})
+    return True

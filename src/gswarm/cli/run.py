@@ -1,7 +1,8 @@
-"""``gswarm run``: supervise one RL Swarm node (or the built-in emulated one with ``--emulated``).
+"""``gswarm run``: supervise one RL Swarm node (or the built-in emulated one with ``--emulated``), or every
+node of ``[[nodes]]`` tables in ``--config-file`` / ``--emulated --nodes N`` in one host (issue #15).
 
-Precedence: flags > ``GSWARM_*`` env > TOML (``--config-file``) > defaults; only
-flags actually given are passed on. Exit code 0 after a requested stop or
+Precedence: flags > ``GSWARM_*`` env > API override > TOML (``--config-file``) > profile (``--profile``)
+> defaults; only flags actually given are passed on. Seconds flags take durations (``90s``, ``1h30m``). Exit code 0 after a requested stop or
 ``--duration``; NodeFatal's (6) after FATAL or a stop-and-alert cause; LockError's
 (3) when another ``gswarm run`` supervises the checkout. ``--emulated`` without ``--state-dir`` /
 ``GSWARM_STATE_DIR`` keeps its state in a new temporary folder (printed at the end), never in the
@@ -11,7 +12,6 @@ operator's real state directory.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -20,24 +20,19 @@ import typer
 
 from gswarm.errors import ConfigError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
-
-
 def parse_duration(text: str) -> float:
-    """``"60"``, ``"90s"``, ``"2m"``, ``"1.5h"`` → seconds. Raises ConfigError naming --duration."""
-    m = _DURATION.match(text or "")
-    if not m:
-        raise ConfigError(f"option --duration: {text!r} is not a duration; use e.g. 60, 90s, 2m or 1h")
-    seconds = float(m.group(1)) * {"s": 1, None: 1, "m": 60, "h": 3600}[m.group(2)]
-    if seconds <= 0:
-        raise ConfigError(f"option --duration: {text!r} must be more than 0 seconds; use e.g. 60, 90s, 2m or 1h")
-    return seconds
+    """``"60"``, ``"90s"``, ``"2m"``, ``"1h30m"``, ``"2d"`` → seconds (:mod:`gswarm.config.durations`).
+    Raises ConfigError naming --duration."""
+    from gswarm.config.durations import parse_duration as parse
+
+    return parse(text, "option --duration")
 
 
 def run(
     rl_swarm_dir: Optional[Path] = typer.Option(None, "--rl-swarm-dir", help="RL Swarm checkout (default: current folder)."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="GSwarm state directory (env GSWARM_STATE_DIR)."),
     config_file: Optional[Path] = typer.Option(None, "--config-file", help="TOML file with options."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Profile to apply below the config file (env GSWARM_PROFILE; `gswarm profile list`)."),
     node_name: Optional[str] = typer.Option(None, "--node-name", help="Name of this node in logs, store and API."),
     python: Optional[Path] = typer.Option(None, "--python", help="Interpreter of the node's venv (direct mode)."),
     via_script: Optional[bool] = typer.Option(None, "--via-script/--direct", help="Run run_rl_swarm.sh under a pty."),
@@ -54,27 +49,29 @@ def run(
     cpu_only: Optional[bool] = typer.Option(None, "--cpu-only/--gpu", help="Force the CPU configuration (E0-E2)."),
     requirements: Optional[Path] = typer.Option(None, "--requirements", help="Requirements file to install instead."),
     prg_game: Optional[bool] = typer.Option(None, "--prg-game/--no-prg-game", help="E5: take part in the prediction market."),
-    stop_timeout: Optional[float] = typer.Option(None, "--stop-timeout", help="Grace between SIGTERM and SIGKILL, seconds."),
-    backoff_initial: Optional[float] = typer.Option(None, "--backoff-initial", help="First restart delay, seconds."),
-    backoff_max: Optional[float] = typer.Option(None, "--backoff-max", help="Cap of the restart delay, seconds."),
+    stop_timeout: Optional[str] = typer.Option(None, "--stop-timeout", help="Grace between SIGTERM and SIGKILL: seconds or 90s, 2m."),
+    backoff_initial: Optional[str] = typer.Option(None, "--backoff-initial", help="First restart delay: seconds or 30s, 1m."),
+    backoff_max: Optional[str] = typer.Option(None, "--backoff-max", help="Cap of the restart delay: seconds or 5m, 1h."),
     crash_loop_max: Optional[int] = typer.Option(None, "--crash-loop-max", help="Failures within the window that mean FATAL."),
-    crash_loop_window: Optional[float] = typer.Option(None, "--crash-loop-window", help="Crash-loop window, seconds."),
+    crash_loop_window: Optional[str] = typer.Option(None, "--crash-loop-window", help="Crash-loop window: seconds or 10m, 1h."),
     restart_on_clean_exit: Optional[bool] = typer.Option(None, "--restart-on-clean-exit/--no-restart-on-clean-exit",
                                                          help="Restart when the node exits 0 unexpectedly."),
     auto_setup: Optional[bool] = typer.Option(None, "--auto-setup/--no-auto-setup",
                                               help="Prepare venv, modal-login and login before starting (direct mode)."),
     hardware: Optional[str] = typer.Option(None, "--hardware", help="Requirements flavour: auto, cpu, gpu, mps."),
-    login_timeout: Optional[float] = typer.Option(None, "--login-timeout", help="Wait this long for the browser login, seconds."),
+    login_timeout: Optional[str] = typer.Option(None, "--login-timeout", help="Wait this long for the browser login: seconds or 10m."),
     api_port: Optional[int] = typer.Option(None, "--api-port", help="API/dashboard port (0 = any free port)."),
     no_api: bool = typer.Option(False, "--no-api", help="Do not serve the API and dashboard."),
     emulated: bool = typer.Option(False, "--emulated", help="Supervise a built-in emulated node (no GPU/login/network)."),
     generation: Optional[str] = typer.Option(None, "--generation", help="With --emulated: the generation to emulate (E0-E6, default E6)."),
     emu_faults: Optional[str] = typer.Option(None, "--emu-faults", help="With --emulated: fault schedule (e.g. crash:cuda_oom@10)."),
     emu_pace: Optional[float] = typer.Option(None, "--emu-pace", help="With --emulated: seconds per emulated step."),
-    duration: Optional[str] = typer.Option(None, "--duration", help="Stop after this long: 60, 90s, 2m, 1h."),
+    duration: Optional[str] = typer.Option(None, "--duration", help="Stop after this long: 60, 90s, 2m, 1h30m."),
+    nodes: Optional[int] = typer.Option(None, "--nodes", help="With --emulated: supervise this many emulated nodes "
+                                        "in one host (real nodes: [[nodes]] tables in --config-file)."),
 ) -> None:
     """Start the node and keep it running: output, crashes with causes, backoff and restarts."""
-    flags = {k: v for k, v in locals().items() if k not in ("no_api", "emulated", "generation", "emu_faults", "emu_pace", "duration")}
+    flags = {k: v for k, v in locals().items() if k not in ("no_api", "emulated", "generation", "emu_faults", "emu_pace", "duration", "nodes")}
     if no_api:
         flags["api_enabled"] = False
     generation = check_generation(generation, emulated)
@@ -102,7 +99,8 @@ def run(
     from gswarm.cli._runmain import run_main
 
     try:
-        code = run_main(flags, seconds=seconds, generation=generation, emu_faults=emu_faults, emu_pace=emu_pace)
+        code = run_main(flags, seconds=seconds, generation=generation, emu_faults=emu_faults, emu_pace=emu_pace,
+                        nodes=nodes)
     finally:
         if demo_state is not None:
             typer.echo(f"gswarm demo state kept in {demo_state} (your own state directory was not used); look around with "

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gswarm.cli._common import ConfigFile, JsonOut, StateDir, settings_from
+from gswarm.config.settings import check_node_name
 from gswarm.daemon.client import running_state_dir
 from gswarm.errors import ConfigError
 
@@ -93,6 +94,35 @@ def _print_record(rec: dict[str, Any], as_json: bool, out: Console) -> None:
               markup=False, highlight=False)
 
 
+def _print_every(every: list[dict[str, Any]], now: float, as_json: bool) -> None:
+    """Several nodes (``gswarm status`` without ``--node``): JSON ``{"nodes": [<one node's status>, …]}``,
+    or a one-line-per-node table followed by each node's details."""
+    if as_json:
+        typer.echo(json.dumps({"nodes": every}, indent=2))
+        return
+    out = Console(highlight=False, soft_wrap=True)
+    t = Table(title=f"{len(every)} nodes (details below; --node NAME shows one)")
+    for col in ("node", "state", "uptime", "restarts 24h", "round/stage", "GPU", "last cause"):
+        t.add_column(col)
+    for d in every:
+        t.add_row(*(escape(str(v)) for v in _overview_row(d, now)))
+    out.print(t)
+    for d in every:
+        out.print()
+        _print_status(d, now)
+
+
+def _overview_row(d: dict[str, Any], now: float) -> tuple[Any, ...]:
+    prog = d.get("progress") or {}
+    gpus = (d.get("resources") or {}).get("gpu") or []
+    gpu = ",".join(str(g.get("index")) for g in gpus if isinstance(g, dict)) or "-"
+    last = d.get("last_incident") or {}
+    uptime = d.get("uptime")
+    return (d["node"], d.get("state") or "-", f"{uptime:.0f} s" if isinstance(uptime, (int, float)) else "-",
+            (d.get("restarts_24h") or {}).get("total", "-"),
+            f"{prog.get('round', '-')}/{prog.get('stage', '-')}" if prog else "-", gpu, last.get("category") or "-")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``gswarm status`` and ``gswarm logs`` to ``app``."""
 
@@ -104,6 +134,8 @@ def register(app: typer.Typer) -> None:
         from gswarm.logs.store import DB_NAME, StoreReader
         from gswarm.monitor.status import status as build
 
+        if node is not None:
+            check_node_name(node, "--node")
         settings = settings_from(state_dir=state_dir, config_file=config_file)
         now = time.time()
         sdir = running_state_dir(settings)  # reading only
@@ -111,11 +143,16 @@ def register(app: typer.Typer) -> None:
         try:
             name = node or settings.node_name
             data = build(reader, sdir, name, now)
-            if node is None and data["known_nodes"] and not data["recorded"] and len(data["known_nodes"]) == 1:
+            if node is None and len(data["known_nodes"]) > 1:  # one host, several nodes: list every one
+                every = [build(reader, sdir, n, now) for n in data["known_nodes"]]
+            elif node is None and data["known_nodes"] and not data["recorded"]:
                 name = data["known_nodes"][0]  # the only node this state dir knows (e.g. run with --node-name)
                 data = build(reader, sdir, name, now)
         finally:
             reader.close()
+        if node is None and len(data["known_nodes"]) > 1:
+            _print_every(every, now, json_out)
+            return
         if data["known_nodes"] and not data["recorded"]:  # bad input, like `gswarm report --node`: exit 2
             raise ConfigError(f"unknown node {name!r} in {sdir}; known nodes: {', '.join(data['known_nodes'])} "
                               "(pass one with --node)")
@@ -150,6 +187,8 @@ def register(app: typer.Typer) -> None:
         """
         from gswarm.logs._jsonread import LogFilter, compile_grep, iter_records, log_files, parse_time, tail_records
 
+        if node is not None:
+            check_node_name(node, "--node")
         settings = settings_from(state_dir=state_dir, config_file=config_file)
         now = time.time()
         start, end = parse_time(since, now, "--since"), parse_time(until, now, "--until")

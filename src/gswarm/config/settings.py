@@ -1,10 +1,17 @@
 """The effective configuration of one supervised node.
 
-Sources, lowest precedence first: field defaults, the optional TOML file
+Sources, lowest precedence first (:data:`LAYERS`): field defaults, the profile
+(``--profile`` / ``GSWARM_PROFILE`` / ``profile`` in the file, else the one chosen with
+``gswarm profile use``; :mod:`gswarm.config.profiles`), the optional TOML file
 (``--config-file`` / ``GSWARM_CONFIG_FILE``; a ``[gswarm]`` table or top-level
-keys), environment variables ``GSWARM_<FIELD>`` (upper case), then command-line
-flags. Invalid values raise :class:`gswarm.errors.ConfigError` naming the option,
-where it came from and the allowed values.
+keys), options saved through the API (``<state_dir>/config_override.json``, applied
+on the next start), environment variables ``GSWARM_<FIELD>`` (upper case), then
+command-line flags. Invalid values raise :class:`gswarm.errors.ConfigError` naming the
+option, where it came from and the allowed values; so does an unknown ``GSWARM_*``
+variable (like an unknown TOML key), except GSwarm's own internal ones
+(:data:`INTERNAL_ENV`). Seconds options also take the duration grammar of
+:mod:`gswarm.config.durations` (``90s``, ``30m``, ``1h30m``, ``2d``). Where each
+effective value came from: :func:`option_sources`.
 
 Secrets (``hf_token``, ``api_token``) are ``SecretStr``: passed to children only
 through the environment and shown as ``***`` everywhere else.
@@ -18,9 +25,10 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from gswarm.config.durations import coerce_duration
 from gswarm.errors import ConfigError
 from gswarm.redact import redact_url
 
@@ -31,6 +39,46 @@ else:  # pragma: no cover
 
 ModelSize = Literal["0.5", "1.5", "7", "32", "72"]
 SECRET_FIELDS = frozenset({"hf_token", "api_token"})
+# seconds options: also "90s", "30m", "1h30m", "2d" (gswarm.config.durations)
+DURATION_FIELDS = ("login_timeout", "activation_timeout", "backoff_initial", "backoff_max", "healthy_uptime",
+                   "crash_loop_window", "stop_timeout", "prompt_idle", "outage_backoff_min", "outage_backoff_max",
+                   "oom_step_up_after", "stall_timeout", "sample_interval", "notify_dedup_window",
+                   "notify_flap_window", "notify_timeout", "heartbeat_interval")
+# GSWARM_* names GSwarm itself sets or reads that are not options (never reported as unknown)
+INTERNAL_ENV = frozenset({"GSWARM_RUN_MARKER", "GSWARM_SMTP_PASSWORD"})
+INTERNAL_ENV_PREFIXES = ("GSWARM_EMU_",)  # the emulator's knobs (gswarm.emulator)
+LAYERS = ("default", "profile", "file", "api override", "env", "flag")
+
+NODE_NAME_RULE = "1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+_NODE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+
+
+def node_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot be a node name, or None when it can.
+
+    A node name becomes a folder (``<state_dir>/logs/<node>/``), a store key and a URL part, so it is
+    limited to :data:`NODE_NAME_RULE` (``[A-Za-z0-9][A-Za-z0-9._-]{0,63}``): no separator, no ``..``
+    escape (a leading dot is refused), nothing a filesystem calls too long.
+    """
+    import re
+
+    if not isinstance(name, str):
+        return f"expected text, got {type(name).__name__}"
+    if name == "":
+        return f"empty; give a name of {NODE_NAME_RULE}"
+    if not re.fullmatch(_NODE_NAME, name):
+        shown = name if len(name) <= 40 else name[:40] + "…"
+        return f"{shown!r} is not allowed; use {NODE_NAME_RULE}"
+    return None
+
+
+def check_node_name(name: Any, option: str) -> str:
+    """``name`` when it is a valid node name (:func:`node_name_problem`); else ConfigError naming ``option``
+    (e.g. ``"--node"``) and what is allowed."""
+    problem = node_name_problem(name)
+    if problem:
+        raise ConfigError(f"option {option}: node name {problem}")
+    return name
 
 
 class Settings(BaseSettings):
@@ -43,6 +91,7 @@ class Settings(BaseSettings):
     rl_swarm_dir: Path = Field(Path("."), description="The RL Swarm checkout.")
     state_dir: Path | None = Field(None, description="GSwarm's own files (default: platformdirs user state dir).")
     config_file: Path | None = Field(None, description="Optional TOML file with these options.")
+    profile: str | None = Field(None, description="Named profile (<state_dir>/profiles/NAME.toml) applied below the config file; `gswarm profile list`.")
 
     # --- RL Swarm options (original GSwarm); meaning per generation in gswarm.rlswarm.options
     python: Path | None = Field(None, description="Interpreter of the node's venv (direct mode).")
@@ -100,7 +149,7 @@ class Settings(BaseSettings):
 
     # --- notifications
     notify_urls: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Apprise URLs (env: space-separated).")
-    notify_min_severity: Literal["info", "warning", "error", "critical"] = Field("warning")
+    notify_min_severity: Literal["info", "warning", "error", "critical"] = Field("warning", description="Send only messages at least this severe.")
     quiet_hours: str | None = Field(None, description="HH:MM-HH:MM local time; non-critical messages wait.")
     notify_channels: list[dict[str, Any]] = Field(default_factory=list, description="TOML [[notify_channels]] tables: url, name, tags, kinds, min_severity.")
     notify_dedup_window: float = Field(1800.0, gt=0, description="Repeats of node+kind+key within this many seconds are dropped.")
@@ -119,6 +168,21 @@ class Settings(BaseSettings):
     heartbeat_url: str | None = Field(None, description="Ping this URL (GET) every heartbeat_interval while the node is healthy (None = off).")
     heartbeat_interval: float = Field(60.0, gt=0, description="Seconds between heartbeat pings.")
     heartbeat_fail_url: str | None = Field(None, description="POSTed the cause when GSwarm gives up (default: heartbeat_url + '/fail').")
+
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator(*DURATION_FIELDS, mode="before")
+    @classmethod
+    def _durations(cls, v: Any) -> Any:
+        return coerce_duration(v)
+
+    @field_validator("node_name", mode="before")
+    @classmethod
+    def _node_name(cls, v: Any) -> Any:
+        problem = node_name_problem(v)
+        if problem:
+            raise ValueError(f"node name {problem}")
+        return v
 
     @field_validator("notify_urls", mode="before")
     @classmethod
@@ -300,7 +364,17 @@ _JSON_FIELDS = frozenset({"extra_env", "notify_channels"})
 
 
 def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
-    """``GSWARM_<FIELD>`` values; empty means unset; dict/list options are JSON (ConfigError if not)."""
+    """``GSWARM_<FIELD>`` values; empty means unset; dict/list options are JSON (ConfigError if not).
+
+    An unknown ``GSWARM_*`` variable is a ConfigError like an unknown TOML key (a typo such as
+    ``GSWARM_BACKOF_MAX`` would otherwise be ignored silently); :data:`INTERNAL_ENV` and
+    :data:`INTERNAL_ENV_PREFIXES` are GSwarm's own and allowed."""
+    unknown = sorted(k for k in env if k.startswith("GSWARM_") and k[7:].lower() not in Settings.model_fields
+                     and k not in INTERNAL_ENV and not k.startswith(INTERNAL_ENV_PREFIXES))
+    if unknown:
+        raise ConfigError(f"environment variable {unknown[0]} is not a GSwarm option; unset it or fix its name "
+                          f"(`gswarm options` lists every GSWARM_* variable)"
+                          + (f"; also unknown: {', '.join(unknown[1:])}" if len(unknown) > 1 else ""))
     out: dict[str, Any] = {}
     for name in Settings.model_fields:
         key = f"GSWARM_{name.upper()}"
@@ -319,6 +393,29 @@ def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def _profile_values(name: Any, where: str, state_dir: Any, env: Mapping[str, str]) -> tuple[str | None, dict[str, Any]]:
+    """(source label, options) of the profile to apply: ``name`` (given as ``where``) or the one chosen with
+    ``gswarm profile use``; ``(None, {})`` when there is none. ConfigError from :mod:`gswarm.config.profiles`."""
+    from gswarm.config import profiles
+    from gswarm.paths import state_dir as resolve
+
+    folder = resolve(Path(state_dir) if state_dir else None, writable=False)
+    if name is None:
+        name = profiles.active(folder)
+        where = "gswarm profile use"
+        if name is None:
+            return None, {}
+    if not isinstance(name, str):
+        raise ConfigError(f"option profile (from {where}): expected a profile name, got {name!r}")
+    try:
+        prof = profiles.read(folder, profiles.check_name(name))
+        return f"profile {name}", profiles.resolve(prof, env)
+    except ConfigError as exc:
+        if where != "gswarm profile use":
+            raise
+        raise ConfigError(f"{exc} (it is the default profile; `gswarm profile use --none` stops using it)") from None
+
+
 def load_settings(
     flags: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
@@ -326,33 +423,54 @@ def load_settings(
     """Build the effective :class:`Settings`.
 
     ``flags`` holds only options given on the command line (None values are
-    ignored). ``env`` defaults to ``os.environ``. Raises ConfigError naming the
-    option, its source (flag, env var, file) and what is allowed.
+    ignored). ``env`` defaults to ``os.environ``. Layers, lowest first: defaults,
+    profile, file, API override, env, flags (:data:`LAYERS`); where each value came
+    from is kept (:func:`option_sources`). Raises ConfigError naming the option,
+    its source (flag, env var, file, profile) and what is allowed.
     """
     env = os.environ if env is None else env
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     env_vals = _env_values(env)
     cfg_file = flags.get("config_file") or env_vals.get("config_file")
     file_vals = _read_toml(Path(cfg_file)) if cfg_file else {}
+    for table in ("nodes", "host"):  # [[nodes]] / [host]: read by gswarm.config.nodes (one host, many nodes)
+        file_vals.pop(table, None)
     sd = flags.get("state_dir") or env_vals.get("state_dir") or file_vals.get("state_dir")
     if sd is not None and not isinstance(sd, (str, os.PathLike)):  # only the TOML file can hold a non-string
         raise ConfigError(f"option state_dir (from file {cfg_file}): expected a path, got {type(sd).__name__} {sd!r}; "
                           f'write it as a string, e.g. state_dir = "/var/lib/gswarm"')
+    prof_where = "--profile" if "profile" in flags else "GSWARM_PROFILE" if "profile" in env_vals else f"file {cfg_file}"
+    prof_label, prof_vals = _profile_values(flags.get("profile") or env_vals.get("profile") or file_vals.get("profile"),
+                                            prof_where, sd, env)
     override = _read_override(sd)
     origin: dict[str, str] = {}
     merged: dict[str, Any] = {}
-    sources = (("file " + str(cfg_file), file_vals), ("api override " + OVERRIDE_FILE, override), ("env", env_vals), ("flag", flags))
+    sources = ((prof_label, prof_vals), ("file " + str(cfg_file), file_vals), ("api override " + OVERRIDE_FILE, override),
+               ("env", env_vals), ("flag", flags))
     for src_name, values in sources:
         for k, v in values.items():
             merged[k] = v
             origin[k] = f"GSWARM_{k.upper()}" if src_name == "env" else (f"--{k.replace('_', '-')}" if src_name == "flag" else src_name)
+    if prof_label and "profile" not in origin:
+        origin["profile"] = "gswarm profile use"
+        merged["profile"] = prof_label.removeprefix("profile ")
     try:
-        return Settings.model_validate(merged)
+        settings = Settings.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, origin)) from None
+        raise ConfigError(explain(exc, origin)) from None
+    settings._sources = origin
+    return settings
 
 
-def _explain(exc: ValidationError, origin: Mapping[str, str]) -> str:
+def option_sources(settings: Settings) -> dict[str, str]:
+    """Where each option's value came from: ``"default"``, ``"profile NAME"``, ``"file PATH"``,
+    ``"api override config_override.json"``, ``"GSWARM_X"`` (env) or ``"--x"`` (flag); every field."""
+    known = getattr(settings, "_sources", None) or {}
+    return {name: known.get(name, "default") for name in Settings.model_fields}
+
+
+def explain(exc: ValidationError, origin: Mapping[str, str], title: str = "invalid configuration") -> str:
+    """One line per error of ``exc``: ``option NAME (from SOURCE): what is wrong``, under ``title:``."""
     lines = []
     for err in exc.errors():
         field = str(err["loc"][0]) if err["loc"] else "?"
@@ -368,7 +486,10 @@ def _explain(exc: ValidationError, origin: Mapping[str, str]) -> str:
         elif err["type"] == "literal_error":
             msg = f"invalid value {err.get('input')!r}; {msg[:1].lower()}{msg[1:]}"
         lines.append(f"option {field} (from {where}): {msg}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
+    return f"{title}:\n  " + "\n  ".join(lines)
+
+
+_explain = explain
 
 
 def redacted_dict(settings: Settings) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The control socket: ``<state_dir>/control.sock`` (0600), one JSON request and one JSON answer per connection.
 
 Request (one line of JSON): ``{"verb": "ping"|"status"|"start"|"stop"|"restart"|"reload", "node": str|None,
-"wait": float}`` — ``node`` None means "the node this supervisor runs" (a multi-node host answers for the
-named one); ``wait`` is how long (seconds, 0..300) to wait for the state the verb aims at before answering.
+"wait": float}`` — ``node`` None means "the node this supervisor runs" (a multi-node host, issue #15, acts on
+the named one, refuses start/stop/restart without a name, and adds ``"snapshots"`` of every node to a
+status/ping without a name); ``wait`` is how long (seconds, 0..300) to wait for the state the verb aims at before answering.
 Answer (one line of JSON): ``{"ok": bool, "verb", "node", "state", "message", "pid"}`` (+ ``"reload"`` for
 reload: see :mod:`gswarm.daemon.reload`). A refused verb (unknown node, start of a running node, stop of a
 stopped one) answers ``ok: false`` with a message saying why and what to do.
@@ -116,7 +117,18 @@ class ControlServer:
         rt = self.rt
         if verb not in VERBS:
             return {"ok": False, "verb": verb, "message": f"unknown verb {verb!r}; use one of {', '.join(VERBS)}"}
-        if node not in (None, "", rt.node):
+        runtimes = getattr(rt, "runtimes", None)
+        if isinstance(runtimes, dict) and len(runtimes) > 1:  # a gswarm.host.Host with several nodes (#15)
+            names = ", ".join(runtimes)
+            if node not in (None, "") and node not in runtimes:
+                return {"ok": False, "verb": verb, "node": node,
+                        "message": f"unknown node {node!r}: this supervisor runs {names} (pass one of them)"}
+            if node in (None, "") and verb in ("start", "stop", "restart"):
+                return {"ok": False, "verb": verb, "node": None,
+                        "message": f"this supervisor runs {names}: name the node (e.g. gswarm {verb} {next(iter(runtimes))})"}
+            if node not in (None, ""):
+                rt = runtimes[node]
+        elif node not in (None, "", rt.node):
             return {"ok": False, "verb": verb, "node": node,
                     "message": f"unknown node {node!r}: this supervisor runs {rt.node!r} (omit NODE or pass {rt.node})"}
         try:
@@ -126,18 +138,22 @@ class ControlServer:
         if verb == "reload":
             from gswarm.daemon.reload import reload
 
-            result = await (self.reloader or reload)(rt)
+            result = await (self.reloader or reload)(self.rt)
             return {**self._answer(verb, True, result["message"]), "reload": result}
         if verb in ("ping", "status"):
-            return {**self._answer(verb, True, "running"), "snapshot": rt.snapshot(), "pid_gswarm": os.getpid()}
+            out = {**self._answer(verb, True, "running", rt), "snapshot": rt.snapshot(), "pid_gswarm": os.getpid()}
+            if rt is self.rt and callable(getattr(rt, "snapshots", None)):
+                out["snapshots"] = rt.snapshots()  # every node of the host
+            return out
         refused = refusal(verb, rt.node, rt.snapshot()["state"])
         if refused:
-            return self._answer(verb, False, refused)
-        return await self._command(verb, wait)
+            return self._answer(verb, False, refused, rt)
+        return await self._command(verb, wait, rt)
 
-    async def _command(self, verb: str, wait: float) -> dict[str, Any]:
-        """Post the command and wait (up to ``wait`` s, monotonic) for the state the verb aims at."""
-        rt, seen = self.rt, []
+    async def _command(self, verb: str, wait: float, rt: Any = None) -> dict[str, Any]:
+        """Post the command to node ``rt`` (default: this supervisor's) and wait (up to ``wait`` s,
+        monotonic) for the state the verb aims at."""
+        rt, seen = rt or self.rt, []
         unsubscribe = rt.bus.subscribe(lambda e: seen.append(e.new.value if hasattr(e.new, "value") else str(e.new))
                                        if isinstance(e, StateChanged) and e.node == rt.node else None)
         try:
@@ -151,11 +167,12 @@ class ControlServer:
         done = reached(verb, seen)
         msg = (f"{verb} done: node {rt.node} is {state}" if done
                else f"{verb} requested: node {rt.node} is {state}" + (" (still working on it)" if wait else ""))
-        return self._answer(verb, True, msg)
+        return self._answer(verb, True, msg, rt)
 
-    def _answer(self, verb: str, ok: bool, message: str) -> dict[str, Any]:
-        snap = self.rt.snapshot()
-        return {"ok": ok, "verb": verb, "node": self.rt.node, "state": snap["state"], "pid": snap["pid"], "message": message}
+    def _answer(self, verb: str, ok: bool, message: str, rt: Any = None) -> dict[str, Any]:
+        rt = rt or self.rt
+        snap = rt.snapshot()
+        return {"ok": ok, "verb": verb, "node": rt.node, "state": snap["state"], "pid": snap["pid"], "message": message}
 
 
 def refusal(verb: str, node: str, state: str) -> str | None:

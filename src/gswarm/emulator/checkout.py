@@ -121,8 +121,8 @@ def init_checkout(directory: Path, generation: str, logged_in: bool = False, for
     if generation in TESTNET_GENERATIONS:  # yarn/node stand-ins: `gswarm setup` and `gswarm login` work offline
         from gswarm.emulator.modal_server import write_fake_node, write_fake_yarn
 
-        write_fake_yarn(target / EMU_DIR / "bin")
-        write_fake_node(target / EMU_DIR / "bin")
+        write_fake_yarn(target / EMU_DIR / "tools")
+        write_fake_node(target / EMU_DIR / "tools")
     if logged_in and generation in TESTNET_GENERATIONS:
         write_login(target)
     os.chmod(target / "run_rl_swarm.sh", 0o755)

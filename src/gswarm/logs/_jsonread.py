@@ -11,11 +11,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from gswarm.config.durations import span_seconds
 from gswarm.errors import ConfigError
 from gswarm.logs.jsonlog import LOG_NAME, rotated_files
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _LAST_TS = 253402300799.0  # 9999-12-31 23:59:59 UTC, the last time datetime can show
 
 
@@ -27,9 +27,9 @@ def parse_time(value: str | None, now: float, option: str = "--since") -> float 
     if value is None or value == "":
         return None
     hint = "use a duration like 30m, 2h, 7d or an ISO time like 2025-07-27T16:00:00"
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", value)
-    if m:
-        ts = now - float(m[1]) * _UNITS[m[2]]
+    span = span_seconds(value)  # one grammar everywhere (gswarm.config.durations): 1h30m, 2d, …
+    if span is not None:
+        ts = now - span
     else:
         try:
             dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))

@@ -23,6 +23,17 @@ _FILTERS = {  # table -> extra equality filters allowed
 _TS = {"runs": "started_at"}
 
 
+def _disk_trouble(exc: BaseException) -> bool:
+    """True for ENOSPC/EDQUOT/EIO or SQLite's SQLITE_FULL/SQLITE_IOERR (issue #13 case 2): the disk, not
+    the file, is the problem; the writer's own open then fails and is retried."""
+    import errno
+
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in (10, 13)  # SQLITE_IOERR, SQLITE_FULL
+
+
 def check_file(path: Path) -> str:
     """Why ``path`` is not a usable GSwarm store ("" when it is usable or absent).
 
@@ -46,6 +57,8 @@ def check_file(path: Path) -> str:
         finally:
             conn.close()
     except (OSError, sqlite3.Error) as exc:
+        if _disk_trouble(exc):  # a full or failing disk says nothing about the file: never set it aside for that
+            return ""
         return f"is unreadable or corrupted ({exc})"
     if ok != "ok":
         return f"is corrupted (quick_check: {ok})"

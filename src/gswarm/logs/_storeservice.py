@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gswarm import events as ev
+from gswarm.diskfull import alarm_for, is_write_error
 from gswarm.logs.store import DB_NAME, STORED_TYPES, Store
 
 log = logging.getLogger(__name__)
@@ -30,15 +31,17 @@ class StoreService:
 
     ``retention_days`` (days) bounds the database; ``prune_interval`` (seconds)
     is how often old rows are deleted. Publishes a ``Notice(kind="store_set_aside")``
-    when a foreign/corrupted database was renamed on open.
+    when a foreign/corrupted database was renamed on open. ``alarm`` (:class:`gswarm.diskfull.DiskAlarm`)
+    hears of writes that fail because the disk is full or failing (the batch is dropped, counted in
+    ``dropped``, and SQLite's rollback keeps the file whole) and of writes that succeed.
     """
 
     name = "store"
 
     def __init__(self, bus: ev.EventBus, clock: Any, path: Path, retention_days: float = 30.0,
                  node: str = "default", prune_interval: float = 3600.0, max_batch: int = 1000,
-                 queue_size: int = 20_000, run_settings: dict[str, Any] | None = None) -> None:
-        self.bus, self.clock, self.path, self.node = bus, clock, Path(path), node
+                 queue_size: int = 20_000, run_settings: dict[str, Any] | None = None, alarm: Any = None) -> None:
+        self.bus, self.clock, self.path, self.node, self.alarm = bus, clock, Path(path), node, alarm
         self.run_settings = run_settings  # redacted settings of this run, recorded once at start (gswarm bundle)
         self.retention_s = retention_days * 86400.0
         self.prune_interval = prune_interval
@@ -48,6 +51,8 @@ class StoreService:
         self.written = 0
         self.dropped = 0
         self._retry_at = float("-inf")
+        self.owned: tuple[str, ...] | None = None  # every node of a multi-node host: their orphan runs are closed
+        self.node_settings: dict[str, dict[str, Any]] | None = None  # a host: each node's settings are recorded
 
     def open(self) -> Store:
         """Open (or reopen) the writer; publishes a Notice if a bad file was set aside.
@@ -59,9 +64,12 @@ class StoreService:
             if self.clock.monotonic() < self._retry_at:
                 raise _Paused()
             try:
-                self.store = Store(self.path, now=self.clock.time(), node=self.node)
-            except Exception:
+                self.store = Store(self.path, now=self.clock.time(), node=self.owned or self.node)
+            except Exception as exc:
                 self._retry_at = self.clock.monotonic() + 60.0
+                inner = exc.__cause__ or exc.__context__ or exc  # StoreError hides the sqlite3/OS error (from None)
+                if self.alarm is not None and is_write_error(inner):
+                    self.alarm.failed("history database", exc, self.path)
                 raise
             if self.store.opened.set_aside is not None:
                 moved = self.store.opened.set_aside
@@ -85,8 +93,17 @@ class StoreService:
         except _Paused:
             self.dropped += len(batch)
             return 0
-        n = store.write(batch)
+        try:
+            n = store.write(batch)
+        except Exception as exc:  # the transaction was rolled back: the database holds only whole batches
+            if self.alarm is None or not is_write_error(exc):
+                raise
+            self.dropped += len(batch)
+            self.alarm.failed("history database", exc, self.path)
+            return 0
         self.written += n
+        if self.alarm is not None and self.alarm.active:
+            self.alarm.ok()
         return n
 
     async def run(self) -> None:
@@ -95,7 +112,8 @@ class StoreService:
         try:
             self._safe(self.open)
             if self.run_settings is not None:
-                self._safe(lambda: self.open().record_settings(self.node, self.clock.time(), self.run_settings))
+                for node, settings in (self.node_settings or {self.node: self.run_settings}).items():
+                    self._safe(lambda n=node, s=settings: self.open().record_settings(n, self.clock.time(), s))
             while True:
                 first = await self.queue.get()
                 self._safe(lambda: self.flush(first))
@@ -119,7 +137,11 @@ class StoreService:
             return fn()
         except _Paused:
             return 0
-        except Exception:
+        except Exception as exc:
+            inner = exc.__cause__ or exc.__context__ or exc
+            if self.alarm is not None and is_write_error(inner):  # the disk alarm reported it (once): no traceback
+                log.debug("store writer: %s failed: %s", getattr(fn, "__name__", "step"), exc)
+                return 0
             log.exception("store writer: %s failed", getattr(fn, "__name__", "step"))
             return 0
 
@@ -147,7 +169,11 @@ def create_service(rt: Any) -> Any:
 
     store = StoreService(rt.bus, rt.clock, Path(rt.state_dir) / DB_NAME,
                          retention_days=rt.settings.retention_days, node=rt.node,
-                         run_settings=redacted_dict(rt.settings))
+                         run_settings=redacted_dict(rt.settings), alarm=alarm_for(rt.bus, rt.clock, rt.node))
+    runtimes = getattr(rt, "runtimes", None)
+    if isinstance(runtimes, dict) and len(runtimes) > 1:  # a gswarm.host.Host
+        store.owned = tuple(runtimes)
+        store.node_settings = {name: redacted_dict(r.settings) for name, r in runtimes.items()}
     if "gswarm.logs.jsonlog:create_service" in tuple(getattr(rt, "service_paths", ()) or ()):
         return store
     from gswarm.logs import jsonlog

@@ -20,6 +20,7 @@ Written by :class:`JsonLogService` (buffered; flushed every ``flush_interval`` s
 from __future__ import annotations
 
 import asyncio
+import errno
 import gzip
 import json
 import logging
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from gswarm import events as ev
+from gswarm.logs._appender import Appender
 from gswarm.logs._levels import TracebackTracker, chunk_levels, line_level
 
 __all__ = ["LOG_NAME", "JsonLog", "JsonLogService", "TracebackTracker", "chunk_levels", "create_service", "encoded_of", "iso",
@@ -174,11 +176,13 @@ class JsonLog:
 
     def __init__(self, directory: Path, max_bytes: int = 50 << 20, backups: int = 10, retention_days: float = 30.0) -> None:
         self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(self.dir, 0o700)  # also when the capture created it first (parents get the umask's mode)
-        except OSError:
-            pass
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+                raise
+            # a full disk: each write creates the folder when it can, and reports when it cannot
         self.path = self.dir / LOG_NAME
         self.max_bytes, self.backups, self.retention_s = max_bytes, backups, retention_days * 86400.0
         self._day: str | None = None
@@ -192,7 +196,9 @@ class JsonLog:
     def write_encoded(self, groups: list[tuple[str, float, Parts, int]]) -> None:
         """Append already serialised records, ``[(ts_iso, ts_unix, parts, n)]`` (see :func:`encoded_of`),
         with the same rotation rules as :meth:`write`. A group that fits before ``max_bytes`` is written
-        as it is (its parts one after the other)."""
+        as it is (its parts one after the other). Raises OSError when a write fails (disk full, EIO): the
+        file is then cut back to its size before this call (:class:`~gswarm.logs._appender.Appender`),
+        so no record is left half written."""
         fh = self._open()
         try:
             size = fh.tell()
@@ -214,12 +220,17 @@ class JsonLog:
                     self._day = day if size == 0 or self._day is None else self._day
                     fh.write(record)
                     size += len(record)
-        finally:
             fh.close()
+        except BaseException:
+            fh.abort()
+            raise
 
-    def _open(self):  # type: ignore[no-untyped-def]
-        """The current file for appending, created 0600 (it holds the node's output)."""
-        return os.fdopen(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+    def _open(self) -> Appender:
+        """The current file for appending, created 0600 (it holds the node's output); the folder is made
+        (0700) when missing, e.g. after a start on a full disk."""
+        if not self.dir.is_dir():
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return Appender(self.path, 0o600)
 
     def rotate(self, now: float) -> Path:
         """Rename the current file to ``gswarm.jsonl.<stamp>``; returns the new name."""
@@ -244,10 +255,14 @@ class JsonLog:
         for p in self.rotated():
             if p.suffix != ".gz":
                 tmp = p.with_name(p.name + ".gz.tmp")
-                with open(p, "rb") as src, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, \
-                        gzip.GzipFile(filename=p.name, mode="wb", fileobj=raw) as dst:
-                    shutil.copyfileobj(src, dst)
-                os.replace(tmp, p.with_name(p.name + ".gz"))
+                try:
+                    with open(p, "rb") as src, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, \
+                            gzip.GzipFile(filename=p.name, mode="wb", fileobj=raw) as dst:
+                        shutil.copyfileobj(src, dst)
+                    os.replace(tmp, p.with_name(p.name + ".gz"))
+                except BaseException:  # e.g. disk full: keep the plain file, leave no half .gz behind
+                    tmp.unlink(missing_ok=True)
+                    raise
                 p.unlink()
                 n += 1
         return n
@@ -276,12 +291,14 @@ class JsonLogService:
     """Service ``jsonlog``: buffers events (inline subscriber, no drops up to ``max_buffer`` records, i.e.
     output lines + other events; ``dropped`` counts records) and writes them every ``flush_interval``
     seconds, as soon as ``EARLY_FLUSH_LINES`` (or half of ``max_buffer``) wait (an output flood), and at shutdown; compresses and
-    prunes after rotations."""
+    prunes after rotations. ``alarm``: a :class:`gswarm.diskfull.DiskAlarm` told about failed and
+    successful writes (None: failures are logged)."""
 
     name = "jsonlog"
 
-    def __init__(self, bus: ev.EventBus, clock: Any, writer: JsonLog, flush_interval: float = 1.0, max_buffer: int = 100_000) -> None:
-        self.bus, self.clock, self.writer = bus, clock, writer
+    def __init__(self, bus: ev.EventBus, clock: Any, writer: JsonLog, flush_interval: float = 1.0, max_buffer: int = 100_000,
+                 alarm: Any = None) -> None:
+        self.bus, self.clock, self.writer, self.alarm = bus, clock, writer, alarm
         self.flush_interval, self.max_buffer = flush_interval, max_buffer
         self._buf: list[ev.Event] = []
         self._buffered = 0  # lines (records) waiting in _buf
@@ -317,19 +334,47 @@ class JsonLogService:
             log.exception("writing the JSON log failed")
 
     def flush(self) -> int:
-        """Write the buffered events now; returns the number of records written."""
+        """Write the buffered events now; returns the number of records written.
+
+        A failed write (disk full, EIO) drops this batch (counted in ``dropped``; the file keeps only
+        whole records) and goes to the disk alarm (:mod:`gswarm.diskfull`) instead of raising."""
         batch, self._buf, self._buffered = self._buf, [], 0
         groups = [g for e in batch for g in encoded_of(e, self._tracebacks)]
         if groups:
             before = len(self.writer.rotated())
-            self.writer.write_encoded(groups)
+            try:
+                self.writer.write_encoded(groups)
+            except OSError as exc:
+                self.dropped += sum(g[3] for g in groups)
+                if self.alarm is not None:
+                    self.alarm.failed("JSON log", exc, self.writer.path)
+                else:
+                    log.warning("cannot write %s: %s", self.writer.path, exc)
+                return 0
             self.rotations += len(self.writer.rotated()) != before
+            if self.alarm is not None and self.alarm.active:
+                self.alarm.ok()
         return sum(g[3] for g in groups)
 
-    def tidy(self) -> None:
-        """Compress rotated files and apply retention (after a rotation)."""
-        self.writer.compress()
+    def tidy(self) -> OSError | None:
+        """Compress rotated files and apply retention (after a rotation). Returns the OSError when
+        compressing failed (no room for the ``.gz``: the plain rotated file stays); it runs in a worker
+        thread, so the caller reports it on the loop (:meth:`_tidied`)."""
+        failed = None
+        try:
+            self.writer.compress()
+        except OSError as exc:
+            failed = exc
         self.writer.prune(self.clock.time())
+        return failed
+
+    def _tidied(self, failed: OSError | None) -> None:
+        if failed is None:
+            return
+        if self.alarm is not None:
+            self.alarm.failed("JSON log (compressing)", failed, self.writer.dir)
+        else:
+            log.warning("compressing rotated JSON logs in %s failed: %s", self.writer.dir, failed)
 
     async def run(self) -> None:
         """Flush periodically until cancelled; flush once more on the way out."""
@@ -342,7 +387,7 @@ class JsonLogService:
                     self.flush()
                     if self.rotations != seen or self._tidy_due:
                         self._tidy_due = False
-                        await asyncio.to_thread(self.tidy)  # gzip of a big file off the loop
+                        self._tidied(await asyncio.to_thread(self.tidy))  # gzip of a big file off the loop
                 except Exception:
                     log.exception("writing the JSON log failed")
         finally:
@@ -351,12 +396,15 @@ class JsonLogService:
                 seen = self.rotations
                 self.flush()
                 if self.rotations != seen or self._tidy_due:
-                    self.tidy()
+                    self._tidied(self.tidy())
             except Exception:
                 log.exception("final flush of the JSON log failed")
 
 
 def create_service(rt: Any) -> JsonLogService:
     """Factory: ``<state_dir>/logs/gswarm.jsonl`` with ``log_max_bytes``, ``log_backups``, ``retention_days``."""
+    from gswarm.diskfull import alarm_for
+
     s = rt.settings
-    return JsonLogService(rt.bus, rt.clock, JsonLog(Path(rt.state_dir) / "logs", s.log_max_bytes, s.log_backups, s.retention_days))
+    return JsonLogService(rt.bus, rt.clock, JsonLog(Path(rt.state_dir) / "logs", s.log_max_bytes, s.log_backups, s.retention_days),
+                          alarm=alarm_for(rt.bus, rt.clock, rt.node))

@@ -66,15 +66,15 @@ def set_aside(path: Path, now: float) -> Path:
 class Store:
     """The single writer. ``Store(path, now=clock.time(), node=None)``; raises StoreError if the folder is unusable.
 
-    On open, runs left without ``stopped_at`` by a supervisor that died (of ``node``, or of
-    every node when None) are closed at that node's last recorded fact.
+    On open, runs left without ``stopped_at`` by a supervisor that died (of ``node`` — a name, or a tuple of
+    the names one host supervises — or of every node when None) are closed at that node's last recorded fact.
 
     ``write(events)`` stores a batch in one transaction; ``prune(now, retention_s)``
     deletes rows older than ``now - retention_s`` (seconds). ``opened.set_aside`` tells
     whether a bad file was moved away on open.
     """
 
-    def __init__(self, path: Path, now: float | None = None, node: str | None = None) -> None:
+    def __init__(self, path: Path, now: float | None = None, node: str | tuple[str, ...] | None = None) -> None:
         self.path = Path(path)
         self.node = node
         self.opened = OpenResult()
@@ -108,15 +108,17 @@ class Store:
 
     def _close_orphan_runs(self) -> None:
         """Runs left open by a supervisor that died end at the node's last recorded fact."""
-        self.conn.execute(
-            "UPDATE runs SET stopped_at = MAX(started_at, COALESCE((SELECT MAX(ts) FROM samples s WHERE s.node = runs.node"
-            " AND s.ts >= runs.started_at), 0), COALESCE((SELECT MAX(ts) FROM events e WHERE e.node = runs.node"
-            " AND e.ts >= runs.started_at), 0)) WHERE stopped_at IS NULL AND (? IS NULL OR node = ?)", (self.node, self.node)
-        )
+        for node in ((self.node,) if self.node is None or isinstance(self.node, str) else self.node):
+            self.conn.execute(
+                "UPDATE runs SET stopped_at = MAX(started_at, COALESCE((SELECT MAX(ts) FROM samples s WHERE s.node = runs.node"
+                " AND s.ts >= runs.started_at), 0), COALESCE((SELECT MAX(ts) FROM events e WHERE e.node = runs.node"
+                " AND e.ts >= runs.started_at), 0)) WHERE stopped_at IS NULL AND (? IS NULL OR node = ?)", (node, node)
+            )
 
     def write(self, batch: Iterable[ev.Event]) -> int:
         """Store ``batch`` in one transaction; returns the number of events stored. Unknown types are skipped."""
         n = 0
+        open_runs = dict(self._open_run)  # restored when the batch is rolled back (disk full): no dangling run id
         cur = self.conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
@@ -127,7 +129,9 @@ class Store:
                     n += 1
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            self._open_run = open_runs
+            if self.conn.in_transaction:  # SQLite may already have rolled back itself (SQLITE_FULL, IOERR)
+                cur.execute("ROLLBACK")
             raise
         return n
 
@@ -181,8 +185,9 @@ def _exited(store: Store, cur: sqlite3.Cursor, e: ev.ProcessExited) -> None:
     run = store._run_id(cur, e.node)
     store._open_run.pop(e.node, None)
     if run is not None:
-        cur.execute(
-            "UPDATE runs SET stopped_at = ?, exit_code = ?, signal = ?, uptime = ?, requested = ? WHERE id = ?",
+        cur.execute(  # only a run still open: when its start was lost (disk full) an earlier run stays as it was
+            "UPDATE runs SET stopped_at = ?, exit_code = ?, signal = ?, uptime = ?, requested = ? WHERE id = ?"
+            " AND stopped_at IS NULL",
             (e.ts, e.exit_code, e.signal, e.uptime, e.requested or None, run),
         )
     data = {"pid": e.pid, "exit_code": e.exit_code, "signal": e.signal, "uptime": e.uptime, "run_id": e.run_id,

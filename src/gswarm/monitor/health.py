@@ -1,6 +1,7 @@
 """Node health: stall detection by PROGRESS (not output), degraded on swallowed errors, live incidents.
 
-:class:`HealthTracker` is pure (injected clock, plain ``now`` floats, wall-clock seconds). A stall is no
+:class:`HealthTracker` is pure (injected clock, plain ``now`` floats in seconds on one timeline: the
+service feeds it :class:`~gswarm.clock.SteadyWall` readings, see "Time" below). A stall is no
 round/stage advance (``ProgressUpdate.advanced``) for longer than the generation's timeout; while the node is
 waiting for the swarm ("Already finished round … Next check in …") the limit is ``WAITING_FACTOR`` times
 longer, because the swarm, not the node, is slow (generations.md §1 design note, case 057). Defaults:
@@ -17,6 +18,11 @@ output and acts on live incidents through ``policy.decide_live`` (restart after 
 row or N swallowed errors, stop on identity/login problems), publishing an ``Incident`` for each. (The watcher
 classifies only at exit, so the live path lives here; if the watcher ever acts on ``StreamClassifier.on_line``
 itself, drop it here.) Longer than ~150 lines: the pure tracker and its thin bus wrapper are kept side by side.
+
+Time (issue #13 case 5): the service keeps the tracker and the live crash-loop budget on a
+:class:`~gswarm.clock.SteadyWall` timeline (moves with the monotonic clock only): an event's wall ``ts`` is
+mapped onto it when the event arrives, and the periodic check reads it directly, so a wall-clock step of
+±2 h neither fakes a stall ("no advance for 120 min") nor hides one. Events it publishes keep wall ``ts``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gswarm import events as ev
+from gswarm.clock import SteadyWall
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +87,10 @@ class HealthTracker:
     def on_exit(self, ts: float) -> None:
         self.running = False
 
-    def on_progress(self, e: ev.ProgressUpdate) -> None:
-        """Advances reset the stall clock; ``waiting`` marks the swarm-wait phase."""
+    def on_progress(self, e: ev.ProgressUpdate, ts: float | None = None) -> None:
+        """Advances reset the stall clock (at ``ts``, default ``e.ts``); ``waiting`` marks the swarm-wait phase."""
         if e.advanced:
-            self.last_advance, self.waiting = max(self.last_advance, e.ts), False
+            self.last_advance, self.waiting = max(self.last_advance, e.ts if ts is None else ts), False
         elif e.kind == "waiting":
             self.waiting = True
 
@@ -126,6 +133,7 @@ class HealthService:
         self._live_history: Any = None
         self._stall_sent = False
         self._degraded_sent = False
+        self.steady = SteadyWall(rt.clock)  # the tracker's timeline (module docstring "Time")
         rt.bus.subscribe(self.on_event)
 
     def on_event(self, e: ev.Event) -> None:
@@ -137,27 +145,35 @@ class HealthService:
         elif isinstance(e, ev.OutputLine):
             self._on_lines((e.text,), e.ts, e.text)
         elif isinstance(e, ev.ProgressUpdate):
-            self.tracker.on_progress(e)
+            self.tracker.on_progress(e, self.steady.of(e.ts))
         elif isinstance(e, ev.ProcessStarted):
-            self.tracker.on_start(e.ts, e.generation)
+            self.tracker.on_start(self.steady.of(e.ts), e.generation)
             self._share_generation(e.generation)
             self._stall_sent = False
             self._stream = self._new_stream(e.generation)
         elif isinstance(e, ev.ProcessExited):
-            self.tracker.on_exit(e.ts)
+            self.tracker.on_exit(self.steady.of(e.ts))
         elif isinstance(e, ev.StateChanged) and ev.NodeState.WAITING_LOGIN in (e.old, e.new):
             if e.new == ev.NodeState.WAITING_LOGIN:  # waiting for a browser login is not a stall
-                self.tracker.on_exit(e.ts)
+                self.tracker.on_exit(self.steady.of(e.ts))
             elif e.new == ev.NodeState.RUNNING:  # the stall clock starts when the login is done
-                self.tracker.on_start(e.ts)
+                self.tracker.on_start(self.steady.of(e.ts))
+
+    def idle(self) -> float | None:
+        """Seconds without a round/stage advance in the current run (since its start when none yet), on the
+        monotonic timeline; None when no run is going. For the snapshot and ``/readyz``."""
+        if not self.tracker.running:
+            return None
+        return max(0.0, self.steady() - self.tracker.last_advance)
 
     def _on_lines(self, texts: tuple[str, ...], ts: float, joined: str) -> None:
-        """The lines of one chunk (``joined`` = ``"\\n".join(texts)``): count swallowed training errors, then
-        let the live classifier see them and act on what it finds; both prefilter the whole chunk."""
+        """The lines of one chunk (``joined`` = ``"\\n".join(texts)``, read at wall ``ts``): count swallowed
+        training errors, then let the live classifier see them and act on what it finds; both prefilter the
+        whole chunk."""
         if "continuing" in joined:
-            on_output = self.tracker.on_output
+            on_output, steady = self.tracker.on_output, self.steady.of(ts)
             for text in texts:
-                on_output(text, ts)
+                on_output(text, steady)
         stream = self._stream
         if stream is not None:
             for found in stream.on_lines(texts, ts, joined):
@@ -186,7 +202,7 @@ class HealthService:
         bus, node = self.rt.bus, self.rt.node
         bus.publish(ev.Incident(node, ts, cls.category, cls.recovery, cls.severity, cls.rule_id, cls.evidence, cls.advice))
         self._live_history = self._live_history or policy.History()
-        d = policy.decide_live(cls, self._live_history, self.rt.settings, ts)
+        d = policy.decide_live(cls, self._live_history, self.rt.settings, self.steady.of(ts))
         if d.action == "restart":
             self._command("restart", f"health:{cls.category.value}")
         elif d.action in ("stop", "fatal"):
@@ -195,9 +211,11 @@ class HealthService:
             sev = ev.Severity.ERROR if d.action in ("stop", "fatal") else ev.Severity.WARNING
             bus.publish(ev.Notice(node, ts, cls.category.value, sev, f"node {node}: {d.reason}", d.advice))
 
-    def tick(self, now: float) -> Verdict:
-        """One periodic check: act on transitions (stalled once per run; degraded/healthy on change)."""
-        v = self.tracker.check(now)
+    def tick(self, now: float | None = None) -> Verdict:
+        """One periodic check at wall ``now`` (default: the clock now; mapped onto the steady timeline): act
+        on transitions (stalled once per run; degraded/healthy on change)."""
+        v = self.tracker.check(self.steady() if now is None else self.steady.of(now))
+        now = self.rt.clock.time() if now is None else now  # wall, for the events published
         node, bus = self.rt.node, self.rt.bus
         if v.state == "stalled" and not self._stall_sent:
             self._stall_sent = True
@@ -220,7 +238,7 @@ class HealthService:
         while True:
             await self.rt.clock.sleep(self.interval)
             try:
-                self.tick(self.rt.clock.time())
+                self.tick()
             except Exception:  # never raise out of a service
                 log.exception("health check failed")
 

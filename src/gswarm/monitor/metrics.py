@@ -160,9 +160,11 @@ def registry_for(rt: Any) -> CollectorRegistry:
             reader.close()
         m.attach(rt.bus)
         _LIVE[rt] = m
-    snap = rt.snapshot()
-    state = snap.get("state")
-    m.node(rt.node)["state"] = getattr(state, "value", state)
+    many = getattr(rt, "snapshots", None)  # a gswarm.host.Host: every node's state
+    snaps = many() if callable(many) else {rt.node: rt.snapshot()}
+    for name, snap in snaps.items():
+        state = snap.get("state")
+        m.node(name)["state"] = getattr(state, "value", state)
     return m.registry
 
 

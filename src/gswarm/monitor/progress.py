@@ -235,5 +235,10 @@ def create_service(rt: Any) -> ProgressService:
     """Factory for the runtime: checkout from ``rt.spec.cwd`` (else ``rt.checkout`` / ``settings.rl_swarm_dir``)."""
     spec = getattr(rt, "spec", None)
     checkout = Path(spec.cwd) if spec is not None else Path(getattr(rt, "checkout", None) or rt.settings.rl_swarm_dir)
+    placement = getattr(rt, "placement", None)
+    if getattr(placement, "log_root", None) is not None:
+        checkout = Path(placement.log_root)  # E4-E6 sharing a checkout: ROOT moved this node's logs there
+    elif getattr(placement, "shares_checkout", ()):
+        checkout = None  # several nodes write the same log files there: follow only this node's own output
     return ProgressService(rt.bus, rt.clock, rt.node, checkout, spec.generation if spec is not None else None,
                            history=lambda: getattr(getattr(rt, "watcher", None), "history", None))

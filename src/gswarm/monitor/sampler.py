@@ -21,18 +21,24 @@ log = logging.getLogger(__name__)
 
 
 class Sampler:
-    """Synchronous sampler: ``Sampler(checkout, state_dir, gpu=None).sample(pid) -> dict``."""
+    """Synchronous sampler: ``Sampler(checkout, state_dir, gpu=None, gpus=None).sample(pid) -> dict``.
 
-    def __init__(self, checkout: Path | None = None, state_dir: Path | None = None, gpu: GpuSampler | None = None) -> None:
+    ``gpus``: the NVML indices of the node's own GPUs (one node per GPU on a host, issue #15); only those
+    are reported. None = every GPU."""
+
+    def __init__(self, checkout: Path | None = None, state_dir: Path | None = None, gpu: GpuSampler | None = None,
+                 gpus: tuple[int, ...] | None = None) -> None:
         self.tree = TreeSampler()
         self.host = HostSampler(checkout, state_dir)
         self.gpu = gpu if gpu is not None else GpuSampler()
+        self.gpus = gpus
 
     def sample(self, pid: int | None) -> dict[str, Any]:
         """Tree + host + GPU figures in one dict (units: percent, bytes, counts, °C, W)."""
         data = self.tree.sample(pid)
         data.update(self.host.sample())
-        data["gpu"] = self.gpu.sample(data.get("pids") or ())
+        gpu = self.gpu.sample(data.get("pids") or ())
+        data["gpu"] = gpu if self.gpus is None else [g for g in gpu if g.get("index") in self.gpus]
         return data
 
 
@@ -77,6 +83,7 @@ def create_service(rt: Any) -> SamplerService:
     """Factory for the runtime: pid from ``rt.snapshot()``, period ``settings.sample_interval`` (s)."""
     spec = getattr(rt, "spec", None)
     checkout = Path(spec.cwd) if spec is not None else Path(getattr(rt, "checkout", None) or rt.settings.rl_swarm_dir)
-    sampler = Sampler(checkout, Path(rt.state_dir))
+    placement = getattr(rt, "placement", None)  # one node of several: only its own GPUs
+    sampler = Sampler(checkout, Path(rt.state_dir), gpus=getattr(placement, "gpus", None))
     return SamplerService(rt.bus, rt.clock, rt.node, lambda: rt.snapshot().get("pid"), sampler,
                           interval=rt.settings.sample_interval)

@@ -131,7 +131,7 @@ class Channel:
         notify_type = {Severity.CRITICAL: apprise.NotifyType.FAILURE, Severity.ERROR: apprise.NotifyType.FAILURE,
                        Severity.WARNING: apprise.NotifyType.WARNING}.get(severity, apprise.NotifyType.INFO)
         try:
-            result = self._apprise.notify(body=body, title=title, notify_type=notify_type,
+            result = self._apprise.notify(body=body or title, title=title, notify_type=notify_type,  # never an empty body
                                           body_format=apprise.NotifyFormat.TEXT,
                                           attach=str(attach) if attach else None)
         except Exception as exc:  # Apprise plugins may raise on odd input

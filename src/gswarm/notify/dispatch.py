@@ -83,6 +83,7 @@ class Dispatcher:
             q = self._queues[ch.name]
             if q.full():
                 q.get_nowait()
+                q.task_done()  # the dropped message counts as finished (drain() joins the queue)
                 self._status[ch.name].dropped += 1
             q.put_nowait(msg)
             n += 1
@@ -127,6 +128,21 @@ class Dispatcher:
                 raise
             except Exception:  # never let one bad message stop the channel
                 log.exception("notification worker for %s failed", ch.redacted)
+            finally:
+                q.task_done()
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until every queued message was delivered or given up (retries included), at most ``timeout``
+        seconds of real time. True when all queues are empty and idle; False at the deadline (what is left
+        is abandoned by :meth:`aclose`). Needs the workers (:meth:`start`)."""
+        if not self._tasks:
+            return all(q.empty() for q in self._queues.values())
+        joins = [asyncio.ensure_future(q.join()) for q in self._queues.values()]
+        _, pending = await asyncio.wait(joins, timeout=max(0.0, timeout))
+        for fut in pending:
+            fut.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return not pending
 
     def status(self) -> dict[str, Any]:
         """``{name: {url (redacted), tags, sent, failures, consecutive_failures, dropped, queued, last_ok,

@@ -120,10 +120,10 @@ class Rules:
         return True
 
     def lifecycle(self, node: str, ts: float, started: bool) -> Message:
-        """Supervisor started / stopped message (info)."""
+        """Supervisor started / stopped message (info). Always with a body: Apprise refuses an empty one
+        ("No message body"; issue #13 case 6)."""
         kind = Kind.STARTED if started else Kind.STOPPED
         what = "started supervising" if started else "stopped supervising"
-        # a body is required: Apprise refuses an empty one ("No message body or attachment was specified")
         body = f"GSwarm {what} node {node}." + ("" if started else " The node is no longer watched or restarted.")
         return Message(kind.value, Severity.INFO, f"[{node}] GSwarm {what}", body, node, ts)
 

@@ -52,17 +52,8 @@ def period_seconds(spec: str | None) -> float:
 def parse_duration(text: str, option: str = "duration") -> float:
     """``"90s"``, ``"30m"``, ``"2h"``, ``"7d"``, ``"1w"``, ``"1h30m"`` or plain seconds → seconds (float > 0).
 
-    Raises ConfigError naming ``option`` for anything else.
+    The one duration grammar of GSwarm (:mod:`gswarm.config.durations`). Raises ConfigError naming ``option``.
     """
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    t = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", t):
-        total = float(t)
-    else:
-        parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhdw])", t)
-        if not parts or re.sub(r"\s+", "", "".join(n + u for n, u in parts)) != re.sub(r"\s+", "", t):
-            raise ConfigError(f"{option}: {text!r} is not a duration; use e.g. 30m, 2h, 24h, 7d")
-        total = sum(float(n) * units[u] for n, u in parts)
-    if total <= 0:
-        raise ConfigError(f"{option}: {text!r} must be longer than zero")
-    return total
+    from gswarm.config.durations import parse_duration as parse
+
+    return parse(text, option)

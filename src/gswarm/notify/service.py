@@ -6,9 +6,12 @@ a slow notifier can never block ``publish``), translates events with
 :class:`~gswarm.notify.noise.NoiseFilter` and hands them to the
 :class:`~gswarm.notify.dispatch.Dispatcher` (its own workers, threads and
 deadlines). A ticker on the injected clock releases messages deferred by quiet
-hours and sends the digest when due. ``run`` never raises out.
+hours and sends the digest when due. ``run`` never raises out. At shutdown the runtime calls
+:meth:`NotifyService.drain` before it cancels ``run``, so queued alerts (a give-up) reach the channels
+within a bounded deadline.
 
-About 190 lines with :func:`create_service`, which maps settings (some not yet in Settings) to parts.
+About 230 lines with :func:`create_service`/:func:`build_parts`, which map settings to parts, the shutdown
+drain and the live reconfiguration: one service's whole life in one place.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class NotifyService:
         self.queue = bus.queue(queue_size, WATCHED)
         self.handled = 0
         self.last_digest: Any = None
+        self._said_stopped = False
+        self.digest_nodes: tuple[str, ...] = (node,)  # a host with several nodes: one digest per node
 
     def _maintenance(self, now: float) -> float | None:
         return maintenance.active_until(self.state_dir, now)
@@ -92,26 +97,31 @@ class NotifyService:
             await self.send_digest(now - schedule.period_seconds(self.digest_spec), now)
 
     async def send_digest(self, since: float, until: float) -> int:
-        """Build the digest of ``[since, until]`` off the loop and queue it; returns deliveries queued."""
-        try:
-            self.last_digest = await asyncio.to_thread(self._build_digest, since, until)
-        except Exception:
-            log.exception("notify: building the digest failed")
-            return 0
-        return self.dispatcher.submit(self.last_digest.message())
+        """Build the digest of ``[since, until]`` for each of :attr:`digest_nodes` off the loop and queue it;
+        returns deliveries queued."""
+        queued = 0
+        for node in self.digest_nodes:
+            try:
+                self.last_digest = await asyncio.to_thread(self._build_digest, since, until, node)
+            except Exception:
+                log.exception("notify: building the digest of %s failed", node)
+                continue
+            queued += self.dispatcher.submit(self.last_digest.message())
+        return queued
 
-    def _build_digest(self, since: float, until: float) -> Any:
+    def _build_digest(self, since: float, until: float, node: str | None = None) -> Any:
         from gswarm.logs.store import StoreReader
         from gswarm.notify.digest import build_digest
 
+        node = node or self.node
         folder = self.state_dir / "digests"
-        png = folder / f"digest-{self.node}-{int(until)}.png"
+        png = folder / f"digest-{node}-{int(until)}.png"
         reader = StoreReader(self.db_path)
         try:
-            digest = build_digest(reader, self.node, since, until, png, self.tz)
+            digest = build_digest(reader, node, since, until, png, self.tz)
         finally:
             reader.close()
-        for old in sorted(folder.glob(f"digest-{self.node}-*.png"))[:-14]:
+        for old in sorted(folder.glob(f"digest-{node}-*.png"))[:-14]:
             old.unlink(missing_ok=True)
         return digest
 
@@ -125,9 +135,27 @@ class NotifyService:
                 self.handle(await self.queue.get())
         finally:
             ticker.cancel()
-            with contextlib.suppress(BaseException):
-                await self._say_stopped()
+            if not self._said_stopped:  # cancelled without drain(): a short last word
+                with contextlib.suppress(BaseException):
+                    await self._say_stopped()
             await self.dispatcher.aclose()
+
+    async def drain(self, timeout: float = 10.0) -> bool:
+        """Shutdown, before the runtime cancels :meth:`run`: handle every event still queued (the give-up a
+        FATAL node just published), queue "stopped supervising", then wait for the channels to deliver all
+        of it, at most ``timeout`` seconds (real time; a hanging channel costs at most that). Returns True
+        when everything was delivered or given up in time. Never raises (issue #13 case 6)."""
+        try:
+            for _ in range(3):  # let run() finish an event it already took from the queue
+                await asyncio.sleep(0)
+            while not self.queue.empty():
+                self.handle(self.queue.get_nowait())
+            self._said_stopped = True
+            self.offer(self.rules.lifecycle(self.node, self.clock.time(), started=False))
+            return await self.dispatcher.drain(timeout)
+        except Exception:
+            log.exception("notify: draining the queue at shutdown failed")
+            return False
 
     async def _ticker(self) -> None:
         while True:
@@ -207,6 +235,9 @@ def create_service(rt: Any) -> NotifyService | None:
         return None
     svc = NotifyService(rt.bus, rt.clock, state_dir, rt.node, channels, noise=noise, rules=rules,
                         dispatcher=dispatcher, digest=_opt(s, "notify_digest", "daily 08:00"))
+    runtimes = getattr(rt, "runtimes", None)
+    if isinstance(runtimes, dict) and len(runtimes) > 1:  # a gswarm.host.Host: name every node it runs
+        svc.node, svc.digest_nodes = ", ".join(runtimes), tuple(runtimes)
     for p in problems:  # after the service subscribed, so the remaining channels carry it
         rt.bus.publish(ev.Notice(rt.node, rt.clock.time(), "notify_config", ev.Severity.WARNING,
                                  "a notification channel is misconfigured and was skipped", p))

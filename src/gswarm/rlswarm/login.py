@@ -260,8 +260,12 @@ async def prepare_node(settings: Any, checkout: Path | None = None, *, state_dir
                        console: Any = None, install: bool = True, modal_port: int = MODAL_PORT, ollama_port: int = 11434,
                        env: Mapping[str, str] | None = None, login_timeout: float = LOGIN_TIMEOUT,
                        activation_timeout: float = ACTIVATION_TIMEOUT, poll: float = POLL, lock_dir: Path | None = None,
-                       open_browser: Callable[[str], Any] = webbrowser.open) -> PreparedNode:
+                       open_browser: Callable[[str], Any] = webbrowser.open, login: bool = True) -> PreparedNode:
     """Take a checkout from bare to ready-to-start (direct mode) or prepare script mode.
+
+    ``login=False``: no modal-login server and no login for this checkout — another checkout of the same
+    account on this host already runs them (one login server per account, issue #15; the node reaches it
+    on the hard-coded port and gets ORG_ID from the caller).
 
     Direct mode: venv + requirements (:func:`gswarm.rlswarm.setup.ensure_environment`), the
     modal-login sidecar and login (testnet generations), identity guard + lock, ollama (E6).
@@ -285,7 +289,7 @@ async def prepare_node(settings: Any, checkout: Path | None = None, *, state_dir
                                           python=settings.python, console=console, cpu_only=settings.cpu_only)
             node.python = res.python
         testnet = gen in TESTNET_GENERATIONS and (settings.testnet or gen not in ("E1", "E2"))  # E1/E2 --no-testnet
-        if mode == "direct" and testnet:
+        if mode == "direct" and testnet and login:
             node.modal = ModalLogin(checkout, state_dir, gen, port=modal_port, swarm=settings.swarm,
                                     contract=settings.contract_address, env=env, clock=clock)
             await node.modal.start()

@@ -235,7 +235,7 @@ class ModalLogin:
         self.checkout, self.generation, self.port = Path(checkout).resolve(), generation, port
         self.dir = self.checkout / "modal-login"
         self.env = {**(env if env is not None else os.environ), "PORT": str(port)}
-        stand_ins = self.checkout / ".gswarm-emulator" / "bin"  # an emulated checkout's yarn/node (gswarm emulate init)
+        stand_ins = self.checkout / ".gswarm-emulator" / "tools"  # an emulated checkout's yarn/node (gswarm emulate init)
         if stand_ins.is_dir():
             self.env["PATH"] = str(stand_ins) + os.pathsep + self.env.get("PATH", "")
         self.lines = env_lines(generation, swarm, contract)

@@ -72,6 +72,10 @@ class LoginWait:
         """Seconds spent waiting, the current wait included."""
         return self._sum + (self._mono() - self._t0 if self.waiting else 0.0)
 
+    def current(self) -> float | None:
+        """Seconds of the wait going on now, or None."""
+        return self._mono() - self._t0 if self.waiting else None
+
     def line(self, text: str) -> bool | None:
         if LOGIN_WAIT in text:
             return None if (self.cwd / USER_DATA).is_file() else self.set(True)  # printed before the check

@@ -12,23 +12,49 @@ line, ``~`` a ``\\r`` redraw, ``?`` a partial line flushed after idle (a prompt)
 a note written by GSwarm itself. ANSI escapes are removed (the text is for humans
 and grep). The file is opened unbuffered: each batch is one ``write`` syscall, so
 nothing is lost when GSwarm is killed.
+
+A write that fails (disk full, EIO) never raises out of :meth:`CaptureFile.write_batch` /
+:meth:`CaptureFile.note`: the file is cut back to its size before that write (no torn record), closed
+(the next write reopens it), the lines are counted in ``lost`` and the failure goes to the ``alarm``
+(:class:`gswarm.diskfull.DiskAlarm`; issue #13 case 2: ``note()`` raising ENOSPC out of the watcher
+ended ``gswarm run``).
+
+About 190 lines: the write path and its failure handling (cut back, reopen, report) are kept together.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from gswarm.supervisor.stream import CONTINUED, PARTIAL, REDRAW, Batch
 
 _MARKS = {0: ">", REDRAW: "~", PARTIAL: "?", CONTINUED: "+"}
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+"""Errors of the disk, not of the configuration: reported and retried instead of raised at construction."""
+log = logging.getLogger(__name__)
 
 
 def capture_path(state_dir: Path, node: str) -> Path:
-    """``<state_dir>/logs/<node>/output.log`` (folders created, mode 0700)."""
+    """``<state_dir>/logs/<node>/output.log`` (folders created, mode 0700).
+
+    Raises ConfigError for a ``node`` that is not a safe name (``config.settings.node_name_problem``), so
+    no name can place the file outside the state dir (settings check it first; this is the last guard).
+    """
+    from gswarm.config.settings import check_node_name
+
+    check_node_name(node, "node_name")
     folder = Path(state_dir) / "logs" / node
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        # a full disk: CaptureFile reports it and creates the folder at its first write that can
     return folder / "output.log"
 
 
@@ -54,17 +80,29 @@ class CaptureFile:
 
     ``max_bytes``: rotate when the file reaches this size (bytes, checked per
     batch, so a file may exceed it by one batch); ``backups``: rotated files kept
-    (0 = truncate instead). Raises OSError when the folder is not writable.
+    (0 = truncate instead); ``alarm``: where write failures go (``failed``/``ok``,
+    see :mod:`gswarm.diskfull`; None = logged only). Raises OSError when the file
+    cannot be opened for a reason of configuration (e.g. the folder is not writable);
+    a full or failing disk (:data:`DISK_ERRNOS`) is reported and the open retried at
+    the next write; a later failure to write is reported, never raised; ``lost``
+    counts the lines it dropped.
     """
 
-    def __init__(self, path: Path, max_bytes: int = 50 * 1024 * 1024, backups: int = 10) -> None:
+    def __init__(self, path: Path, max_bytes: int = 50 * 1024 * 1024, backups: int = 10, alarm: Any = None) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.backups = backups
+        self.alarm = alarm
+        self.lost = 0
         self._ts = _TsCache()
         self._fd = -1
         self._size = 0
-        self._open()
+        try:
+            self._open()
+        except OSError as exc:
+            if exc.errno not in DISK_ERRNOS:
+                raise
+            self._report(exc)
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,26 +110,63 @@ class CaptureFile:
         self._size = os.fstat(self._fd).st_size
 
     def write_batch(self, batch: Batch, ts: float, pid: int) -> None:
-        """Append every line of ``batch`` read at ``ts`` (Unix seconds) from ``pid``."""
+        """Append every line of ``batch`` read at ``ts`` (Unix seconds) from ``pid``. Never raises OSError."""
         texts = batch.texts
         if not texts:
             return
         head = f"{self._ts.format(ts)} {pid} "
         flags = batch.flags
-        if flags is None or not any(flags):
-            if batch.data is not None:  # the chunk's own bytes: no join/encode per line (the hot path)
-                start = (head + "> ").encode()
-                self._write_parts((start, batch.data.replace(b"\n", b"\n" + start), b"\n"))
-                return
-            sep = "\n" + head + "> "
-            data = (head + "> " + sep.join(texts) + "\n").encode("utf-8", "replace")
-        else:
-            data = "".join(f"{head}{_MARKS.get(f, '>')} {t}\n" for t, f in zip(texts, flags)).encode("utf-8", "replace")
-        self._write(data)
+        try:
+            if flags is None or not any(flags):
+                if batch.data is not None:  # the chunk's own bytes: no join/encode per line (the hot path)
+                    start = (head + "> ").encode()
+                    self._write_parts((start, batch.data.replace(b"\n", b"\n" + start), b"\n"))
+                else:
+                    sep = "\n" + head + "> "
+                    self._write((head + "> " + sep.join(texts) + "\n").encode("utf-8", "replace"))
+            else:
+                self._write("".join(f"{head}{_MARKS.get(f, '>')} {t}\n" for t, f in zip(texts, flags))
+                            .encode("utf-8", "replace"))
+        except OSError as exc:
+            self._failed(exc, len(texts))
+            return
+        if self.alarm is not None and self.alarm.active:
+            self.alarm.ok()
 
     def note(self, text: str, ts: float, pid: int = 0) -> None:
-        """Write a line of GSwarm's own (start, exit, restart) marked ``#``."""
-        self._write(f"{self._ts.format(ts)} {pid} # {text}\n".encode("utf-8", "replace"))
+        """Write a line of GSwarm's own (start, exit, restart) marked ``#`` (a newline in ``text``, e.g. of
+        an argv with ``-c`` code, is written as ``\\n``: one record, one line). Never raises OSError."""
+        if "\n" in text:
+            text = text.replace("\n", "\\n")
+        try:
+            self._write(f"{self._ts.format(ts)} {pid} # {text}\n".encode("utf-8", "replace"))
+        except OSError as exc:
+            self._failed(exc, 1)
+            return
+        if self.alarm is not None and self.alarm.active:
+            self.alarm.ok()
+
+    def _failed(self, exc: OSError, lines: int) -> None:
+        """A write failed: cut the file back to its last complete record, close it (reopened by the next
+        write), count the lines and tell the alarm."""
+        self.lost += lines
+        if self._fd >= 0:
+            try:
+                os.ftruncate(self._fd, self._size)  # drop a partly written record (a short write before ENOSPC)
+            except OSError:
+                pass
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = -1
+        self._report(exc)
+
+    def _report(self, exc: OSError) -> None:
+        if self.alarm is not None:
+            self.alarm.failed("capture file", exc, self.path)
+        else:
+            log.warning("cannot write %s: %s", self.path, exc)
 
     def _write(self, data: bytes) -> None:
         if self._fd < 0:

@@ -104,7 +104,10 @@ def _flock(path: Path, checkout: Path) -> int:
             f"stop it first (or use a different --rl-swarm-dir)"
         ) from None
     os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    try:
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+    except OSError:  # disk full (issue #13 case 2): the flock is what counts; the pid is only shown by status
+        pass
     return fd
 
 
@@ -122,7 +125,10 @@ def _flock_node(path: Path, state_dir: Path, node: str, checkout: Path) -> int:
             f"or give this run another --state-dir or --node-name"
         ) from None
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n{checkout}".encode(), 0)
+    try:
+        os.pwrite(fd, f"{os.getpid()}\n{checkout}".encode(), 0)
+    except OSError:  # disk full (issue #13 case 2): the flock is what counts; the text only names the holder
+        pass
     return fd
 
 
@@ -209,13 +215,19 @@ class CheckoutLock:
         rec = PidRecord(str(self.checkout), os.getpid(), node_pid, pgid, started, time.time(),
                         own.marker if own else "", self.node, own.since if own else 0.0, own.kind if own else "")
         data = json.dumps(asdict(rec))
-        atomic_write(self.record_path, data)
+        failed: OSError | None = None
+        try:
+            atomic_write(self.record_path, data)
+        except OSError as exc:  # e.g. the state dir's disk is full: still write the host-wide copy, then raise
+            failed = exc
         if self.host_record_path is not None:
             try:
                 atomic_write(self.host_record_path, data)
             except OSError as exc:
                 log.warning("cannot write the host-wide node record %s (%s): a run with another --state-dir "
                             "will not find this node if gswarm is killed", self.host_record_path, exc.strerror or exc)
+        if failed is not None:
+            raise failed
         return rec
 
     def read_record(self) -> PidRecord | None:

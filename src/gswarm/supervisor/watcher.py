@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gswarm import maintenance
+from gswarm.clock import SteadyWall
+from gswarm.diskfull import alarm_for
 from gswarm.errors import GSwarmError, NodeFatal
 from gswarm.events import (Category, EventBus, Incident, Notice, NodeState as S, ProcessExited, ProcessStarted,
                            RecoveryAction, Recovery, RestartScheduled, Severity)
@@ -51,11 +53,13 @@ POLICY_SOURCES = ("health:", "policy:")
 
 @dataclass
 class RunInfo:
-    """What the snapshot shows about the current/last run (wall seconds)."""
+    """What the snapshot shows about the current/last run (wall seconds; ``started_mono`` is the
+    monotonic reading at the start, for the uptime)."""
 
     pid: int = 0
     pgid: int = 0
     started_at: float | None = None
+    started_mono: float | None = None
     restarts: int = 0
     run_id: int = 0
     last_exit: dict[str, Any] | None = None
@@ -63,7 +67,6 @@ class RunInfo:
     fatal_reason: str | None = None
     degraded: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
-    login_wait_since: float | None = None  # wall s: script mode waits for a browser login since then
 
 
 class Watcher:
@@ -95,15 +98,18 @@ class Watcher:
         self.lock, self.console, self.reinstall, self.prestart = lock, console, reinstall, prestart
         self.poststart, self.update_settings, self.step_up_check = poststart, update_settings, step_up_check
         self.sm = StateMachine(node, bus, clock.time)
+        self.steady = SteadyWall(clock)  # the policy's "now": windows that a wall-clock step cannot stretch
         self.history = policy.History()
         self.info = RunInfo()
         self.spec: LaunchSpec | None = None
         self.proc: Any = None
         self.capture: CaptureFile | None = None
+        self.disk = alarm_for(bus, clock, node)  # write failures (capture, pid record, backups): one alert
         if capture:
             from gswarm.supervisor.capture import capture_path
 
-            self.capture = CaptureFile(capture_path(self.state_dir, node), settings.log_max_bytes, settings.log_backups)
+            self.capture = CaptureFile(capture_path(self.state_dir, node), settings.log_max_bytes, settings.log_backups,
+                                       alarm=self.disk)
         self._shutdown = False
         self._login_alerted = False
 
@@ -143,10 +149,7 @@ class Watcher:
         """One start → exit → decision cycle; returns "start", "idle", "exit" or "fatal"."""
         self.sm.move(S.STARTING, "start")
         try:
-            if self.prestart is not None:
-                res = self.prestart()
-                if inspect.isawaitable(res):
-                    await res
+            await self._prestart()
             self.spec = self.spec_factory()
             proc = await self._spawn(self.spec)
         except GSwarmError as exc:
@@ -174,7 +177,6 @@ class Watcher:
         WAITING_LOGIN is not RUNNING and its time is not uptime; one "needs you" Notice per wait until a
         trainer starts again."""
         if waiting and self.sm.state in (S.RUNNING, S.DEGRADED, S.STARTING):
-            self.info.login_wait_since = ts
             self.sm.move(S.WAITING_LOGIN, "run_rl_swarm.sh waits for the modal-login browser login")
             if not self._login_alerted:
                 self._login_alerted = True
@@ -183,10 +185,9 @@ class Watcher:
                              "3000:localhost:3000 this-host, then the same URL on yours) and log in; or stop and run "
                              "`gswarm login` once. GSwarm backs the login up and restores it before every start.")
         elif not waiting and self.sm.state == S.WAITING_LOGIN:
-            waited = ts - (self.info.login_wait_since or ts)
-            self.info.login_wait_since = None
+            waited = getattr(self.proc, "login_waited", 0.0)  # monotonic s, this run
             if self.proc is not None and self.info.started_at is not None:
-                self.info.started_at = self.proc.started_at + getattr(self.proc, "login_waited", 0.0)
+                self.info.started_at = self.proc.started_at + waited  # wall, for display: when training could start
             self.sm.move(S.RUNNING, f"login done after {waited:.0f} s")
 
     def _on_trainer(self, pid: int) -> None:
@@ -196,6 +197,32 @@ class Watcher:
         self._login_alerted = False
         drop_login_preamble(self.classifier.tail)
         self._poststart()
+
+    async def _prestart(self) -> None:
+        """Run the ``prestart`` hook; a write failure there (restoring login files or backing up
+        swarm.pem on a full disk) goes to the disk alarm and the start goes on: the node's own
+        exit, if any, is classified as usual."""
+        if self.prestart is None:
+            return
+        try:
+            res = self.prestart()
+            if inspect.isawaitable(res):
+                await res
+        except OSError as exc:
+            self.disk.failed("login/identity files", exc, node=self.node)
+
+    def _pid_record(self, pid: int | None = None, pgid: int = 0, ownership: Any = None) -> None:
+        """Write (``pid`` given) or clear the checkout lock's pid record; a write failure goes to the disk
+        alarm (the record only helps a later run find leftovers; supervision does not need it)."""
+        if self.lock is None:
+            return
+        try:
+            if pid is None:
+                self.lock.clear_record()
+            else:
+                self.lock.write_record(pid, pgid, ownership)
+        except OSError as exc:
+            self.disk.failed("pid record", exc, node=self.node)
 
     async def _spawn(self, spec: LaunchSpec) -> Any:
         self.classifier = ExitClassifier(spec.generation)
@@ -220,9 +247,9 @@ class Watcher:
         self.proc = proc
         self.info.run_id += 1
         self.info.pid, self.info.pgid, self.info.started_at = proc.pid, proc.pgid, proc.started_at
+        self.info.started_mono = self.clock.monotonic()
         self.info.next_restart_at = None
-        if self.lock is not None:
-            self.lock.write_record(proc.pid, proc.pgid, getattr(proc, "ownership", None))
+        self._pid_record(proc.pid, proc.pgid, getattr(proc, "ownership", None))
         if self.capture is not None:
             self.capture.note(f"gswarm: started {' '.join(spec.argv)} (generation {spec.generation}, {spec.mode} mode)", proc.started_at, proc.pid)
         self.bus.publish(ProcessStarted(self.node, proc.started_at, proc.pid, proc.pgid, tuple(spec.argv),
@@ -274,9 +301,9 @@ class Watcher:
 
     def _maybe_step_up(self, proc: Any) -> Any:
         """After a long stable run, undo one OOM-ladder step: returns a restart Command or None."""
-        uptime = self.clock.time() - proc.started_at
+        uptime = self.uptime()
         gen = self.spec.generation if self.spec else ""
-        d = policy.maybe_step_up(self.history, uptime, self.clock.time(), gen,
+        d = policy.maybe_step_up(self.history, uptime, self.steady(), gen,
                                  after=getattr(self.settings, "oom_step_up_after", policy.STEP_UP_AFTER))
         if d is None:
             return None
@@ -301,10 +328,22 @@ class Watcher:
             self.sm.move(S.RUNNING, why)
 
     # ------------------------------------------------------------------ after an exit
+    def uptime(self) -> float:
+        """Seconds since the current/last run started, on the monotonic clock, without the script's
+        browser-login wait (0.0 before any start)."""
+        if self.info.started_mono is None:
+            return 0.0
+        waited = getattr(self.proc, "login_waited", 0.0)  # script mode: a browser-login wait is no uptime
+        return max(0.0, self.clock.monotonic() - self.info.started_mono - waited)
+
+    def login_wait(self) -> float | None:
+        """Seconds (monotonic) of the current browser-login wait while WAITING_LOGIN, else None."""
+        login = getattr(self.proc, "login", None)
+        return login.current() if login is not None and self.sm.state == S.WAITING_LOGIN else None
+
     async def _after_exit(self, proc: Any, status: ExitStatus, cmd: Any) -> str:
-        now = self.clock.time()
-        uptime = max(0.0, now - proc.started_at - getattr(proc, "login_waited", 0.0))  # a login wait is no uptime
-        self.info.login_wait_since = None
+        now = self.clock.time()  # wall: records and messages only
+        uptime = self.uptime()  # monotonic, without the script's login wait
         stalled = cmd is not None and cmd.kind == "stalled"
         # a restart asked by health (live incident, policy.decide_live) is immediate; the health
         # service counts it in its own crash-loop budget and sends "stop" when that is spent
@@ -315,8 +354,7 @@ class Watcher:
         self.bus.publish(exited)
         if self.capture is not None:
             self.capture.note(f"gswarm: node {exited.words} after {uptime:.1f} s", now, proc.pid)
-        if self.lock is not None:
-            self.lock.clear_record()
+        self._pid_record()
         if requested and cmd.kind == "stop" and cmd.source.startswith(POLICY_SOURCES):
             reason = f"stopped by {cmd.source} (see the incident above)"
             self.sm.move(S.STOPPED, f"stopped by {cmd.source}")  # health/policy stop-and-alert: gswarm run gives up
@@ -342,7 +380,7 @@ class Watcher:
         if getattr(cls, "category", Category.NONE) != Category.NONE:
             self.bus.publish(Incident(self.node, now, cls.category, cls.recovery, cls.severity, cls.rule_id,
                                       tuple(cls.evidence), cls.advice))
-        decision = policy.decide(exit_info, cls, self.history, self.settings, now=now, rand=self.rng.random())
+        decision = policy.decide(exit_info, cls, self.history, self.settings, now=self.steady(), rand=self.rng.random())
         return await self._act(decision, cls)
 
     async def _act(self, d: policy.Decision, cls: Any) -> str:

@@ -63,8 +63,29 @@ async function refreshStatus() {
     sel.hidden = names.length < 2;
   }
   sel.value = S.node;
+  renderOverview(st.nodes);
   renderMaintenance(st.maintenance);
   renderNode(st.nodes.find((n) => n.node === S.node), st.source === "live");
+}
+
+/* ---------- overview: one card per node (shown when the host runs several) ---------- */
+function renderOverview(nodes) {
+  const box = $("node-cards");
+  $("overview").hidden = nodes.length < 2;
+  if (nodes.length < 2) { box.replaceChildren(); return; }
+  box.replaceChildren(...nodes.map((n) => {
+    const card = el("button", "node-tile" + (n.node === S.node ? " selected" : ""));
+    card.type = "button"; card.dataset.node = n.node; card.title = "show " + n.node + " below";
+    const p = n.progress || {}, s = n.sample || {}, gpus = (s.gpu || []).map((g) => g.index).join(",");
+    card.append(el("strong", "tile-name", n.node), el("span", "state " + (n.state || ""), n.state || "unknown"));
+    const facts = el("span", "muted tile-facts");
+    facts.textContent = `up ${fmt.dur(n.uptime)} · restarts ${fmt.val(n.restarts)} · round ${fmt.val(p.round)}` +
+      (p.stage != null ? "/" + p.stage : "") + (gpus ? " · GPU " + gpus : "") +
+      (n.last_incident ? " · last " + n.last_incident.category : "");
+    card.append(facts);
+    card.addEventListener("click", () => { S.node = n.node; all(); $("node-card").scrollIntoView({ block: "start" }); });
+    return card;
+  }));
 }
 
 function renderMaintenance(m) {
