@@ -51,11 +51,13 @@ def test_smallest_model_in_use_skips_the_model_rung(gen: str, model: str) -> Non
     assert [st["kind"] for st in h.extra["oom"]["steps"]] == ["alloc"]  # no wasted "same model" rung
 
 
-def test_ram_oom_on_smallest_e6_model_stops_at_once() -> None:
+def test_ram_oom_on_smallest_e6_model_restarts_after_backoff() -> None:
+    """Issue #12: one SIGKILL at the smallest model is no reason to give up (it can be an operator or a cgroup)."""
     d = decide(crash("E6"), RAM, using("Qwen/Qwen2.5-Coder-0.5B-Instruct"), Settings(), T0)
-    assert (d.action, d.env) == ("stop", {})
+    assert (d.action, d.env, d.alert) == ("restart", {}, True)
     assert d.reason == ("system_oom_killed: out of memory with Qwen/Qwen2.5-Coder-0.5B-Instruct (the node's "
-                        "'Using Model:' line), already the smallest model GSwarm can choose for E6")
+                        "'Using Model:' line), already the smallest model GSwarm can choose for E6; restart after "
+                        "backoff (repeated kills end in FATAL)")
 
 
 def test_random_pick_steps_from_the_model_in_use_and_back() -> None:
@@ -82,7 +84,9 @@ def test_model_in_use_outranks_the_ladders_own_guess() -> None:
     assert first.detail == ("restart with the smaller model Gensyn/Qwen2.5-0.5B-Instruct "
                             "(MODEL_NAME; was the default pick, not named in the output)")
     h.extra["model_in_use"] = "Gensyn/Qwen2.5-0.5B-Instruct"  # the next run confirms it
-    assert decide(crash("E4"), RAM, h, s, T0 + 20).action == "stop"
+    d = decide(crash("E4"), RAM, h, s, T0 + 20)  # no rung left: a plain restart (issue #12), no "same model" rung
+    assert (d.action, d.env) == ("restart", {"MODEL_NAME": "Gensyn/Qwen2.5-0.5B-Instruct"})
+    assert [st["kind"] for st in h.extra["oom"]["steps"]] == ["model"]
 
 
 def test_long_uptime_at_the_bottom_names_the_model() -> None:
@@ -98,10 +102,12 @@ def test_e0_e2_ignore_a_reported_model() -> None:
     h2 = using("Gensyn/Qwen2.5-0.5B-Instruct")  # E2 has no such line; a stray value must not matter
     ds = [decide(crash("E2"), RAM, h2, s7, T0 + i) for i in range(3)]
     assert [d.model_size for d in ds[:2]] == ["1.5", "0.5"] and all("MODEL_NAME" not in d.env for d in ds)
-    assert (ds[2].action, ds[2].reason) == ("stop", "system_oom_killed: out of memory at 0.5B parameters, "
-                                                    "the smallest E2 setting")
+    assert (ds[2].action, ds[2].reason) == ("restart", "system_oom_killed: out of memory at 0.5B parameters, "
+                                                       "the smallest E2 setting; restart after backoff (repeated kills "
+                                                       "end in FATAL)")
     d1 = decide(crash("E1"), RAM, using("x/y"), Settings(), T0)
-    assert (d1.action, d1.reason) == ("stop", "system_oom_killed: out of memory at the smallest setting GSwarm can choose")
+    assert (d1.action, d1.reason) == ("restart", "system_oom_killed: out of memory at the smallest setting GSwarm can "
+                                                 "choose; restart after backoff (repeated kills end in FATAL)")
 
 
 def test_model_line_parser_per_generation() -> None:

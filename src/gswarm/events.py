@@ -24,6 +24,7 @@ class NodeState(str, enum.Enum):
     RUNNING = "RUNNING"
     STALLED = "STALLED"
     DEGRADED = "DEGRADED"
+    WAITING_LOGIN = "WAITING_LOGIN"  # script mode: run_rl_swarm.sh waits for a browser login GSwarm cannot supply
     BACKOFF = "BACKOFF"
     STOPPING = "STOPPING"
     FATAL = "FATAL"

@@ -92,7 +92,7 @@ class Runtime:
         self.prepared: Any = None
         self.setup_console: Any = None  # a rich Console for setup/login progress and countdowns
         self.on_first_spec: Callable[[LaunchSpec], Any] | None = None
-        self.poststart: Callable[[], Any] | None = None
+        self.poststart: Callable[[], Any] | None = None if prestart else self._keep_login_files
         self.watcher: Any = None
         self.services: list[Any] = []
         self.placement: Any = None  # gswarm.placement.Placement when the host runs several nodes
@@ -104,28 +104,31 @@ class Runtime:
         return build_launch_spec(self.settings, self.checkout)
 
     def _keep_login_files(self) -> None:
-        """Before each start: back up a valid login, restore files the script deleted (§2.2).
+        """Before each start and once a trainer runs (without ``--auto-setup`` preparation): repair, restore
+        and back up the login files and swarm.pem (``identity.keep_login``, ``identity.guard_identity``; §2.2).
 
-        Uses ``gswarm.rlswarm.identity`` when present; any problem is logged, never fatal
-        (a checkout without login, e.g. E0, simply has nothing to keep).
+        Never fatal: a failing write goes to the disk alarm, a different swarm.pem is a Notice (a checkout
+        without login, e.g. E0, has nothing to keep).
         """
+        from gswarm.rlswarm import identity
+
         try:
-            from gswarm.rlswarm import identity
-        except ImportError:
-            return
-        restored = []
-        try:
-            restored = identity.restore_login_files(self.checkout, self.state_dir)
-            identity.backup_login_files(self.checkout, self.state_dir)
+            notes = identity.keep_login(self.checkout, self.state_dir)
+            if self.placement is None:  # one node: its swarm.pem too (nodes sharing a checkout: the host's placement)
+                st = identity.guard_identity(self.checkout, self.state_dir, self.settings.identity_path)
+                if st.action in ("restored", "backed_up"):
+                    notes.append(f"swarm.pem {st.action.replace('_', ' ')} ({st.backup})")
         except OSError as exc:  # disk full / failing: one alert for every writer (gswarm.diskfull)
             from gswarm.diskfull import alarm_for
 
             alarm_for(self.bus, self.clock, self.node).failed("login file backup", exc, self.state_dir / "backups")
-        except Exception as exc:  # LoginError (not logged in yet)
-            log.debug("login files not backed up: %s", exc)
-        if restored:
-            self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.NONE,
-                                            f"restored {', '.join(restored)} from the backup before the start"))
+            return
+        except Exception as exc:  # IdentityError (a different swarm.pem)
+            self.bus.publish(Notice(self.node, self.clock.time(), "identity", Severity.WARNING,
+                                    "login/identity files not kept", str(exc)))
+            return
+        for note in notes:
+            self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.NONE, note))
 
     async def _default_reinstall(self, target: str = "python") -> None:
         """Reinstall the node's dependencies (in a thread: pip and yarn block).
@@ -252,8 +255,8 @@ class Runtime:
         spec = self.spec
         state = w.sm.state.value if w else "STOPPED"
         info = w.info if w else None
-        live = state in ("STARTING", "RUNNING", "DEGRADED", "STALLED", "STOPPING")
-        started = info.started_at if info and live else None
+        live = state in ("STARTING", "RUNNING", "DEGRADED", "STALLED", "STOPPING", "WAITING_LOGIN")
+        started = info.started_at if info and live and state != "WAITING_LOGIN" else None  # a login wait is no uptime
         return {
             "node": self.node,
             "state": state,
@@ -268,6 +271,7 @@ class Runtime:
             "next_restart_at": info.next_restart_at if info else None,
             "fatal_reason": info.fatal_reason if info else None,
             "degraded": bool(info.degraded) if info else False,
+            "waiting_login_for": w.login_wait() if w else None,  # s, monotonic
             "idle": self._idle() if live else None,
         }
 

@@ -12,20 +12,27 @@ from rich.console import Console
 from rich.markup import escape
 
 from gswarm.cli._common import ConfigFile, JsonOut, RlSwarmDir, StateDir, settings_from
+from gswarm.rlswarm import _parity
 from gswarm.rlswarm.generations import detect
 from gswarm.rlswarm.launch import build_launch_spec
 from gswarm.rlswarm.options import inapplicable
 
 
 def plan_json(settings) -> dict:
-    """The plan as JSON-ready data: LaunchSpec.to_json() plus ``facts`` (script probes) and ``warnings``
-    (options that mean nothing for the generation; also in ``notes``). Secrets masked."""
+    """The plan as JSON-ready data: LaunchSpec.to_json() plus ``facts`` (script probes), ``warnings``
+    (options that mean nothing for the generation; also in ``notes``), ``launcher_env`` (every variable the
+    real run_rl_swarm.sh exports → the value GSwarm sets in direct mode; script mode: the script sets them)
+    and ``env_exceptions`` (``[{"name", "why"}]``: GSwarm's written differences). Secrets masked."""
     checkout = Path(settings.rl_swarm_dir).resolve()
     det = detect(checkout)
     spec = build_launch_spec(settings, checkout, detection=det, require_login=False)
     data = spec.to_json()
     data["facts"] = list(det.facts)
     data["warnings"] = inapplicable(settings, det.generation)
+    shown = spec.masked_env()
+    data["launcher_env"] = _parity.launcher_env(det.generation, shown) if spec.mode == "direct" else {
+        n: "(set by run_rl_swarm.sh)" for n in _parity.LAUNCHER_ENV.get(det.generation, ())}
+    data["env_exceptions"] = _parity.env_exceptions(det.generation, spec.mode, shown, settings.hf_token is not None)
     return data
 
 
@@ -43,6 +50,8 @@ def _print(data: dict) -> None:
         out.print(f"  prompt {p['name']}: /{p['pattern']}/ -> {p['answer']!r}", markup=False)
     if data.get("watch_pattern"):
         out.print(f"  watch /{data['watch_pattern']}/", markup=False)
+    for exc in data.get("env_exceptions", []):
+        out.print(f"  env exception {exc['name']}: {exc['why']}", markup=False)
     for note in data["notes"]:
         out.print(f"[yellow]note:[/] {note}")
 

@@ -32,7 +32,6 @@ export PUB_MULTI_ADDRS
 export PEER_MULTI_ADDRS
 export HOST_MULTI_ADDRS
 export IDENTITY_PATH
-export CPU_ONLY
 PUB_MULTI_ADDRS=${PUB_MULTI_ADDRS:-""}
 PEER_MULTI_ADDRS=${PEER_MULTI_ADDRS:-"/ip4/38.101.215.13/tcp/30002/p2p/QmQ2gEXoPJg6iMBSUFWGzAabS2VhnzuS782Y637hGjfsRJ"}
 HOST_MULTI_ADDRS=${HOST_MULTI_ADDRS:-"/ip4/0.0.0.0/tcp/38331"}
@@ -94,12 +93,11 @@ while true; do
     echo -en $RESET_TEXT
     yn=${yn:-Y}
     case $yn in
-        [Yy]*) CONNECT_TO_TESTNET=True && break ;;
-        [Nn]*) CONNECT_TO_TESTNET=False && break ;;
+        [Yy]*) CONNECT_TO_TESTNET=@TRUE@ && break ;;
+        [Nn]*) CONNECT_TO_TESTNET=@FALSE@ && break ;;
         *) echo ">>> Please answer yes or no." ;;
     esac
 done
-export CONNECT_TO_TESTNET
 """
 
 SWARM_PROMPTS = r"""

@@ -17,6 +17,10 @@ Environment:
   GSWARM_EMU_ROUNDS      rounds before a normal end with exit 0 (default: endless)
   GSWARM_EMU_START_ROUND first round of a fresh checkout (default 1000)
   GSWARM_EMU_MODAL_URL   testnet generations POST ``/api/register-peer`` there (optional)
+
+Every start appends one JSON line to ``.gswarm-emulator/starts.jsonl`` (:meth:`Node.record_start`): the
+run number, argv, the environment the trainer got (values of names that look secret masked as ``***``)
+and whether the modal-login files were in place — so tests can see what each trainer start received.
 """
 
 from __future__ import annotations
@@ -158,6 +162,17 @@ class Node:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump({"runs": self.run_no, "round": self.round}, fh)
         os.replace(tmp, self.state_path)
+
+    def record_start(self) -> None:
+        """Append this start to ``.gswarm-emulator/starts.jsonl`` (see the module docstring)."""
+        secret = ("TOKEN", "SECRET", "PASSWORD", "KEY")
+        env = {k: ("***" if any(w in k.upper() for w in secret) and v not in ("", "None") else v)
+               for k, v in sorted(self.env.items())}
+        temp = os.path.join(self.root, "modal-login", "temp-data")
+        rec = {"run": self.run_no, "argv": self.argv, "env": env,
+               "login": all(os.path.isfile(os.path.join(temp, n)) for n in ("userData.json", "userApiKey.json"))}
+        with open(os.path.join(self.root, EMU_DIR, "starts.jsonl"), "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec) + "\n")
 
     def _open_log(self) -> None:
         logs = os.path.join(self.env.get("ROOT") or os.getcwd(), "logs")
@@ -456,6 +471,7 @@ def _genrl_round(n: Node, r: int) -> None:
 def run(n: Node) -> int:
     """The node's life: identity, p2pd child, start-up lines, then rounds until a fault or the round budget."""
     signal.signal(signal.SIGTERM, n.on_sigterm)
+    n.record_start()
     n.check_config()
     n._open_log()
     n.identity()

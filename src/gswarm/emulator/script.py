@@ -101,13 +101,14 @@ def _hivemind_script(gen: str) -> str:
                      '--public_maddr "$PUB_MULTI_ADDRS" --initial_peer "$PEER_MULTI_ADDRS" '
                      '--host_maddr "$HOST_MULTI_ADDRS" --config "$CONFIG_PATH"\n')
         return "".join(parts)
-    parts += ['ORG_ID=""\nexport ORG_ID\nexport HF_HUB_DOWNLOAD_TIMEOUT=120\n', P.TRAPS]
+    parts += ['export CONNECT_TO_TESTNET\nexport ORG_ID\nexport HF_HUB_DOWNLOAD_TIMEOUT=120\nORG_ID=${ORG_ID:-""}\n', P.TRAPS]
     if gen == "E2":
         parts += [P.ERR_TRAP, _E2_CONTRACTS]
-    parts += [P.BANNER, P.TESTNET_PROMPT]
+    true_word = "true" if gen == "E2" else "True"  # v0.4.x writes lowercase, v0.2.0-v0.3.2 capitalised
+    parts += [P.BANNER, P.TESTNET_PROMPT.replace("@TRUE@", true_word).replace("@FALSE@", true_word.replace("rue", "alse"))]
     if gen == "E2":
         parts += [P.SWARM_PROMPTS, 'mkdir -p "$ROOT/logs"\n']
-    parts.append('if [ "$CONNECT_TO_TESTNET" = "True" ]; then\n' + _login(gen) + "fi\n")
+    parts.append(f'if [ "$CONNECT_TO_TESTNET" = "{true_word}" ]; then\n' + _login(gen) + "fi\n")
     parts.append('echo_green ">> Getting requirements..."\n# GSwarm emulator: no pip install\n')
     if gen == "E2":
         cfg = _E2_PRE + _HIVEMIND_CONFIG.replace("@GPU_CFG@", _E2_GPU_CFG).replace("@GPU_GAME@", "$GPU_GAME")

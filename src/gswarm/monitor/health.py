@@ -153,6 +153,11 @@ class HealthService:
             self._stream = self._new_stream(e.generation)
         elif isinstance(e, ev.ProcessExited):
             self.tracker.on_exit(self.steady.of(e.ts))
+        elif isinstance(e, ev.StateChanged) and ev.NodeState.WAITING_LOGIN in (e.old, e.new):
+            if e.new == ev.NodeState.WAITING_LOGIN:  # waiting for a browser login is not a stall
+                self.tracker.on_exit(self.steady.of(e.ts))
+            elif e.new == ev.NodeState.RUNNING:  # the stall clock starts when the login is done
+                self.tracker.on_start(self.steady.of(e.ts))
 
     def idle(self) -> float | None:
         """Seconds without a round/stage advance in the current run (since its start when none yet), on the

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # domain packages do not import each other at run time
     from gswarm.logs.store import StoreReader
 
 DAY = 86400.0
-_LIVE = ("STARTING", "RUNNING", "STALLED", "DEGRADED", "STOPPING")
+_LIVE = ("STARTING", "RUNNING", "STALLED", "DEGRADED", "STOPPING", "WAITING_LOGIN")
 
 
 def supervisors(state_dir: Path) -> list[dict[str, Any]]:
@@ -102,7 +102,8 @@ def status(reader: StoreReader, state_dir: Path, node: str, now: float) -> dict[
         "mode": run["mode"] if run else None,
         "pid": run["pid"] if open_run else None,
         "started_at": run["started_at"] if open_run else None,
-        "uptime": round(max(0.0, now - run["started_at"]), 3) if open_run else None,  # a wall step back: never < 0
+        "uptime": (round(max(0.0, now - run["started_at"]), 3)  # a wall step back: never < 0
+                   if open_run and not (states and states[0]["state"] == "WAITING_LOGIN") else None),  # no login wait
         "restarts_24h": {"total": sum(restarts.values()), "by_cause": restarts},
         "progress": _progress(reader, node, now),
         "resources": _resources(reader, node),

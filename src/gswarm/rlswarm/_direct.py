@@ -2,10 +2,15 @@
 
 E0–E2: ``python -m hivemind_exp.gsm8k.train_single_gpu`` with flags (generations.md
 §3.4, §4.4, §5.4); E3–E6: the Hydra launchers with env (§6.4, §7.4, §8.4, §9.4, §12).
+The environment carries every variable the real script exports (``_parity.LAUNCHER_ENV``, checked
+against the tags in ``_parity.SOURCE``): E0–E2 the multiaddrs and IDENTITY_PATH, E1 ``CONNECT_TO_TESTNET``
+``True``/``False`` and E2 ``true``/``false``, E1/E2 ORG_ID (empty off the testnet), E3–E6
+GENSYN_RESET_CONFIG, E5 PRG_CONTRACT; differences are listed by ``_parity.env_exceptions``.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +56,15 @@ def hivemind_argv(settings: Any, checkout: Path, gen: str, gpu: bool, env: dict[
             notes.append("Hugging Face token passed by env only (HF_TOKEN); E1/E2 push models only with --hf_token "
                          "on argv, so models are not pushed (keeps the token out of `ps`)")
     argv += ["--identity_path", identity]
+    env.update({"PUB_MULTI_ADDRS": _eras.PUB_MULTI_ADDRS, "PEER_MULTI_ADDRS": _eras.PEER_MULTI_ADDRS,
+                "HOST_MULTI_ADDRS": _eras.HOST_MULTI_ADDRS, "IDENTITY_PATH": identity})
+    if gen != "E0":  # E1 v0.3.2 answers True/False, E2 v0.4.x true/false (run_rl_swarm.sh testnet prompt)
+        word = "true" if settings.testnet else "false"
+        env["CONNECT_TO_TESTNET"] = word if gen == "E2" else word.capitalize()
+        env["ORG_ID"] = ""
     if gen != "E0" and settings.testnet:
-        argv += ["--modal_org_id", _org_id(settings, checkout, gen, lenient)]
-        env["CONNECT_TO_TESTNET"] = "True"
+        env["ORG_ID"] = _org_id(settings, checkout, gen, lenient)
+        argv += ["--modal_org_id", env["ORG_ID"]]
         if gen == "E2":
             argv += ["--contract_address", settings.contract_address or _eras.swarm_contract(gen, settings.swarm)]
     else:
@@ -86,6 +97,7 @@ def genrl_argv(settings: Any, checkout: Path, gen: str, env: dict[str, str], not
         "HUGGINGFACE_ACCESS_TOKEN": token or "None",
         "HF_HUB_DOWNLOAD_TIMEOUT": "120",
         "CONNECT_TO_TESTNET": "true",
+        "GENSYN_RESET_CONFIG": os.environ.get("GENSYN_RESET_CONFIG", ""),  # script: ${GENSYN_RESET_CONFIG:-""}
     })
     if settings.model_name:
         env["MODEL_NAME"] = settings.model_name
@@ -96,6 +108,7 @@ def genrl_argv(settings: Any, checkout: Path, gen: str, env: dict[str, str], not
                      "(its swarm_launcher chooses from its configured list); set --model-name to keep one")
     if gen == "E5":
         env["PRG_GAME"] = "true" if settings.prg_game else "false"
+        env["PRG_CONTRACT"] = _eras.E5_PRG_CONTRACT
     if gen == "E6" and not (Path(checkout) / ".gswarm-emulator").is_dir():  # the emulated node needs none
         notes.append("E6 needs an ollama server (OLLAMA_HOST, default http://localhost:11434)")
     return argv

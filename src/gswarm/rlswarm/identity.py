@@ -115,6 +115,36 @@ def restore_login_files(checkout: Path, state_dir: Path) -> list[str]:
     return restored
 
 
+def keep_login(checkout: Path, state_dir: Path) -> list[str]:
+    """Repair, restore and back up the login files; returns what was done as sentences (may be empty).
+
+    Called before every start of the script or the node and whenever a login is seen (the trainer of a
+    script run started), in every mode: (1) a ``userData.json`` that is corrupt (not a JSON object with
+    the ORG_ID as first key) while the backup is valid is replaced, with ``userApiKey.json``, by the
+    backup; (2) missing files are restored; (3) a valid, activated login is copied into the backup (0600)
+    when it differs from it. Never raises LoginError (an unusable login is simply not backed up);
+    OSError propagates.
+    """
+    temp, bdir = temp_data(checkout), backup_dir(state_dir, checkout)
+    user, notes = temp / "userData.json", []
+    if user.exists() and backed_up_org_id(checkout, state_dir):
+        try:
+            read_org_id(user)
+        except LoginError as exc:
+            for name in LOGIN_FILES:
+                atomic_write(temp / name, (bdir / name).read_bytes(), mode=0o600)
+            notes.append(f"restored the login files from the backup: {str(exc).split(';')[0]}")
+    notes += [f"restored {name} from backup" for name in restore_login_files(checkout, state_dir)]
+    before = [(bdir / n).read_bytes() if (bdir / n).is_file() else None for n in LOGIN_FILES]
+    try:
+        backup_login_files(checkout, state_dir)
+    except LoginError:
+        return notes
+    if before != [(bdir / n).read_bytes() for n in LOGIN_FILES]:
+        notes.append(f"login files backed up to {bdir} (0600)")
+    return notes
+
+
 def backed_up_org_id(checkout: Path, state_dir: Path) -> str | None:
     """ORG_ID of the backed-up login when it is complete and activated, else None."""
     src = backup_dir(state_dir, checkout)

@@ -1,5 +1,10 @@
 """Build the :class:`~gswarm.supervisor.spec.LaunchSpec` for a checkout: direct or script mode.
 
+Script mode hands the script only what it needs: the inherited environment loses every ``GSWARM_*``
+variable and ``MODEL_NAME`` (:func:`gswarm.supervisor.scriptmode.node_environ`); ``HF_TOKEN`` is set
+for E1–E4, whose script reads it; E5/E6 get the token as the answer to their Hugging Face prompt. The
+``GSWARM_EMU_*`` knobs of GSwarm's own environment are passed on to an *emulated* checkout only.
+
 Direct mode (default) starts the generation's Python entry point itself with the
 argv and environment ``run_rl_swarm.sh`` would have used (generations.md §12 and
 each era's "Launch" item); script mode (``settings.via_script``, and always for
@@ -97,8 +102,10 @@ def _script(settings: Any, checkout: Path, det: Detection, notes: list[str]) -> 
         env["IDENTITY_PATH"] = str(settings.identity_path)
     if settings.cpu_only:
         env["CPU_ONLY"] = "1"
-    if hf_token(settings):
-        env["HF_TOKEN"] = hf_token(settings)  # E1-E4 then skip the HF prompt; E5/E6 ask anyway (§8.3)
+    if (checkout / ".gswarm-emulator").is_dir():  # an emulated checkout: its knobs are meant for the node
+        env.update({k: v for k, v in os.environ.items() if k.startswith("GSWARM_EMU_")})
+    if hf_token(settings) and det.generation in ("E1", "E2", "E3", "E4", UNKNOWN):
+        env["HF_TOKEN"] = hf_token(settings)  # E1-E4 then skip the HF prompt; E5/E6 ignore it and ask (§8.3)
         secret.add("HF_TOKEN")
         if det.generation in ("E1", "E2", UNKNOWN):
             notes.append("script mode: the E1/E2 script passes the Hugging Face token on the trainer's argv "

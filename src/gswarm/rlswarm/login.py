@@ -146,7 +146,7 @@ async def ensure_login(checkout: Path, state_dir: Path, *, port: int = MODAL_POR
     Needs the modal-login server on ``port``. Returns ORG_ID. Raises LoginError.
     """
     clock = clock or SystemClock()
-    restored = identity.restore_login_files(checkout, state_dir)
+    restored = identity.keep_login(checkout, state_dir)  # a corrupt userData.json is replaced from the backup
     user_data = identity.temp_data(checkout) / "userData.json"
     if user_data.exists():
         org = identity.read_org_id(user_data)
@@ -154,7 +154,7 @@ async def ensure_login(checkout: Path, state_dir: Path, *, port: int = MODAL_POR
             await wait_for_activation(org, port=port, clock=clock, timeout=activation_timeout, poll=poll, console=console)
             identity.backup_login_files(checkout, state_dir)
             if console and restored:
-                console.print(f"login restored from backup ({', '.join(restored)}); ORG_ID {org}")
+                console.print(f"login restored from backup ({'; '.join(restored)}); ORG_ID {org}")
             return org
     display = has_display(env)
     if console:
@@ -203,7 +203,7 @@ class PreparedNode:
 
         Returns human-readable notes of what was done. Raises IdentityError/LoginError/SetupError.
         """
-        done = [f"restored {n} from backup" for n in identity.restore_login_files(self.checkout, self.state_dir)]
+        done = identity.keep_login(self.checkout, self.state_dir)
         st = identity.guard_identity(self.checkout, self.state_dir, self.identity_pem)
         if st.action in ("restored", "backed_up"):
             done.append(f"swarm.pem {st.action} ({st.backup})")
@@ -229,9 +229,13 @@ class PreparedNode:
         return done
 
     def after_start(self) -> str | None:
-        """Back up swarm.pem the first time the node created it; returns a note or None."""
+        """Once the trainer runs: back up swarm.pem the first time the node created it and the login files
+        (a login done in the script's browser flow, §2.4); returns a note or None."""
+        notes = identity.keep_login(self.checkout, self.state_dir)
         st = identity.guard_identity(self.checkout, self.state_dir, self.identity_pem)
-        return f"swarm.pem backed up to {st.backup}" if st.action == "backed_up" else None
+        if st.action == "backed_up":
+            notes.append(f"swarm.pem backed up to {st.backup}")
+        return "; ".join(notes) or None
 
     def settings_update(self) -> dict[str, Any]:
         """Fields to apply to Settings before ``build_launch_spec`` (``python``, ``org_id``)."""
@@ -265,8 +269,8 @@ async def prepare_node(settings: Any, checkout: Path | None = None, *, state_dir
 
     Direct mode: venv + requirements (:func:`gswarm.rlswarm.setup.ensure_environment`), the
     modal-login sidecar and login (testnet generations), identity guard + lock, ollama (E6).
-    Script mode: only identity guard + lock and login-file restore (the script runs its own
-    yarn and installs). Raises SetupError (5), LoginError/IdentityError (4), CheckoutError (2).
+    Script mode: only identity guard + lock and the login files kept (restored, repaired, backed up:
+    :meth:`PreparedNode.before_start`; the script runs its own yarn and installs). Raises SetupError (5), LoginError/IdentityError (4), CheckoutError (2).
     """
     from gswarm.rlswarm.generations import TESTNET_GENERATIONS
     from gswarm.rlswarm.setup import ensure_environment
@@ -292,8 +296,6 @@ async def prepare_node(settings: Any, checkout: Path | None = None, *, state_dir
             node.org_id = await ensure_login(checkout, state_dir, port=modal_port, clock=clock, console=console,
                                              login_timeout=login_timeout, activation_timeout=activation_timeout,
                                              poll=poll, env=env, open_browser=open_browser)
-        elif mode == "script":
-            identity.restore_login_files(checkout, state_dir)
         node.notes += await node.before_start()
     except BaseException:
         await node.close()

@@ -16,7 +16,9 @@ Recovery by cause (failures area, issue #4; categories and recoveries from share
 * ``reinstall_deps`` — once per target (python deps / modal-login), then stop and alert.
 * ``reduce_model`` — the out-of-memory ladder in ``_policy_oom.py``; :func:`maybe_step_up` climbs back after
   ``STEP_UP_AFTER`` seconds of stable uptime.
-* A SIGKILL (signal 9 / status 137) with no decisive output → ``system_oom_killed``; exit 0 with nothing
+* A SIGKILL (signal 9 / status 137) with no decisive output → ``system_oom_killed``: a smaller model while the
+  ladder has one, else a plain restart with backoff (one kill can be an operator or a cgroup limit; the crash-loop
+  budget ends repeated kills in FATAL, issue #12); exit 0 with nothing
   classified → ``clean_exit`` (restart if ``settings.restart_on_clean_exit``).
 Live incidents (the node keeps running) go through :func:`decide_live`. Units: seconds; ``now`` is epoch-like but
 taken from :class:`gswarm.clock.SteadyWall` by the watcher and the health service, so a wall-clock step never
@@ -40,6 +42,10 @@ STEP_UP_AFTER = 6 * 3600.0  # s of stable uptime before the OOM ladder climbs on
 NON_FAILURE = frozenset({Category.NONE, Category.BENIGN_DEPENDENCY_WARNING, Category.ROUND_SKIP_BENIGN,
                          Category.HANG_NO_PROGRESS, Category.CLEAN_EXIT})
 SIGKILL_STATUS = (137, -9)
+SIGKILL_ADVICE = ("The node was killed by SIGKILL without a traceback: most likely the kernel's out-of-memory killer "
+                  "(check `journalctl -k | grep -i 'out of memory'`), but also an operator, a container or cgroup memory "
+                  "limit. GSwarm restarts it after a backoff, with a smaller model while one is left (E2 parameter count, "
+                  "E3-E6 model), and gives up (FATAL) only when the crash-loop budget is spent. Add RAM or swap.")
 # categories restarted once, then stopped with the evidence when they recur before a healthy uptime (history key):
 # a native abort or a CUDA/PyTorch internal assert can be a one-off, a second one in a row is not (issue #17)
 ONCE_THEN_STOP = {Category.IDENTITY_TAKEN: "identity_taken", Category.WRAPPER_ONLY_ERROR: "wrapper_only",
@@ -123,9 +129,7 @@ def effective(exit_info: ExitInfo, cls: Classification) -> Classification:
         return cls
     if exit_info.signal == 9 or exit_info.exit_code in SIGKILL_STATUS:
         return Classification(Category.SYSTEM_OOM_KILLED, Recovery.REDUCE_MODEL, Severity.ERROR, "exit.sigkill",
-                              cls.evidence, "The node was killed by SIGKILL without a traceback: most likely the "
-                              "kernel's out-of-memory killer (check `journalctl -k | grep -i 'out of memory'`). "
-                              "GSwarm restarts it with a smaller model; add RAM or swap.")
+                              cls.evidence, SIGKILL_ADVICE)
     if cls.category == Category.WRAPPER_ONLY_ERROR:
         return cls
     if exit_info.exit_code == 0:
@@ -232,8 +236,13 @@ def _reduce(cls: Classification, exit_info: ExitInfo, history: History, settings
     in_use = oom.model_in_use(history.extra, gen)  # "Using Model:" of the failed run (E3-E6), set by monitor/progress
     step = oom.step_down(st, oom.DEVICE.get(cls.category, "ram"), gen, now, in_use)
     if step is None:
+        short = exit_info.uptime < settings.healthy_uptime
+        if cls.category == Category.SYSTEM_OOM_KILLED and short:  # one SIGKILL can be anything: the budget decides
+            return _restart(cls, history, settings, now, rand, gen, alert=not history.failures,
+                            reason=f"{cls.category.value}: {oom.exhausted(st, gen, in_use)}; "
+                                   "restart after backoff (repeated kills end in FATAL)")
         known = gen in oom.MODEL_POOLS or gen in ("E0", "E1", "E2")
-        if known and exit_info.uptime < settings.healthy_uptime:
+        if known and short:
             return _stop(cls, oom.exhausted(st, gen, in_use))
         if not known:  # no model pool to step down in: restart (alert once), the crash-loop budget still applies
             return _restart(cls, history, settings, now, rand, gen, alert=not history.failures,

@@ -5,7 +5,7 @@ sequence share the same few pieces of state; split further they would leak it.
 
 * Spawn: ``subprocess.Popen(argv, start_new_session=True)`` (no shell), stdout and
   stderr merged into one pipe (or one pty when ``spec.use_pty``), stdin a pipe
-  (or the pty) for prompt answers, env = ``os.environ`` + ``spec.env`` + extras.
+  (or the pty) for prompt answers, env = ``os.environ`` (or ``base_env``) + ``spec.env`` + extras.
 * Read: ``loop.add_reader`` on the output fd (no thread per child), 1 MiB reads;
   after a read of ≥ 4 KiB the reader pauses 5 ms so a fast stream arrives in
   large batches (per-batch costs — loop wakeup, capture write — amortised over
@@ -92,10 +92,11 @@ class NodeProcess:
     def __init__(self, spec: LaunchSpec, node: str, bus: EventBus, time_fn: Callable[[], float],
                  capture: CaptureFile | None = None, on_batch: BatchCallback | None = None,
                  extra_env: Mapping[str, str] | None = None, prompt_idle: float = 0.3,
-                 publish_lines: bool = True) -> None:
+                 publish_lines: bool = True, base_env: Mapping[str, str] | None = None) -> None:
         self.spec, self.node, self.bus, self._time = spec, node, bus, time_fn
         self.capture, self.on_batch = capture, on_batch
         self.extra_env = dict(extra_env or {})
+        self.base_env = base_env  # the inherited environment (None = os.environ at start)
         self.prompt_idle = prompt_idle
         self.publish_lines = publish_lines
         self.splitter = LineSplitter()
@@ -122,7 +123,8 @@ class NodeProcess:
     async def start(self) -> None:
         """Spawn the node; registers readers on the running loop."""
         self._loop = asyncio.get_running_loop()
-        env = {**os.environ, **self.spec.env, **self.extra_env, MARKER_VAR: self.marker}
+        env = {**(os.environ if self.base_env is None else self.base_env), **self.spec.env, **self.extra_env,
+               MARKER_VAR: self.marker}
         if self.spec.use_pty:
             master, slave = pty.openpty()
             attrs = termios.tcgetattr(slave)

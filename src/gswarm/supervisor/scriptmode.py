@@ -15,6 +15,20 @@ SIGKILL, "Terminated", "Segmentation fault", "Aborted"); (3) the script's
 reaction within ``infer_grace`` s: it stays alive (the ``wait`` trap-door) → exit
 0; it ends → a failure (exit code 1, or the script's own code for E0, which has
 no trap and ends with Python's status, §3). Then the script's group is stopped.
+
+Login wait (E1–E6, §2.4; :class:`~gswarm.supervisor._scriptenv.LoginWait`): the script prints its wait line
+*before* it looks for the file, so the line alone means nothing; GSwarm counts it as a login wait only when
+``modal-login/temp-data/userData.json`` is missing then, or when the activation poll fails. The wait ends
+at "API key is activated!" or when the trainer appears;
+``on_login_wait(waiting, ts)`` reports both edges and :attr:`ScriptRun.login_waited` sums the wait
+(monotonic seconds) so it is not counted as uptime. ``on_trainer(pid)`` fires once when the Python child
+is found (the login is complete then: the moment to back it up).
+
+Environment: the node inherits GSwarm's environment *without* any ``GSWARM_*`` variable (GSwarm's own
+settings, e.g. ``GSWARM_HF_TOKEN``) and without ``MODEL_NAME`` (the script's ``read -p … MODEL_NAME``
+overwrites an inherited value and keeps its export flag, so an empty answer would export an empty
+``MODEL_NAME``, §2.3). A ``MODEL_NAME`` in ``extra_env`` (the OOM ladder's model) becomes the answer to
+the model prompt instead, so it reaches the trainer the way an operator's answer would.
 """
 
 from __future__ import annotations
@@ -23,13 +37,15 @@ import asyncio
 import logging
 import os
 import re
-from typing import Any
+import time
+from typing import Any, Callable
 
 import psutil
 
 from gswarm.supervisor._procgroup import proc_info, zombie_exit_status
 from gswarm.supervisor.process import ExitStatus, NodeProcess
 from gswarm.events import Notice, Severity
+from gswarm.supervisor._scriptenv import LOGIN_DONE, LoginWait, node_environ, with_model
 from gswarm.supervisor.spec import MASK, LaunchSpec
 from gswarm.supervisor.stream import Batch
 
@@ -40,7 +56,6 @@ log = logging.getLogger(__name__)
 # sits in its final `wait`; the health service's stall detection then restarts the node.
 FAST_SCAN_SECONDS = 120.0
 FAST_SCAN_POLL = 0.05
-LOGIN_WAIT = "Waiting for modal userData.json to be created"  # run_rl_swarm.sh E1-E6, printed once (generations.md §2.4)
 BASH_JOB_RE = re.compile(r"line \d+:\s+(\d+)\s+(Killed|Terminated|Segmentation fault|Aborted|Bus error|Hangup|Quit)")
 _JOB_SIGNALS = {"Killed": 9, "Terminated": 15, "Segmentation fault": 11, "Aborted": 6, "Bus error": 7, "Hangup": 1, "Quit": 3}
 
@@ -51,20 +66,26 @@ class ScriptRun:
     ``poll`` seconds between scans for the Python child; ``stop_timeout`` grace
     (s) when ending the script's group after Python exited; ``infer_grace`` (s)
     to watch the script's reaction; ``read_zombie(pid)`` reads a zombie's raw
-    wait status (injectable so tests can take the inference path).
+    wait status (injectable so tests can take the inference path). ``on_login_wait``/``on_trainer``:
+    see the module docstring (without ``on_login_wait`` a login wait publishes one Notice itself);
+    ``monotonic`` measures the login wait (seconds).
     """
 
     def __init__(self, spec: LaunchSpec, node: str, bus: Any, time_fn: Any, *, capture: Any = None,
                  on_batch: Any = None, extra_env: Any = None, prompt_idle: float = 0.3,
                  stop_timeout: float = 10.0, poll: float = 0.25, infer_grace: float = 2.0,
-                 read_zombie: Any = zombie_exit_status) -> None:
+                 read_zombie: Any = zombie_exit_status, on_login_wait: Callable[[bool, float], Any] | None = None,
+                 on_trainer: Callable[[int], Any] | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
         pty_spec = spec if spec.use_pty else LaunchSpec(**{**spec.__dict__, "use_pty": True})
+        prompts, extra = with_model(spec, extra_env)
         self.spec, self.capture, self._outer = spec, capture, on_batch
         self._bus, self._node = bus, node
         self.proc = NodeProcess(pty_spec, node, bus, time_fn, capture=capture, on_batch=self._on_batch,
-                                extra_env=extra_env, prompt_idle=prompt_idle)
+                                extra_env=extra, prompt_idle=prompt_idle, base_env=node_environ())
         self._time = time_fn
-        self.prompts = [(re.compile(p.pattern), p) for p in spec.prompts]
+        self.prompts = [(re.compile(p.pattern), p) for p in prompts]
+        self.on_login_wait, self.on_trainer = on_login_wait, on_trainer
+        self.login = LoginWait(spec.cwd, monotonic)
         self.watch_re = re.compile(spec.watch_pattern) if spec.watch_pattern else None
         self.stop_timeout, self.poll, self.infer_grace = stop_timeout, poll, infer_grace
         self.py_pid: int | None = None
@@ -96,12 +117,28 @@ class ScriptRun:
                     if rx.search(text):
                         self._answer(prompt, ts)
                         break
-            if not self._login_wait_told and LOGIN_WAIT in text:
-                self._tell_login_wait(ts)
+            if "Waiting for" in text or LOGIN_DONE in text:
+                self._login_edge(self.login.line(text), ts)
             if "line " in text:
                 m = BASH_JOB_RE.search(text)
                 if m:
                     self._job_msgs[int(m.group(1))] = _JOB_SIGNALS[m.group(2)]
+
+    @property
+    def login_waited(self) -> float:
+        """Seconds (monotonic) this run spent waiting for a browser login, the current wait included."""
+        return self.login.waited
+
+    def _login_edge(self, edge: bool | None, ts: float) -> None:
+        if edge is None:
+            return
+        if self.on_login_wait is not None:
+            try:
+                self.on_login_wait(edge, ts)
+            except Exception:  # pragma: no cover - a display hook must not end supervision
+                log.exception("login-wait hook failed")
+        elif edge and not self._login_wait_told:
+            self._tell_login_wait(ts)
 
     def _tell_login_wait(self, ts: float) -> None:
         """The script polls for the browser login (it prints its line once, then waits silently)."""
@@ -137,14 +174,29 @@ class ScriptRun:
             if self.py_pid is None:
                 self._status = await script_wait
             else:
+                self._trainer_found()
                 await self._until_gone(self.py_pid, script_wait)
                 self._status = await self._python_status(self.py_pid, script_wait)
+                if self._status != ExitStatus(0, None) and not script_wait.done():
+                    # a failed trainer: the script's EXIT trap is cleaning up (deletes the login files, ends its
+                    # group); a SIGTERM now would cut it short half-way — give it infer_grace s (exit 0: `wait` hangs)
+                    await asyncio.wait({script_wait}, timeout=self.infer_grace)
                 await self.proc.stop(self.stop_timeout)
         except Exception:  # pragma: no cover - never leave wait() hanging
             log.exception("script-mode watcher failed")
             self._status = await self.proc.stop(self.stop_timeout)
         finally:
+            self.login.set(False)  # the script ended while waiting: close the wait (uptime excludes it)
             self._done.set()
+
+    def _trainer_found(self) -> None:
+        """The Python child runs: any login wait is over; tell ``on_trainer``."""
+        self._login_edge(self.login.set(False), self._time())
+        if self.on_trainer is not None and self.py_pid is not None:
+            try:
+                self.on_trainer(self.py_pid)
+            except Exception:  # pragma: no cover - e.g. a backup that failed; supervision goes on
+                log.exception("trainer-start hook failed")
 
     def _find_child(self) -> int | None:
         if self.watch_re is None:

@@ -17,7 +17,8 @@ _ENDED = {S.STOPPING, S.BACKOFF, S.STOPPED, S.FATAL}  # where a live node can go
 TRANSITIONS: dict[NodeState, frozenset[NodeState]] = {
     S.STOPPED: frozenset({S.STARTING}),
     S.STARTING: frozenset({S.RUNNING} | _ENDED),
-    S.RUNNING: frozenset({S.STALLED, S.DEGRADED} | _ENDED),
+    S.RUNNING: frozenset({S.STALLED, S.DEGRADED, S.WAITING_LOGIN} | _ENDED),
+    S.WAITING_LOGIN: frozenset({S.RUNNING, S.STALLED} | _ENDED),
     S.DEGRADED: frozenset({S.RUNNING, S.STALLED} | _ENDED),
     S.STALLED: frozenset({S.RUNNING, S.DEGRADED} | _ENDED),
     S.STOPPING: frozenset({S.STOPPED, S.BACKOFF, S.STARTING, S.FATAL}),
@@ -25,9 +26,10 @@ TRANSITIONS: dict[NodeState, frozenset[NodeState]] = {
     S.FATAL: frozenset({S.STARTING, S.STOPPED}),
 }
 """state → states it may move to. A live node (STARTING/RUNNING/DEGRADED/STALLED) may end
-in STOPPING, BACKOFF, STOPPED or FATAL; STOPPING → STARTING is a requested restart."""
+in STOPPING, BACKOFF, STOPPED or FATAL; STOPPING → STARTING is a requested restart. WAITING_LOGIN (script
+mode: the script waits for a browser login) is live but not RUNNING; it returns to RUNNING when the login is done."""
 
-LIVE = frozenset({S.STARTING, S.RUNNING, S.DEGRADED, S.STALLED})
+LIVE = frozenset({S.STARTING, S.RUNNING, S.DEGRADED, S.STALLED, S.WAITING_LOGIN})
 
 
 class IllegalTransition(GSwarmError):

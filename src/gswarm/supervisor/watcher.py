@@ -39,6 +39,7 @@ from gswarm.supervisor._classify import ExitClassifier
 from gswarm.supervisor._cmdwait import next_command
 from gswarm.supervisor.capture import CaptureFile
 from gswarm.supervisor.lock import CheckoutLock
+from gswarm.supervisor._scriptenv import drop_login_preamble
 from gswarm.supervisor.process import BatchCallback, ExitStatus, NodeProcess
 from gswarm.supervisor.spec import LaunchSpec
 from gswarm.supervisor.state import StateMachine
@@ -110,6 +111,7 @@ class Watcher:
             self.capture = CaptureFile(capture_path(self.state_dir, node), settings.log_max_bytes, settings.log_backups,
                                        alarm=self.disk)
         self._shutdown = False
+        self._login_alerted = False
 
     # ------------------------------------------------------------------ main loop
     async def run(self) -> int:
@@ -153,14 +155,48 @@ class Watcher:
         except GSwarmError as exc:
             return self._fatal(f"cannot start the node: {exc}")
         self.sm.move(S.RUNNING, f"pid {proc.pid}")
+        if self.spec.mode != "script":  # script mode: once the trainer runs (_on_trainer), the login is done then
+            self._poststart()
+        status, cmd = await self._supervise(proc)
+        return await self._after_exit(proc, status, cmd)
+
+    def _poststart(self) -> None:
+        """Run the after-start hook; a note it returns (str) is published as a RecoveryAction."""
         if self.poststart is not None:
             try:
-                self.poststart()
+                note = self.poststart()
+                if isinstance(note, str) and note:
+                    self.bus.publish(RecoveryAction(self.node, self.clock.time(), Recovery.NONE, note))
             except Exception as exc:  # e.g. a swarm.pem that differs from the backup
                 log.warning("after-start hook failed: %s", exc)
                 self._notice("identity", Severity.ERROR, "after-start check failed", str(exc))
-        status, cmd = await self._supervise(proc)
-        return await self._after_exit(proc, status, cmd)
+
+    def _on_login_wait(self, waiting: bool, ts: float) -> None:
+        """Script mode: the script waits for (``waiting``) or got past a browser login (scriptmode docstring).
+
+        WAITING_LOGIN is not RUNNING and its time is not uptime; one "needs you" Notice per wait until a
+        trainer starts again."""
+        if waiting and self.sm.state in (S.RUNNING, S.DEGRADED, S.STARTING):
+            self.sm.move(S.WAITING_LOGIN, "run_rl_swarm.sh waits for the modal-login browser login")
+            if not self._login_alerted:
+                self._login_alerted = True
+                self._notice("needs_you", Severity.WARNING, "the script waits for the modal-login browser login",
+                             "open http://localhost:3000 in a browser on this machine (over SSH: ssh -L "
+                             "3000:localhost:3000 this-host, then the same URL on yours) and log in; or stop and run "
+                             "`gswarm login` once. GSwarm backs the login up and restores it before every start.")
+        elif not waiting and self.sm.state == S.WAITING_LOGIN:
+            waited = getattr(self.proc, "login_waited", 0.0)  # monotonic s, this run
+            if self.proc is not None and self.info.started_at is not None:
+                self.info.started_at = self.proc.started_at + waited  # wall, for display: when training could start
+            self.sm.move(S.RUNNING, f"login done after {waited:.0f} s")
+
+    def _on_trainer(self, pid: int) -> None:
+        """Script mode: the Python trainer runs (the login is complete): run the after-start hook now, and drop
+        the script's login lines from the exit tail — "Waiting for API key to become activated..." is printed on
+        every testnet start and must not classify the trainer's later exit as api_key_pending."""
+        self._login_alerted = False
+        drop_login_preamble(self.classifier.tail)
+        self._poststart()
 
     async def _prestart(self) -> None:
         """Run the ``prestart`` hook; a write failure there (restoring login files or backing up
@@ -202,7 +238,9 @@ class Watcher:
         if spec.use_pty or spec.mode == "script":
             from gswarm.supervisor.scriptmode import ScriptRun
 
-            proc = ScriptRun(spec, self.node, self.bus, self.clock.time, stop_timeout=self.settings.stop_timeout, **kwargs)
+            proc = ScriptRun(spec, self.node, self.bus, self.clock.time, stop_timeout=self.settings.stop_timeout,
+                             on_login_wait=self._on_login_wait, on_trainer=self._on_trainer,
+                             monotonic=self.clock.monotonic, **kwargs)
         else:
             proc = NodeProcess(spec, self.node, self.bus, self.clock.time, **kwargs)
         await proc.start()
@@ -291,14 +329,21 @@ class Watcher:
 
     # ------------------------------------------------------------------ after an exit
     def uptime(self) -> float:
-        """Seconds since the current/last run started, on the monotonic clock (0.0 before any start)."""
+        """Seconds since the current/last run started, on the monotonic clock, without the script's
+        browser-login wait (0.0 before any start)."""
         if self.info.started_mono is None:
             return 0.0
-        return max(0.0, self.clock.monotonic() - self.info.started_mono)
+        waited = getattr(self.proc, "login_waited", 0.0)  # script mode: a browser-login wait is no uptime
+        return max(0.0, self.clock.monotonic() - self.info.started_mono - waited)
+
+    def login_wait(self) -> float | None:
+        """Seconds (monotonic) of the current browser-login wait while WAITING_LOGIN, else None."""
+        login = getattr(self.proc, "login", None)
+        return login.current() if login is not None and self.sm.state == S.WAITING_LOGIN else None
 
     async def _after_exit(self, proc: Any, status: ExitStatus, cmd: Any) -> str:
         now = self.clock.time()  # wall: records and messages only
-        uptime = self.uptime()
+        uptime = self.uptime()  # monotonic, without the script's login wait
         stalled = cmd is not None and cmd.kind == "stalled"
         # a restart asked by health (live incident, policy.decide_live) is immediate; the health
         # service counts it in its own crash-loop budget and sends "stop" when that is spent
