@@ -19,9 +19,8 @@ from gswarm import events as ev
 from gswarm.logs.store import Store
 from tests.test_api_support import NODE, ThreadServer, log_record, write_log
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+from tests.test_web_readonly import CHROMIUM, browser  # noqa: F401 (the module-scoped Chromium fixture)
+
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs the system Chromium (/usr/bin/chromium)")]
 N = NODE  # the node the served settings name
@@ -43,16 +42,6 @@ def _young_run(state_dir: Path, now: float) -> None:
     store.write(sorted(batch, key=lambda e: e.ts))
     store.close()
     write_log(state_dir, [{**log_record(i, f"line {i}", node=N), "ts_unix": now - 60 + i} for i in range(40)])
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 def test_dashboard_details(browser, state_dir: Path) -> None:

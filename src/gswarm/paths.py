@@ -94,3 +94,24 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o600) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def gzip_file(path: Path, level: int = 6) -> Path:
+    """Replace ``path`` by ``path.gz`` (gzip ``level``, 0600): written to ``path.gz.tmp`` and renamed, then
+    ``path`` is removed. On any failure (a full disk) the plain file stays and no half ``.gz`` is left;
+    the OSError is raised. Returns the ``.gz`` path."""
+    import gzip
+    import shutil
+
+    path = Path(path)
+    tmp, done = path.with_name(path.name + ".gz.tmp"), path.with_name(path.name + ".gz")
+    try:
+        with open(path, "rb") as src, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, \
+                gzip.GzipFile(filename=path.name, mode="wb", fileobj=raw, compresslevel=level) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(tmp, done)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    path.unlink()
+    return done

@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import gzip
 import json
 import logging
 import os
 import re
-import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +39,7 @@ from typing import Any
 
 from gswarm import events as ev
 from gswarm.logs._appender import Appender
+from gswarm.paths import gzip_file
 from gswarm.logs._levels import TracebackTracker, chunk_levels, line_level
 
 __all__ = ["IDENTITY_KINDS", "LOG_NAME", "JsonLog", "JsonLogService", "TracebackTracker", "chunk_levels", "create_service", "encoded_of", "iso",
@@ -291,16 +290,7 @@ class JsonLog:
         n = 0
         for p in self.rotated():
             if p.suffix != ".gz":
-                tmp = p.with_name(p.name + ".gz.tmp")
-                try:
-                    with open(p, "rb") as src, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, \
-                            gzip.GzipFile(filename=p.name, mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL) as dst:
-                        shutil.copyfileobj(src, dst)
-                    os.replace(tmp, p.with_name(p.name + ".gz"))
-                except BaseException:  # e.g. disk full: keep the plain file, leave no half .gz behind
-                    tmp.unlink(missing_ok=True)
-                    raise
-                p.unlink()
+                gzip_file(p, GZIP_LEVEL)
                 n += 1
         return n
 

@@ -30,16 +30,15 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import gzip
 import logging
 import os
 import re
-import shutil
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from gswarm.paths import gzip_file
 from gswarm.supervisor.stream import CONTINUED, PARTIAL, REDRAW, Batch
 
 GZIP_LEVEL = 1  # as the JSON log's rotated files (gswarm.logs.jsonlog.GZIP_LEVEL): fast, a flood rotates often
@@ -277,16 +276,7 @@ class CaptureFile:
         n = 0
         for p in rotated_captures(self.path):
             if p.suffix != ".gz":
-                tmp = p.with_name(p.name + ".gz.tmp")
-                try:
-                    with open(p, "rb") as src, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, \
-                            gzip.GzipFile(filename=p.name, mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL) as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
-                    os.replace(tmp, p.with_name(p.name + ".gz"))
-                except BaseException:  # e.g. disk full: keep the plain file, leave no half .gz behind
-                    tmp.unlink(missing_ok=True)
-                    raise
-                p.unlink()
+                gzip_file(p, GZIP_LEVEL)
                 n += 1
         files = rotated_captures(self.path)
         for p in files[: max(0, len(files) - self.backups)]:
