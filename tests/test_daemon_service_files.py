@@ -112,21 +112,22 @@ def test_cli_dry_run_prints_files_and_commands_without_secrets(tmp_path: Path, c
     monkeypatch.setenv("GSWARM_HF_TOKEN", "hf_sekrit")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     sdir = tmp_path / "st"
-    code, out = run_cli(capsys, "service", "install", "--dry-run", "--state-dir", str(sdir), "--rl-swarm-dir", str(tmp_path))
+    code, out = run_cli(capsys, "service", "install", "--dry-run", "--state-dir", str(sdir), "--rl-swarm-dir", str(tmp_path),
+                        "--not-a-checkout")
     assert code == 0
     assert "hf_sekrit" not in out
     assert "# 1 secret(s) from the environment (GSWARM_HF_TOKEN, GSWARM_API_TOKEN); values not shown" in out
     assert f"would run: systemctl --user enable --now gswarm.service" in out
     assert f"ExecStart={PY} -m gswarm run --state-dir {sdir} --config-file {sdir}/gswarm.toml" in out
     assert not (tmp_path / "xdg").exists() and not (sdir / "gswarm.toml").exists()
-    code, out = run_cli(capsys, "service", "install", "--dry-run", "--launchd", "--state-dir", str(sdir))
+    code, out = run_cli(capsys, "service", "install", "--dry-run", "--launchd", "--state-dir", str(sdir), "--not-a-checkout")
     assert code == 0 and "<key>KeepAlive</key>" in out and "would run: launchctl bootstrap" in out
 
 
 def test_cli_status_and_uninstall_through_target_dir(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     sdir, target = tmp_path / "st", tmp_path / "units"
     code, out = run_cli(capsys, "service", "install", "--target-dir", str(target), "--state-dir", str(sdir),
-                        "--rl-swarm-dir", str(tmp_path))
+                        "--rl-swarm-dir", str(tmp_path), "--not-a-checkout")
     assert code == 0, out
     assert f"rl_swarm_dir = '{tmp_path}'" in (sdir / "gswarm.toml").read_text()
     code, out = run_cli(capsys, "service", "status", "--target-dir", str(target))

@@ -89,6 +89,7 @@ def place(base: Settings, host: HostConfig, state_dir: Path, *, detect: Callable
     :func:`gswarm.rlswarm.generations.detect`. Raises ConfigError naming the node (too few GPUs for
     "auto", two nodes on one identity or port, a second account where the generation cannot be told
     another modal-login port) and CheckoutError for a folder that is not a checkout."""
+    configured = detect is None  # the real detection: a bad checkout's error names where rl_swarm_dir came from
     detect = detect or _detect
     nodes = host.nodes
     settings = [node_settings(base, n) for n in nodes]
@@ -98,7 +99,7 @@ def place(base: Settings, host: HostConfig, state_dir: Path, *, detect: Callable
     out: list[Placement] = []
     seen_ident: dict[Path, str] = {}
     for i, (n, s, co) in enumerate(zip(nodes, settings, checkouts)):
-        gen = detect(co)
+        gen = _detect_configured(s, co) if configured else detect(co)
         first_on_checkout = checkouts.index(co) == i
         ident = Path(s.identity_path).expanduser() if s.identity_path else (
             co / "swarm.pem" if first_on_checkout else Path(state_dir) / "nodes" / n.name / "swarm.pem")
@@ -133,6 +134,12 @@ def _check_scripts(out: list[Placement]) -> None:
     if len(scripted) > 1:
         raise ConfigError(f"nodes {', '.join(repr(n) for n in scripted)} all run run_rl_swarm.sh (script mode), and "
                           "each script starts modal-login on port 3000; run them in direct mode (via_script = false)")
+
+
+def _detect_configured(settings: Settings, checkout: Path) -> str:
+    from gswarm.rlswarm.launch import detect_configured
+
+    return detect_configured(settings, checkout).generation
 
 
 def _detect(checkout: Path) -> str:

@@ -16,18 +16,21 @@ import typer
 from gswarm.cli._common import ConfigFile, JsonOut, StateDir, settings_from
 
 NodeArg = typer.Argument(None, help="Node name (default: the node the supervisor runs).")
-WaitOpt = typer.Option(60.0, "--wait", help="Wait up to this many seconds for the node to reach the new state (0 = do not wait).")
+WaitOpt = typer.Option("60", "--wait", help="Wait up to this long for the node to reach the new state: seconds or "
+                       "e.g. 90s, 2m (0 = do not wait; at most 5m).")
 
 
 def _send(verb: str, node: Optional[str], state_dir: Optional[Path], config_file: Optional[Path],
-          wait: float, as_json: bool) -> None:
+          wait_text: str, as_json: bool) -> None:
     import json
 
+    from gswarm.config.durations import parse_duration
     from gswarm.daemon.client import request, running_state_dir
     from gswarm.errors import ConfigError
 
+    wait = parse_duration(wait_text, "option --wait", allow_zero=True)
     if not 0 <= wait <= 300:
-        raise ConfigError(f"option --wait: {wait} is out of range; use 0 to 300 seconds")
+        raise ConfigError(f"option --wait: {wait_text!r} is out of range; use 0 to 300 seconds (5m)")
     sdir = running_state_dir(settings_from(state_dir=state_dir, config_file=config_file))
     answer = request(sdir, verb, node, wait)
     if as_json:
@@ -42,19 +45,19 @@ def register(app: typer.Typer) -> None:
     """Add ``gswarm stop|start|restart|reload`` to ``app``."""
 
     @app.command("stop")
-    def stop(node: Optional[str] = NodeArg, wait: float = WaitOpt, state_dir: Optional[Path] = StateDir,
+    def stop(node: Optional[str] = NodeArg, wait: str = WaitOpt, state_dir: Optional[Path] = StateDir,
              config_file: Optional[Path] = ConfigFile, json_out: bool = JsonOut) -> None:
         """Stop the node gracefully; the supervisor keeps running (and records the stop as requested)."""
         _send("stop", node, state_dir, config_file, wait, json_out)
 
     @app.command("start")
-    def start(node: Optional[str] = NodeArg, wait: float = WaitOpt, state_dir: Optional[Path] = StateDir,
+    def start(node: Optional[str] = NodeArg, wait: str = WaitOpt, state_dir: Optional[Path] = StateDir,
               config_file: Optional[Path] = ConfigFile, json_out: bool = JsonOut) -> None:
         """Start a stopped node under the running supervisor."""
         _send("start", node, state_dir, config_file, wait, json_out)
 
     @app.command("restart")
-    def restart(node: Optional[str] = NodeArg, wait: float = WaitOpt, state_dir: Optional[Path] = StateDir,
+    def restart(node: Optional[str] = NodeArg, wait: str = WaitOpt, state_dir: Optional[Path] = StateDir,
                 config_file: Optional[Path] = ConfigFile, json_out: bool = JsonOut) -> None:
         """Stop the node gracefully and start it again (applies options changed by `gswarm reload`)."""
         _send("restart", node, state_dir, config_file, wait, json_out)
@@ -63,4 +66,4 @@ def register(app: typer.Typer) -> None:
     def reload(node: Optional[str] = NodeArg, state_dir: Optional[Path] = StateDir,
                config_file: Optional[Path] = ConfigFile, json_out: bool = JsonOut) -> None:
         """Re-read the configuration: notifications and heartbeat apply now; says what needs a restart."""
-        _send("reload", node, state_dir, config_file, 0.0, json_out)
+        _send("reload", node, state_dir, config_file, "0", json_out)

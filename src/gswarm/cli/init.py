@@ -113,11 +113,37 @@ def _template(name: str) -> str:
     return name
 
 
-def _checkout(text: str) -> Path:
+def _checkout(text: str, allow_other: bool = False, given: bool = True) -> Path:
+    """The checkout folder, resolved. ConfigError (exit 2) naming it when it is not a folder, or — unless
+    ``allow_other`` (``--not-a-checkout``) — not an RL Swarm checkout (:func:`gswarm.rlswarm.generations.detect`):
+    a profile pointing there would only make ``gswarm run`` fail later. ``given``: the folder came from
+    --rl-swarm-dir or the terminal (else it is the current folder, the default)."""
     path = Path(text).expanduser().resolve()
+    what = f"option --rl-swarm-dir: {path}" if given else f"the current folder {path} (the default of --rl-swarm-dir)"
     if not path.is_dir():
-        raise ConfigError(f"option --rl-swarm-dir: {path} is not a folder; clone gensyn-ai/rl-swarm there first")
+        raise ConfigError(f"{what} is not a folder; clone gensyn-ai/rl-swarm there first")
+    if not allow_other and _generation(path) is None:
+        raise ConfigError(f"{what} is not an RL Swarm checkout (no run_rl_swarm.sh and none of code_gen_exp/, "
+                          "rgym_exp/, hivemind_exp/gsm8k/); pass --rl-swarm-dir with your clone of gensyn-ai/rl-swarm "
+                          "or cd into it and run gswarm init again (--not-a-checkout saves this folder anyway, "
+                          "e.g. before cloning into it)")
     return path
+
+
+def _model(text: str) -> str:
+    """``text`` if it is ``-`` (the launcher's pick) or a valid model id (the rule of option model_name,
+    :data:`gswarm.config.settings.MODEL_NAME_RULE`); else ConfigError naming --model-name."""
+    from gswarm.config.settings import MODEL_NAME_RULE, Settings
+
+    value = str(text).strip()
+    if value in ("-", ""):
+        return "-"
+    try:
+        Settings.model_validate({"model_name": value})
+    except Exception:
+        raise ConfigError(f"option --model-name: {value[:60]!r} is not {MODEL_NAME_RULE}, "
+                          "or '-' for the launcher's own pick") from None
+    return value
 
 
 def init(
@@ -133,6 +159,8 @@ def init(
     force: bool = typer.Option(False, "--force", help="Replace an existing profile of that name."),
     use: bool = typer.Option(True, "--use/--no-use", help="Make the profile the default (`gswarm profile use`)."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="GSwarm state directory (env GSWARM_STATE_DIR)."),
+    not_a_checkout: bool = typer.Option(False, "--not-a-checkout", help="Save --rl-swarm-dir even though it is not "
+                                        "an RL Swarm checkout (yet); `gswarm run` fails until it is one."),
 ) -> None:
     """Set up GSwarm for this machine: answers + detected hardware → a profile, then the next command."""
     ask = Asker(yes, interactive=sys.stdin.isatty())
@@ -141,7 +169,17 @@ def init(
     if not hw.gpus and not hw.apple_silicon and hw.ram_gib < 31:
         typer.echo(f"warning: {hw.ram_gib:.0f} GiB RAM; the RL Swarm README asks for at least 32 GB on CPU-only machines "
                    "(v0.7.0 README.md) and CPU nodes are killed by the kernel's OOM killer below that")
-    checkout = ask.ask(rl_swarm_dir, "--rl-swarm-dir", "RL Swarm checkout", os.getcwd(), _checkout)
+    # every answer given as a flag is checked before anything is asked or written (exit 2 naming the flag)
+    if swarm is not None:
+        swarm = _swarm(swarm)
+    if model_name is not None:
+        model_name = _model(model_name)
+    if name is not None:
+        P.check_name(name)
+    check_dir = lambda text: _checkout(text, not_a_checkout)  # noqa: E731
+    checkout = ask.ask(rl_swarm_dir, "--rl-swarm-dir", "RL Swarm checkout", os.getcwd(), check_dir)
+    if checkout and rl_swarm_dir is None and ask.yes:  # --yes took the default (the current folder) unchecked
+        checkout = _checkout(str(checkout), not_a_checkout, given=False)
     gen = _generation(Path(checkout)) if checkout else None
     typer.echo(f"checkout: {checkout} ({'generation ' + gen if gen else 'not an RL Swarm checkout yet'})")
     proposed = propose(hw.vram_gib, hw.apple_silicon, gen)
@@ -151,8 +189,17 @@ def init(
     if gen == "E2":
         options.pop("model_name", None)
         options["swarm"] = ask.ask(swarm, "--swarm", "Swarm: A (Math) or B (Math Hard)", "A", _swarm)
+        if model_name is not None:
+            raise ConfigError(f"option --model-name: the checkout {checkout} is generation E2, which picks its model "
+                              "by size (model_size), not by name; drop --model-name")
     else:
-        model = ask.ask(model_name, "--model-name", "Model ('-' = let the launcher pick)", tpl.options.get("model_name", "-"))
+        if swarm is not None and gen not in (None, "unknown"):
+            raise ConfigError(f"option --swarm: the checkout {checkout} is generation {gen}; only E2 has swarms "
+                              "A/B; drop --swarm")
+        if swarm is not None:
+            options["swarm"] = swarm
+        model = ask.ask(model_name, "--model-name", "Model ('-' = let the launcher pick)", tpl.options.get("model_name", "-"),
+                        _model)
         if model in ("-", "", None):
             options.pop("model_name", None)
         else:

@@ -144,11 +144,13 @@ def register(app: typer.Typer) -> None:
 
     @notify_app.command("test")
     def notify_test(tag: Optional[str] = typer.Option(None, "--tag", help="Only channels with this tag."),
-                    timeout: float = typer.Option(10.0, "--timeout", help="Seconds per channel."),
+                    timeout: str = typer.Option("10", "--timeout", help="Per channel: seconds or e.g. 10s, 1m."),
                     state_dir: Optional[Path] = StateDir, config_file: Optional[Path] = ConfigFile,
                     json_out: bool = JsonOut) -> None:
         """Send a test message and report per channel (redacted URL) whether it was delivered."""
-        _notify_test(tag, timeout, state_dir, config_file, json_out)
+        from gswarm.config.durations import parse_duration
+
+        _notify_test(tag, parse_duration(timeout, "option --timeout"), state_dir, config_file, json_out)
 
     app.add_typer(notify_app, name="notify")
 

@@ -13,8 +13,7 @@ from rich.markup import escape
 
 from gswarm.cli._common import ConfigFile, JsonOut, RlSwarmDir, StateDir, settings_from
 from gswarm.rlswarm import _parity
-from gswarm.rlswarm.generations import detect
-from gswarm.rlswarm.launch import build_launch_spec
+from gswarm.rlswarm.launch import build_launch_spec, detect_configured
 from gswarm.rlswarm.options import inapplicable
 
 
@@ -24,7 +23,7 @@ def plan_json(settings) -> dict:
     real run_rl_swarm.sh exports → the value GSwarm sets in direct mode; script mode: the script sets them)
     and ``env_exceptions`` (``[{"name", "why"}]``: GSwarm's written differences). Secrets masked."""
     checkout = Path(settings.rl_swarm_dir).resolve()
-    det = detect(checkout)
+    det = detect_configured(settings, checkout)
     spec = build_launch_spec(settings, checkout, detection=det, require_login=False)
     data = spec.to_json()
     data["facts"] = list(det.facts)

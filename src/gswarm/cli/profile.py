@@ -154,6 +154,11 @@ def save_cmd(name: str = typer.Argument(..., help="Name of the profile to write.
     P.check_name(name)
     if P.profile_path(folder, name).exists() and not force and template != name:
         raise ConfigError(f"profile {name} exists; pass --force to replace it, or --template {name} --set … to change it")
+    if template and not (template.endswith(".toml") or "/" in template or template in TEMPLATES
+                         or P.profile_path(folder, template).exists()):
+        raise ConfigError(f"option --template: {template!r} is neither a built-in template nor a stored profile; "
+                          f"templates: {', '.join(TEMPLATES)}; stored profiles: {', '.join(P.names(folder)) or 'none'} "
+                          "(`gswarm profile list`)")
     base = _get(template, folder) if template else P.Profile(name)
     current = _current_options(state_dir, config_file) if from_current else {}
     options = {k: v for k, v in {**base.options, **current, **_parse_set(set_)}.items() if k not in unset}
@@ -204,6 +209,9 @@ def rm_cmd(name: str, state_dir: Optional[Path] = StateDir) -> None:
     """Delete a stored profile (and stop using it by default)."""
     folder = _folder(state_dir)
     path = P.profile_path(folder, name)
+    if not path.exists() and name in TEMPLATES:
+        raise ConfigError(f"{name} is a built-in template, not a stored profile: it cannot be removed "
+                          f"(stored profiles: {', '.join(P.names(folder)) or 'none'})")
     if not path.exists():
         raise ConfigError(f"profile {name} does not exist in {P.profiles_dir(folder)} (stored: {', '.join(P.names(folder)) or 'none'})")
     path.unlink()

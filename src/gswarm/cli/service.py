@@ -22,6 +22,18 @@ node_name = {node!r}
 """
 
 
+UserOpt = typer.Option(False, "--user", help="systemd user service (default on Linux).")
+SystemOpt = typer.Option(False, "--system", help="systemd system service (needs root; runs as the invoking user).")
+LaunchdOpt = typer.Option(False, "--launchd", help="launchd agent plist (default on macOS).")
+
+
+def _manifest_path(user: bool, system: bool, launchd: bool) -> Path:
+    """Where install wrote the manifest for the scope these flags name (the same flags as install)."""
+    from gswarm.daemon import install as inst
+
+    return inst.SYSTEM_MANIFEST if _kind(user, system, launchd) == "systemd-system" else inst.user_manifest()
+
+
 def _kind(user: bool, system: bool, launchd: bool) -> str:
     if sum((user, system, launchd)) > 1:
         raise ConfigError("options --user, --system and --launchd exclude each other; pick one")
@@ -31,15 +43,18 @@ def _kind(user: bool, system: bool, launchd: bool) -> str:
 
 
 def install(
-    user: bool = typer.Option(False, "--user", help="systemd user service (default on Linux)."),
-    system: bool = typer.Option(False, "--system", help="systemd system service (needs root; runs as the invoking user)."),
-    launchd: bool = typer.Option(False, "--launchd", help="launchd agent plist (default on macOS)."),
+    user: bool = UserOpt, system: bool = SystemOpt, launchd: bool = LaunchdOpt,
     config_file: Optional[Path] = ConfigFile, state_dir: Optional[Path] = StateDir, rl_swarm_dir: Optional[Path] = RlSwarmDir,
     name: str = typer.Option("gswarm", "--name", help="Service name (unit <name>.service)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the files and commands; change nothing."),
     target_dir: Optional[Path] = typer.Option(None, "--target-dir", help="Write the files here and run no command (to inspect)."),
+    not_a_checkout: bool = typer.Option(False, "--not-a-checkout", help="Install even though rl_swarm_dir is not an "
+                                        "RL Swarm checkout (yet); the service fails until it is one."),
 ) -> None:
-    """Install GSwarm as a service that starts at boot, survives logout and restarts after a failure."""
+    """Install GSwarm as a service that starts at boot, survives logout and restarts after a failure.
+
+    Refuses (exit 2) when the node's folder (``rl_swarm_dir``: --rl-swarm-dir, profile, config file, else the
+    current folder) is not an RL Swarm checkout, naming where the folder came from; ``--not-a-checkout`` overrides."""
     from gswarm.daemon import install as inst, units
 
     kind = _kind(user, system, launchd)
@@ -48,6 +63,8 @@ def install(
     settings = settings_from(config_file=config_file, state_dir=state_dir, rl_swarm_dir=rl_swarm_dir)
     sdir = state_dir_of(settings).absolute()
     workdir = Path(settings.rl_swarm_dir).expanduser().resolve()
+    if not not_a_checkout:
+        _check_checkout(settings, workdir)
     cfg = settings.config_file
     starter = None
     if cfg is None:
@@ -75,6 +92,23 @@ def install(
         raise typer.Exit(1)
 
 
+def _check_checkout(settings, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+    """ConfigError when ``workdir`` is not an RL Swarm checkout, naming where rl_swarm_dir came from."""
+    from gswarm.config.settings import source_of
+    from gswarm.errors import CheckoutError
+    from gswarm.rlswarm.generations import detect
+
+    try:
+        detect(workdir)
+    except CheckoutError:
+        src = source_of(settings, "rl_swarm_dir")
+        where = "the current folder (no --rl-swarm-dir, profile or config file set one)" if src == "default" else f"from {src}"
+        raise ConfigError(f"option rl_swarm_dir: {workdir} ({where}) is not an RL Swarm checkout, so the service would "
+                          "fail at every start; pass --rl-swarm-dir with your clone of gensyn-ai/rl-swarm or cd into it"
+                          + ("" if src in ("default", "--rl-swarm-dir") else f" (or correct it in {src})")
+                          + "; --not-a-checkout installs anyway") from None
+
+
 def _print_plan(plan) -> None:  # type: ignore[no-untyped-def]
     typer.echo(f"# dry run: {plan.kind} service {plan.name!r}; nothing was changed")
     for path, data, mode, keep in plan.files:
@@ -93,14 +127,15 @@ def _print_plan(plan) -> None:  # type: ignore[no-untyped-def]
 
 
 def uninstall(
+    user: bool = UserOpt, system: bool = SystemOpt, launchd: bool = LaunchdOpt,
     target_dir: Optional[Path] = typer.Option(None, "--target-dir", help="Uninstall what --target-dir installed (runs no command)."),
-    system: bool = typer.Option(False, "--system", help="The system service."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the commands and files; change nothing."),
 ) -> None:
     """Stop and disable the service; remove only the files install wrote (kept when changed since)."""
     from gswarm.daemon import install as inst
 
-    manifest = (target_dir / "gswarm-service.json") if target_dir else (inst.SYSTEM_MANIFEST if system else inst.user_manifest())
-    rc, lines = inst.uninstall(manifest, run_commands=target_dir is None)
+    manifest = (target_dir / "gswarm-service.json") if target_dir else _manifest_path(user, system, launchd)
+    rc, lines = inst.uninstall(manifest, run_commands=target_dir is None, dry_run=dry_run)
     for line in lines:
         typer.echo(line)
     if rc:
@@ -108,15 +143,22 @@ def uninstall(
 
 
 def status(
+    user: bool = UserOpt, system: bool = SystemOpt, launchd: bool = LaunchdOpt,
     target_dir: Optional[Path] = typer.Option(None, "--target-dir", help="Read the manifest --target-dir wrote."),
 ) -> None:
-    """Which service is installed, whether its files are intact, and whether its supervisor answers."""
+    """Which service is installed, whether its files are intact, and whether its supervisor answers.
+    Without a scope flag: the user service, else the system one."""
     import json
 
     from gswarm.daemon import install as inst
     from gswarm.daemon.client import NotRunning, request
 
-    m = json.loads((target_dir / "gswarm-service.json").read_text()) if target_dir else inst.find_manifest()
+    if target_dir:
+        m = json.loads((target_dir / "gswarm-service.json").read_text())
+    elif user or system or launchd:
+        m = inst._read(_manifest_path(user, system, launchd))
+    else:
+        m = inst.find_manifest()
     if not m:
         typer.echo("no gswarm service installed (`gswarm service install` installs one)")
         raise typer.Exit(1)

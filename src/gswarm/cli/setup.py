@@ -64,13 +64,20 @@ def register(app: typer.Typer) -> None:
         rl_swarm_dir: Optional[Path] = RlSwarmDir,
         state_dir: Optional[Path] = StateDir,
         config_file: Optional[Path] = ConfigFile,
-        timeout: float = typer.Option(600.0, "--timeout", help="Seconds to wait for the browser login (userData.json)."),
-        activation_timeout: float = typer.Option(300.0, "--activation-timeout", help="Seconds to wait for API-key activation."),
+        timeout: Optional[str] = typer.Option(None, "--timeout", help="Wait this long for the browser login (userData.json): "
+                                              "seconds or e.g. 90s, 10m, 1h (default: option login_timeout, 600)."),
+        activation_timeout: Optional[str] = typer.Option(None, "--activation-timeout", help="Wait this long for API-key "
+                                                         "activation: seconds or e.g. 5m (default: option activation_timeout, 300)."),
         port: int = typer.Option(3000, "--port", help="modal-login port (RL Swarm's Python side expects 3000)."),
     ) -> None:
         """Log in through modal-login once; the login is backed up so restarts need no browser."""
+        from gswarm.config.durations import parse_duration
+
+        login_s = parse_duration(timeout, "option --timeout") if timeout is not None else None
+        activation_s = parse_duration(activation_timeout, "option --activation-timeout") if activation_timeout is not None else None
         settings = settings_from(rl_swarm_dir=rl_swarm_dir, state_dir=state_dir, config_file=config_file)
-        org = asyncio.run(_login(settings, timeout, activation_timeout, port))
+        org = asyncio.run(_login(settings, settings.login_timeout if login_s is None else login_s,
+                                 settings.activation_timeout if activation_s is None else activation_s, port))
         Console(highlight=False).print(f"logged in: ORG_ID {org} (login files backed up in {state_dir_of(settings)}/backups)")
 
 

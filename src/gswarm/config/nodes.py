@@ -183,11 +183,15 @@ def node_settings(base: Settings, node: NodeConfig, source: str = "config file")
     if node.checkout is not None:
         options["rl_swarm_dir"] = node.checkout
     try:
-        return Settings.model_validate({**base.model_dump(), **options})
+        settings = Settings.model_validate({**base.model_dump(), **options})
     except ValidationError as exc:
         err = exc.errors()[0]
         fld = str(err["loc"][0]) if err["loc"] else "?"
         raise ConfigError(f"{source}: node {node.name!r}: field {fld}: {err['msg']}") from None
+    # keep where each value came from (errors name e.g. "profile s"); the node's own fields come from its table
+    settings._sources = {**(getattr(base, "_sources", None) or {}),
+                         **{k: f"{source} node {node.name}" for k in options if k != "node_name"}}
+    return settings
 
 
 def emulated_nodes(count: int) -> HostConfig:

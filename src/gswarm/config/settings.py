@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gswarm.config.durations import coerce_duration
@@ -49,6 +49,9 @@ INTERNAL_ENV = frozenset({"GSWARM_RUN_MARKER", "GSWARM_SMTP_PASSWORD"})
 INTERNAL_ENV_PREFIXES = ("GSWARM_EMU_",)  # the emulator's knobs (gswarm.emulator)
 LAYERS = ("default", "profile", "file", "api override", "env", "flag")
 
+# Hugging Face repo id ("owner/name" or "name"): letters, digits, '-', '_', '.', at most 96 per part
+MODEL_NAME_RULE = "a Hugging Face model id like Gensyn/Qwen2.5-0.5B-Instruct (letters, digits, '-', '_', '.'; one '/')"
+_MODEL_NAME = r"(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
 NODE_NAME_RULE = "1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
 _NODE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 
@@ -184,6 +187,22 @@ class Settings(BaseSettings):
             raise ValueError(f"node name {problem}")
         return v
 
+    @field_validator("model_name")
+    @classmethod
+    def _model_id(cls, v: str | None) -> str | None:
+        import re
+
+        if v is not None and (not re.fullmatch(_MODEL_NAME, v) or ".." in v or v.endswith(".")):
+            raise ValueError(f"{v[:60]!r} is not {MODEL_NAME_RULE}")
+        return v
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> "Settings":
+        if self.backoff_initial > self.backoff_max:
+            raise ValueError(f"backoff_initial ({self.backoff_initial:g} s) exceeds backoff_max ({self.backoff_max:g} s); "
+                             "the first restart delay must not exceed the cap: lower backoff_initial or raise backoff_max")
+        return self
+
     @field_validator("notify_urls", mode="before")
     @classmethod
     def _split_urls(cls, v: Any) -> Any:
@@ -293,9 +312,10 @@ def _channel_problem(table: Any) -> str | None:
     return None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, given_by: str = "--config-file") -> dict[str, Any]:
     """Options from a TOML file: top-level keys, overridden by those of a ``[gswarm]`` table.
 
+    ``given_by`` names where the path came from (``--config-file`` or ``GSWARM_CONFIG_FILE``) in the advice.
     Raises ConfigError naming the file for a missing/unreadable file, bad encoding or bad TOML.
     A UTF-8 byte-order mark (Windows editors) is accepted.
     """
@@ -303,9 +323,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         text = path.read_bytes().decode("utf-8-sig")
         data = tomllib.loads(text)
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; create it or drop --config-file") from None
+        drop = "unset GSWARM_CONFIG_FILE" if given_by == "GSWARM_CONFIG_FILE" else "drop --config-file"
+        raise ConfigError(f"config file {path} (from {given_by}) does not exist; create it or {drop}") from None
     except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a folder; pass the path of a TOML file to --config-file") from None
+        raise ConfigError(f"config file {path} (from {given_by}) is a folder; pass the path of a TOML file to {given_by}") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read ({exc.strerror}); check the path and its permissions") from None
     except UnicodeDecodeError as exc:
@@ -432,7 +453,7 @@ def load_settings(
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     env_vals = _env_values(env)
     cfg_file = flags.get("config_file") or env_vals.get("config_file")
-    file_vals = _read_toml(Path(cfg_file)) if cfg_file else {}
+    file_vals = _read_toml(Path(cfg_file), "--config-file" if flags.get("config_file") else "GSWARM_CONFIG_FILE") if cfg_file else {}
     for table in ("nodes", "host"):  # [[nodes]] / [host]: read by gswarm.config.nodes (one host, many nodes)
         file_vals.pop(table, None)
     sd = flags.get("state_dir") or env_vals.get("state_dir") or file_vals.get("state_dir")
@@ -469,11 +490,26 @@ def option_sources(settings: Settings) -> dict[str, str]:
     return {name: known.get(name, "default") for name in Settings.model_fields}
 
 
+def source_of(settings: Any, field: str) -> str:
+    """Where ``field``'s value came from, as words for an error: ``"--rl-swarm-dir"``, ``"GSWARM_RL_SWARM_DIR"``,
+    ``"profile s"``, ``"file PATH"``, … or ``"default"`` (:func:`option_sources`; ``"default"`` for a Settings
+    built without :func:`load_settings`)."""
+    return (getattr(settings, "_sources", None) or {}).get(field, "default")
+
+
 def explain(exc: ValidationError, origin: Mapping[str, str], title: str = "invalid configuration") -> str:
     """One line per error of ``exc``: ``option NAME (from SOURCE): what is wrong``, under ``title:``."""
+    import re
+
     lines = []
     for err in exc.errors():
-        field = str(err["loc"][0]) if err["loc"] else "?"
+        if not err["loc"]:  # a check across options (model validator): name each option it mentions, with its source
+            msg = err["msg"].removeprefix("Value error, ")
+            named = [f for f in re.findall(r"[a-z][a-z0-9_]+", msg) if f in Settings.model_fields]
+            named = list(dict.fromkeys(named))
+            lines.append("options " + " and ".join(f"{f} (from {origin.get(f, 'default')})" for f in named) + f": {msg}")
+            continue
+        field = str(err["loc"][0])
         where = origin.get(field, "default")
         msg = err["msg"]
         inner = "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in err["loc"][1:])

@@ -190,9 +190,11 @@ def _read(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def uninstall(manifest_path: Path, runner: Runner = _run, run_commands: bool = True) -> tuple[int, list[str]]:
+def uninstall(manifest_path: Path, runner: Runner = _run, run_commands: bool = True,
+              dry_run: bool = False) -> tuple[int, list[str]]:
     """Stop and disable the service, remove the files install wrote (unless changed since), then the manifest.
-    Raises ConfigError when there is no manifest (nothing installed)."""
+    ``dry_run``: run and remove nothing, only say what would be done (lines ``would run: …``/``would remove: …``).
+    Returns (exit code 0/1, lines). Raises ConfigError when there is no manifest (nothing installed)."""
     m = _read(manifest_path)
     if m is None:
         raise ConfigError(f"no gswarm service is installed (no manifest at {manifest_path}); nothing to remove")
@@ -203,19 +205,28 @@ def uninstall(manifest_path: Path, runner: Runner = _run, run_commands: bool = T
         user = ["--user"] if kind == "systemd-user" else []
         cmds = [["systemctl", *user, "disable", "--now", unit.name]]
     lines: list[str] = []
-    rc = _run_all(cmds, run_commands, runner, lines)
+    reload_cmds = [] if kind == "launchd" else [["systemctl", *(["--user"] if kind == "systemd-user" else []), "daemon-reload"]]
+    if dry_run:
+        lines.append(f"# dry run: {kind} service {name!r}; nothing was changed")
+        lines += [("would run: " if run_commands else "not run (--target-dir): ") + " ".join(a) for a in cmds]
+    rc = 0 if dry_run else _run_all(cmds, run_commands, runner, lines)
     for f in m.get("files", []):
         p = Path(f["path"])
         if not p.is_file():
             lines.append(f"already gone: {p}")
         elif _sha(p.read_bytes()) != f.get("sha256"):
             lines.append(f"kept (changed since install): {p}")
+        elif dry_run:
+            lines.append(f"would remove: {p}")
         else:
             p.unlink()
             lines.append(f"removed: {p}")
-    if kind != "launchd":
-        rc |= _run_all([["systemctl", *(["--user"] if kind == "systemd-user" else []), "daemon-reload"]],
-                       run_commands, runner, lines)
+    if dry_run:
+        lines += [("would run: " if run_commands else "not run (--target-dir): ") + " ".join(a) for a in reload_cmds]
+        lines.append(f"would remove: {manifest_path}")
+        return 0, lines
+    if reload_cmds:
+        rc |= _run_all(reload_cmds, run_commands, runner, lines)
     Path(manifest_path).unlink()
     lines.append(f"removed: {manifest_path}")
     return rc, lines

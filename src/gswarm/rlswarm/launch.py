@@ -121,6 +121,24 @@ def _script(settings: Any, checkout: Path, det: Detection, notes: list[str]) -> 
                       notes=tuple(notes))
 
 
+def detect_configured(settings: Any, checkout: Path | None = None) -> Any:
+    """:func:`detect` of ``checkout`` (default ``settings.rl_swarm_dir``). When that folder is not a checkout and
+    it is ``settings.rl_swarm_dir`` set by a profile, the config file, a ``GSWARM_*`` variable or the API
+    override, the CheckoutError names that source (``option rl_swarm_dir (from profile s): …``): the advice
+    "pass --rl-swarm-dir" alone would hide where the bad value lives."""
+    checkout = Path(checkout if checkout is not None else settings.rl_swarm_dir).resolve()
+    try:
+        return detect(checkout)
+    except CheckoutError as exc:
+        from gswarm.config.settings import source_of
+
+        where = source_of(settings, "rl_swarm_dir")
+        if checkout != Path(settings.rl_swarm_dir).resolve() or not where.startswith(
+                ("profile ", "file ", "GSWARM_", "api override")):
+            raise
+        raise CheckoutError(f"option rl_swarm_dir (from {where}): {exc}; or correct it in {where}") from None
+
+
 def build_launch_spec(settings: Any, checkout: Path | None = None, *, has_gpu: bool | None = None,
                       detection: Detection | None = None, require_login: bool = True) -> LaunchSpec:
     """The launch spec for ``checkout`` (default ``settings.rl_swarm_dir``) under ``settings``.
@@ -136,7 +154,7 @@ def build_launch_spec(settings: Any, checkout: Path | None = None, *, has_gpu: b
     malformed userData.json — the message names the file).
     """
     checkout = Path(checkout if checkout is not None else settings.rl_swarm_dir).resolve()
-    det = detection or detect(checkout)
+    det = detection or detect_configured(settings, checkout)
     notes = inapplicable(settings, det.generation)
     if settings.via_script or det.generation == UNKNOWN:
         if not settings.via_script:

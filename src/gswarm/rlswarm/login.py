@@ -275,8 +275,10 @@ async def prepare_node(settings: Any, checkout: Path | None = None, *, state_dir
     from gswarm.rlswarm.generations import TESTNET_GENERATIONS
     from gswarm.rlswarm.setup import ensure_environment
 
+    from gswarm.rlswarm.launch import detect_configured
+
     checkout = Path(checkout if checkout is not None else settings.rl_swarm_dir).resolve()
-    gen = detect_generation(checkout)
+    gen = detect_configured(settings, checkout).generation  # the error names a profile/file that set the folder
     mode = "script" if settings.via_script or gen == "unknown" else "direct"
     node = PreparedNode(checkout, Path(state_dir), gen, mode, identity_pem=settings.identity_path, ollama_port=ollama_port)
     pem = Path(settings.identity_path) if settings.identity_path else checkout / "swarm.pem"
