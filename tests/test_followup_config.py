@@ -239,3 +239,8 @@ def test_backoff_initial_may_not_exceed_backoff_max(home: Path) -> None:
     with pytest.raises(ConfigError, match=r"options backoff_initial \(from default\) and backoff_max \(from GSWARM_BACKOFF_MAX\)"):
         load_settings({}, env={"GSWARM_BACKOFF_MAX": "2s"})
     assert load_settings({"backoff_initial": "5s", "backoff_max": "5s"}, env={}).backoff_max == 5.0
+
+
+def test_emulate_pace_takes_the_duration_grammar(home: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, out = run_cli(capsys, "emulate", "node", "--pace", "1x", "--", "entry-arg")
+    assert code == 2 and "error: option --pace: '1x' is not a duration; use seconds or e.g. 90s, 30m, 1h30m, 2d" in out

@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         rl_swarm_dir: Path = typer.Option(Path("."), "--rl-swarm-dir", help="The emulated checkout."),
         faults: str = typer.Option("", "--faults", help="Fault schedule (sets GSWARM_EMU_FAULTS)."),
-        pace: Optional[float] = typer.Option(None, "--pace", help="Seconds per step (sets GSWARM_EMU_PACE)."),
+        pace: Optional[str] = typer.Option(None, "--pace", help="Per step: seconds or e.g. 2s, 1m (sets GSWARM_EMU_PACE)."),
     ) -> None:
         """Run the emulated node of the checkout in the foreground (extra args go to the entry point)."""
         from gswarm.emulator import node as emu
@@ -54,12 +54,17 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("usage: gswarm emulate node [--rl-swarm-dir DIR] [--faults F] [--pace S] -- ENTRY_ARGS...; "
                               "ENTRY_ARGS are the node's own arguments: `gswarm plan --rl-swarm-dir DIR` shows them, "
                               "and `gswarm run --rl-swarm-dir DIR` supervises the node with them")
+        pace_s = None
+        if pace is not None:
+            from gswarm.config.durations import parse_duration
+
+            pace_s = parse_duration(pace, "option --pace")
         checkout = Path(rl_swarm_dir).resolve()
         gen = detect(checkout).generation
         if faults:
             os.environ["GSWARM_EMU_FAULTS"] = faults
-        if pace is not None:
-            os.environ["GSWARM_EMU_PACE"] = str(pace)
+        if pace_s is not None:
+            os.environ["GSWARM_EMU_PACE"] = repr(pace_s)
         os.chdir(checkout)
         raise typer.Exit(emu.main(gen, list(ctx.args), str(checkout)))
 
