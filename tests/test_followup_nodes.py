@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -125,3 +127,28 @@ def test_stopped_node_resources_are_the_last_sample_with_when(three: tuple[Path,
             in " ".join(out.split()))  # the table may wrap the row: compare with whitespace collapsed
     d = json.loads(_status("--state-dir", str(sd), "--node", "emu1", "--json"))
     assert (d["resources"]["current"], d["resources"]["ts"]) == (False, now - 100)
+
+
+def test_overview_row_without_a_round_is_a_dash() -> None:
+    d = {"node": "emu1", "state": "RUNNING", "uptime": 5.0, "restarts_24h": {"total": 0}, "resources": None,
+         "last_incident": None, "progress": {"round": None, "stage": None, "kind": "hello"}}
+    assert status_cli._overview_row(d, 0.0) == ("emu1", "RUNNING", "5 s", 0, "-", "-", "-")
+    d["progress"] = {"round": 1002, "stage": None}
+    assert status_cli._overview_row(d, 0.0)[4] == "1002/-"
+
+
+def test_running_node_resources_stay_current(tmp_path: Path) -> None:
+    sd = tmp_path / "state"
+    (sd / "run").mkdir(parents=True)
+    now = time.time()
+    Store(sd / "gswarm.db").write([ev.ProcessStarted("n1", now - 60, 77, 77, ("python",), "E6", "direct"),
+                                   ev.StateChanged("n1", now - 60, ev.NodeState.STARTING, ev.NodeState.RUNNING),
+                                   ev.ResourceSample("n1", now - 5, {"cpu_percent": 3.0, "rss_bytes": 2048})])
+    fd = os.open(sd / "run" / "x.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a live supervisor holds its checkout lock
+        out = " ".join(_status("--state-dir", str(sd)).split())
+        assert "resources CPU 3.0% RSS 2.0 KiB | host CPU - RAM -" in out and "last sample" not in out
+        assert json.loads(_status("--state-dir", str(sd), "--json"))["resources"]["current"] is True
+    finally:
+        os.close(fd)

@@ -135,7 +135,8 @@ def _overview_row(d: dict[str, Any], now: float) -> tuple[Any, ...]:
     uptime = d.get("uptime")
     return (d["node"], d.get("state") or "-", f"{uptime:.0f} s" if isinstance(uptime, (int, float)) else "-",
             (d.get("restarts_24h") or {}).get("total", "-"),
-            f"{_val(prog.get('round'))}/{_val(prog.get('stage'))}" if prog else "-", gpu, last.get("category") or "-")
+            f"{prog['round']}/{_val(prog.get('stage'))}" if prog.get("round") is not None else "-", gpu,
+            last.get("category") or "-")
 
 
 def register(app: typer.Typer) -> None:
