@@ -193,6 +193,10 @@ def run_gswarm(co: Path, cfg: Path, work: Path, result: Path) -> tuple[float, fl
         proc = subprocess.Popen(argv, stdout=null, stderr=null, start_new_session=True)
         try:
             cpu = settled_cpu(proc.pid, lambda: result.exists() or proc.poll() is not None)
+            try:  # the flood exits 0 and --no-restart-on-clean-exit ends gswarm run by itself: let it finish
+                proc.wait(timeout=60)  # writing what it read (a SIGTERM here raced its last output on a loaded box)
+            except subprocess.TimeoutExpired:
+                pass
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)  # the gswarm run this bench started

@@ -36,7 +36,7 @@ def test_nodes_tables_bad_input_names_node_and_field() -> None:
     assert _err([{"name": "a", "api_port": 1}]) == \
         "config file h.toml: node 'a': field 'api_port' is shared by every node; set it at the top level of the file"
     assert _err([{"name": "a", "gpus": "0,1"}]).startswith("config file h.toml: node 'a': field gpus must be a list")
-    assert _err([{"gpus": [0]}]).startswith("config file h.toml: [[nodes]] #1: field name must be")
+    assert _err([{"gpus": [0]}]).startswith("config file h.toml: [[nodes]] #1: field name is missing; give each node a name of 1-64")
     assert _err([{"name": "a", "identity_path": "/k.pem"}, {"name": "b", "identity_path": "/k.pem"}]) == \
         ("config file h.toml: nodes 'a' and 'b' both use identity_path /k.pem (two nodes would share one peer ID); "
          "give each node its own")

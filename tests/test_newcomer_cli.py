@@ -273,3 +273,26 @@ def test_login_on_an_emulated_checkout_uses_its_yarn_stand_in(tmp_path: Path) ->
     assert p.returncode == 0, out[-2000:]
     org = json.loads((co / "modal-login" / "temp-data" / "userData.json").read_text())
     assert re.search(r"logged in: ORG_ID (\S+) \(login files backed up", out).group(1) == next(iter(org))
+
+
+@pytest.mark.parametrize("gen", ["E4", "E5"])
+def test_emulated_e4_e5_setup_installs_nothing_from_the_network(tmp_path: Path, gen: str) -> None:
+    """Before: the emulated script's real specs (gensyn-genrl, hivemind from git) were installed: network."""
+    from gswarm.rlswarm.setup import install_plan
+
+    co = init_checkout(tmp_path / gen, gen)
+    assert install_plan(co, gen, "cpu") == []
+    real = tmp_path / "real"
+    (real).mkdir()
+    (real / "run_rl_swarm.sh").write_text((co / "run_rl_swarm.sh").read_text())
+    assert install_plan(real, gen, "cpu")[0].label == "genrl"  # a real checkout still installs genrl
+
+
+def test_a_failed_git_clone_of_a_requirement_is_a_network_cause() -> None:
+    """Before: DNS failure of pip's `git clone` read as 'build failure … install the build tools'."""
+    from gswarm.rlswarm.setup import classify_pip_failure
+
+    out = ("  Running command git clone --filter=blob:none --quiet https://github.com/gensyn-ai/hivemind /tmp/pip-req\n"
+           "  fatal: unable to access 'https://github.com/gensyn-ai/hivemind/': Could not resolve host: github.com\n"
+           "  error: subprocess-exited-with-error\n")
+    assert classify_pip_failure(out)[0] == "no network"

@@ -133,4 +133,4 @@ def test_json_log_keeps_only_advances_and_identity_progress(tmp_path: Path) -> N
     bus.publish(ev.ProgressUpdate("n1", T0 + 3, "hello", None, None, None, "fierce silent owl", "QmPeer", False))
     assert svc.flush() == 2
     assert [(r["data"]["round"], r["message"]) for r in iter_records(tmp_path)] == [
-        (7, "round round=7 stage=None"), (None, "hello round=None stage=None")]
+        (7, "round round=7"), (None, "hello")]  # a missing round or stage is left out, never "None"

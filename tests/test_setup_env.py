@@ -84,7 +84,8 @@ def test_each_generation_installs_offline_into_a_real_venv(tmp_path, gen, shared
                       "E3": ("genrl_swarm", "True"), "E4": ("gensyn_genrl", "0.1.4"), "E5": ("gensyn_genrl", "0.1.11"),
                       "E6": ("gensyn_genrl", "0.3.0")}[gen]
     assert _import(res.python, module) == expect
-    assert "Successfully installed" in res.log_path.read_text()
+    log = res.log_path.read_text()  # the venv is shared: an earlier test may have installed the same wheel already
+    assert "[exit 0]" in log and ("Successfully installed" in log or "Requirement already satisfied" in log)
     again = st.ensure_environment(co, gen, hardware="gpu" if gen == "E1" else "cpu", venv=shared_venv)
     assert not again.installed  # stamp matches: pip not run
 

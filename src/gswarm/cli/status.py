@@ -32,6 +32,20 @@ def _fmt_bytes(n: Any) -> str:
     return str(n)
 
 
+def _val(v: Any, unit: str = "") -> str:
+    """``v`` with ``unit``, or "-" for a missing value (never a literal "None" on screen)."""
+    return "-" if v is None else f"{v}{unit}"
+
+
+def _resources_line(s: dict[str, Any]) -> str:
+    """``CPU 12.5% RSS 1.0 GiB | host CPU 40% RAM 55% GPU0 90% 70°C``; "-" for each missing figure."""
+    gpus = "; ".join(f"GPU{_val(g.get('index'))} {_val(g.get('utilization_percent'), '%')} "
+                     f"{_val(g.get('temperature_celsius'), '°C')}" for g in s.get("gpu") or [] if isinstance(g, dict))
+    return (f"CPU {_val(s.get('cpu_percent'), '%')} RSS {_fmt_bytes(s.get('rss_bytes'))} | "
+            f"host CPU {_val(s.get('host_cpu_percent'), '%')} RAM {_val(s.get('host_mem_percent'), '%')}"
+            + (f" {gpus}" if gpus else ""))
+
+
 def _ago(ts: Any, now: float) -> str:
     return "-" if ts is None else f"{datetime.fromtimestamp(ts):%Y-%m-%d %H:%M:%S} ({now - ts:.0f} s ago)"
 
@@ -68,13 +82,14 @@ def _print_status(d: dict[str, Any], now: float) -> None:
     p = d["progress"]
     if p:
         stage = f" stage {p['stage']}" if p["stage"] is not None else ""
-        t.add_row("progress", f"round {p['round']}{stage} ({p['kind']}); {p['animal'] or ''} {p['peer_id'] or ''}")
+        who = " ".join(x for x in (p["animal"], p["peer_id"]) if x)
+        t.add_row("progress", f"round {_val(p['round'])}{stage} ({_val(p['kind'])})" + (f"; {who}" if who else ""))
         t.add_row("last advance", _ago(p["last_advance"], now))
     s = d["resources"]
-    if s:
-        gpus = "; ".join(f"GPU{g.get('index')} {g.get('utilization_percent')}% {g.get('temperature_celsius')}°C" for g in s["gpu"] or [])
-        t.add_row("resources", f"CPU {s['cpu_percent']}% RSS {_fmt_bytes(s['rss_bytes'])} | host CPU {s['host_cpu_percent']}% "
-                  f"RAM {s['host_mem_percent']}% {gpus}")
+    if s and s.get("current", True):
+        t.add_row("resources", escape(_resources_line(s)))
+    elif s:  # the node is not running: these figures are its last sample, not the present
+        t.add_row("last sample", escape(f"{_resources_line(s)} at {_ago(s.get('ts'), now)}; node not running"))
     i = d["last_incident"]
     if i:
         t.add_row("last incident", f"{i['category']} ({i['severity']}) {_ago(i['ts'], now)}")
@@ -120,7 +135,8 @@ def _overview_row(d: dict[str, Any], now: float) -> tuple[Any, ...]:
     uptime = d.get("uptime")
     return (d["node"], d.get("state") or "-", f"{uptime:.0f} s" if isinstance(uptime, (int, float)) else "-",
             (d.get("restarts_24h") or {}).get("total", "-"),
-            f"{prog.get('round', '-')}/{prog.get('stage', '-')}" if prog else "-", gpu, last.get("category") or "-")
+            f"{prog['round']}/{_val(prog.get('stage'))}" if prog.get("round") is not None else "-", gpu,
+            last.get("category") or "-")
 
 
 def register(app: typer.Typer) -> None:

@@ -24,14 +24,13 @@ over the top-level one. Every problem raises ConfigError naming the file, the no
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from gswarm.config.settings import Settings, _read_toml
+from gswarm.config.settings import NODE_NAME_RULE, Settings, _read_toml, node_name_problem
 from gswarm.errors import ConfigError
 
 NODE_KEYS = ("name", "checkout", "gpus", "p2p_port", "account")
@@ -43,7 +42,6 @@ HOST_ONLY = frozenset({
 })
 """Options shared by the whole host (one store, API, notifier): only at the top level of the file."""
 HOST_KEYS = ("stagger", "p2p_base_port", "node_ram_gb", "node_vram_gb")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 DEFAULT_STAGGER = 10.0
 DEFAULT_P2P_BASE = 38331  # E0-E2 GPU configs' host_maddr port (generations.md §4 "Ports")
 DEFAULT_NODE_RAM_GB = 32.0  # v0.7.0 README "Hardware": "a minimum of 32GB RAM"
@@ -118,8 +116,14 @@ def _node(table: dict[str, Any], index: int, source: str) -> NodeConfig:
     table = {str(k).replace("-", "_"): v for k, v in table.items()}
     name = table.get("name")
     where = f"{source}: node {name!r}" if isinstance(name, str) else f"{source}: [[nodes]] #{index + 1}"
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError(f"{where}: field name must be 1-32 letters, digits, '_', '.' or '-' (e.g. name = \"gpu0\")")
+    if name is None:
+        problem: str | None = f"is missing; give each node a name of {NODE_NAME_RULE}"
+    elif not isinstance(name, str):
+        problem = f"must be text ({NODE_NAME_RULE}), got {type(name).__name__}"
+    else:
+        problem = node_name_problem(name)  # the one rule of --node-name (settings.NODE_NAME_RULE)
+    if problem:
+        raise ConfigError(f"{where}: field name {problem} (e.g. name = \"gpu0\")")
     for key in table:
         if key in ("node_name", "rl_swarm_dir"):
             raise ConfigError(f"{where}: field {key!r} is set by the node table; use "
@@ -175,7 +179,11 @@ def _check_unique(nodes: tuple[NodeConfig, ...], source: str) -> None:
 
 def node_settings(base: Settings, node: NodeConfig, source: str = "config file") -> Settings:
     """``base`` with ``node``'s overrides (``node_name``, ``rl_swarm_dir`` from ``checkout``, merged
-    ``extra_env``), validated; ConfigError naming the node and the field."""
+    ``extra_env``), validated; ConfigError naming the node and the field.
+
+    The result's ``model_fields_set`` is ``base``'s plus the node's own keys (and ``node_name``,
+    ``rl_swarm_dir`` when a checkout is given): an inherited option the operator never set stays unset,
+    so the "means nothing for E6" notes name only options set by flag, env, file or profile."""
     options = dict(node.options)
     if "extra_env" in options and isinstance(options["extra_env"], dict):
         options["extra_env"] = {**base.extra_env, **options["extra_env"]}
@@ -188,6 +196,8 @@ def node_settings(base: Settings, node: NodeConfig, source: str = "config file")
         err = exc.errors()[0]
         fld = str(err["loc"][0]) if err["loc"] else "?"
         raise ConfigError(f"{source}: node {node.name!r}: field {fld}: {err['msg']}") from None
+    # model_validate of the full dump marks every field as given; keep only what really was
+    object.__setattr__(settings, "__pydantic_fields_set__", set(base.model_fields_set) | set(options))
     # keep where each value came from (errors name e.g. "profile s"); the node's own fields come from its table
     settings._sources = {**(getattr(base, "_sources", None) or {}),
                          **{k: f"{source} node {node.name}" for k in options if k != "node_name"}}

@@ -197,7 +197,8 @@ def _describe(e: ev.Event) -> tuple[str, str, str, str, dict[str, Any]]:
     if isinstance(e, ev.Notice):
         return "notice", e.severity.value, "notice", e.title, {"kind": e.kind, "body": e.body}
     if isinstance(e, ev.ProgressUpdate):
-        msg = f"{e.kind} round={e.round} stage={e.stage}" + (f" {e.detail}" if e.detail else "")
+        parts = [e.kind] + [f"{k}={v}" for k, v in (("round", e.round), ("stage", e.stage)) if v is not None]
+        msg = " ".join(parts) + (f" {e.detail}" if e.detail else "")  # a missing round/stage is left out, never "None"
         return "progress", "info", "progress", msg, {"round": e.round, "stage": e.stage, "advanced": e.advanced}
     return type(e).__name__.lower(), "info", "supervisor", "", {}
 

@@ -74,7 +74,8 @@ def status(reader: StoreReader, state_dir: Path, node: str, now: float) -> dict[
     ``round_total``, ``animal``, ``peer_id``, ``kind``, ``ts``, ``last_advance``,
     ``since_advance`` (s)} or None; ``resources`` {``ts``, ``cpu_percent``, ``rss_bytes``,
     ``threads``, ``host_cpu_percent``, ``host_mem_percent``, ``swap_percent``, ``load1``,
-    ``disk_free_bytes``, ``gpu``: list} or None; ``last_incident`` {``ts``, ``category``,
+    ``disk_free_bytes``, ``gpu``: list, ``current``: bool — False when the node's run has ended or no
+    supervisor is alive, so the figures are the last sample taken at ``ts``, not the present} or None; ``last_incident`` {``ts``, ``category``,
     ``severity``, ``recovery``, ``rule_id``, ``advice``, ``evidence``} or None; ``maintenance``
     {``until`` (Unix s), ``reason``} while a maintenance window is active, else None; ``state_reason``
     (why the last recorded state change happened, e.g. "stop requested by signal", or None);
@@ -106,7 +107,7 @@ def status(reader: StoreReader, state_dir: Path, node: str, now: float) -> dict[
                    if open_run and not (states and states[0]["state"] == "WAITING_LOGIN") else None),  # no login wait
         "restarts_24h": {"total": sum(restarts.values()), "by_cause": restarts},
         "progress": _progress(reader, node, now),
-        "resources": _resources(reader, node),
+        "resources": _resources(reader, node, current=open_run),
         "last_incident": _incident(reader, node),
         "maintenance": maintenance(state_dir, now),
         "recorded": node in known,
@@ -124,13 +125,13 @@ def _progress(reader: StoreReader, node: str, now: float) -> dict[str, Any] | No
     return {k: p[k] for k in keys} | {"last_advance": adv, "since_advance": round(now - adv, 3) if adv else None}
 
 
-def _resources(reader: StoreReader, node: str) -> dict[str, Any] | None:
+def _resources(reader: StoreReader, node: str, current: bool) -> dict[str, Any] | None:
     s = reader.latest_sample(node)
     if s is None:
         return None
     keys = ("ts", "cpu_percent", "rss_bytes", "threads", "host_cpu_percent", "host_mem_percent", "swap_percent",
             "load1", "disk_free_bytes", "gpu")
-    return {k: s.get(k) for k in keys}
+    return {k: s.get(k) for k in keys} | {"current": current}
 
 
 def _incident(reader: StoreReader, node: str) -> dict[str, Any] | None:

@@ -123,7 +123,8 @@ def script_pip_specs(script: Path) -> list[str]:
 
 
 def install_plan(checkout: Path, generation: str, hardware: Hardware, requirements: Path | None = None) -> list[InstallStep]:
-    """The pip steps for ``generation`` on ``hardware`` (see the module docstring).
+    """The pip steps for ``generation`` on ``hardware`` (see the module docstring). An emulated E4/E5 checkout
+    (``gswarm emulate init``) gets none: its node is stdlib-only and its script's specs need the network.
 
     Raises SetupError when a file the plan needs is missing, naming it.
     """
@@ -148,6 +149,8 @@ def install_plan(checkout: Path, generation: str, hardware: Hardware, requiremen
         files = tuple(p for p in (pkg / "pyproject.toml", pkg / "setup.py") if p.is_file())
         return [InstallStep("genrl-swarm", ("-e", f"{pkg}[examples]"), files)]
     if generation in ("E4", "E5"):
+        if (checkout / ".gswarm-emulator").is_dir():  # gswarm emulate init: the emulated node is stdlib-only
+            return []  # (the real genrl/hivemind specs its script names would need the network)
         script = checkout / "run_rl_swarm.sh"
         specs = script_pip_specs(script) or list(E4_DEFAULTS if generation == "E4" else E5_DEFAULTS)
         return [InstallStep("genrl", tuple(specs), (script,) if script.is_file() else ())]
@@ -212,8 +215,10 @@ def create_venv(base_python: Path, venv: Path) -> Path:
 
 _CAUSES = (
     ("no network", ("NewConnectionError", "Failed to establish a new connection", "Temporary failure in name resolution",
-                    "Network is unreachable", "ConnectTimeoutError", "ProxyError", "Could not fetch URL", "Max retries exceeded"),
-     "check the network / proxy (pip could not reach the package index) and run `gswarm setup` again"),
+                    "Network is unreachable", "ConnectTimeoutError", "ProxyError", "Could not fetch URL", "Max retries exceeded",
+                    "Could not resolve host", "unable to access 'http", "Connection timed out", "Connection refused"),
+     "check the network / proxy (pip, or the `git clone` of a git+https requirement, could not reach its server) "
+     "and run `gswarm setup` again"),
     ("no space left", ("No space left on device",), "free disk space and run `gswarm setup` again"),
     ("version conflict", ("ResolutionImpossible", "conflicting dependencies", "dependency conflict"),
      "the requirements pin incompatible versions; pass --requirements FILE with compatible pins or update the checkout"),
