@@ -244,3 +244,16 @@ def test_backoff_initial_may_not_exceed_backoff_max(home: Path) -> None:
 def test_emulate_pace_takes_the_duration_grammar(home: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     code, out = run_cli(capsys, "emulate", "node", "--pace", "1x", "--", "entry-arg")
     assert code == 2 and "error: option --pace: '1x' is not a duration; use seconds or e.g. 90s, 30m, 1h30m, 2d" in out
+
+
+def test_api_override_names_the_backoff_pair(home: Path) -> None:
+    from gswarm.api.errors import ApiError
+    from gswarm.api.overrides import validate
+    from gswarm.config import Settings
+
+    with pytest.raises(ApiError) as exc:  # with a locked option beside it: no IndexError on the cross-option error
+        validate(Settings(), {"api_token": "x", "backoff_initial": "10m"})
+    assert exc.value.status == 422
+    assert exc.value.detail[1] == {"field": "backoff_initial", "in": "body", "message": (
+        "backoff_initial (600 s) exceeds backoff_max (300 s); the first restart delay must not exceed the cap: "
+        "lower backoff_initial or raise backoff_max")}

@@ -61,6 +61,17 @@ def _norm(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str, sort_keys=True))
 
 
+def _field_of(err: Any) -> str:
+    """The option a pydantic error is about: its location, or for a check across options (empty location, e.g.
+    backoff_initial > backoff_max) the first option its message names; ``"body"`` when none."""
+    import re
+
+    if err["loc"]:
+        return ".".join(str(p) for p in err["loc"])
+    named = [w for w in re.findall(r"[a-z][a-z0-9_]+", err["msg"]) if w in Settings.model_fields]
+    return named[0] if named else "body"
+
+
 def validate(current: Settings, changes: dict[str, Any]) -> dict[str, Any]:
     """Check ``changes`` on top of ``current``; return them normalised (JSON values; a duration such as
     ``"1h30m"`` becomes seconds).
@@ -82,9 +93,9 @@ def validate(current: Settings, changes: dict[str, Any]) -> dict[str, Any]:
     try:
         checked = Settings.model_validate({**base, **changes})
     except ValidationError as exc:
-        detail += [{"field": ".".join(str(p) for p in e["loc"]) or "body", "in": "body",
+        detail += [{"field": _field_of(e), "in": "body",
                     "message": "unknown option" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")}
-                   for e in exc.errors() if not any(d["field"] == str(e["loc"][0]) for d in detail)]
+                   for e in exc.errors() if not any(d["field"] == _field_of(e).split(".")[0] for d in detail)]
     if detail:
         raise ApiError(422, f"invalid {detail[0]['field']}: {detail[0]['message']}", detail)
     dumped = checked.model_dump(mode="json")
