@@ -98,9 +98,13 @@ def test_init_keeps_a_valid_swarm_on_e2(home: Path, capsys) -> None:  # type: ig
     co = init_checkout(home / "rl", "E2")
     sd = home / "st"
     code, out = run_cli(capsys, "init", "--yes", "--state-dir", str(sd), "--name", "s", "--rl-swarm-dir", str(co),
-                        "--swarm", "b")
+                        "--swarm", "b", "--model-name", "-")
     assert code == 0, out
     assert profiles.read(sd, "s").options["swarm"] == "B"
+    code, out = run_cli(capsys, "init", "--yes", "--state-dir", str(sd), "--name", "t", "--rl-swarm-dir", str(co),
+                        "--model-name", "Gensyn/Qwen2.5-0.5B-Instruct")
+    assert code == 2 and (f"error: option --model-name: the checkout {co} is generation E2, which picks its model by "
+                          "size (model_size), not by name; drop --model-name") in out
 
 
 def test_model_name_is_checked_by_the_configuration(home: Path) -> None:

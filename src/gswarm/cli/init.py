@@ -189,7 +189,7 @@ def init(
     if gen == "E2":
         options.pop("model_name", None)
         options["swarm"] = ask.ask(swarm, "--swarm", "Swarm: A (Math) or B (Math Hard)", "A", _swarm)
-        if model_name is not None:
+        if model_name not in (None, "-"):
             raise ConfigError(f"option --model-name: the checkout {checkout} is generation E2, which picks its model "
                               "by size (model_size), not by name; drop --model-name")
     else:
