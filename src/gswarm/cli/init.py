@@ -186,6 +186,8 @@ def init(
     typer.echo(f"proposed template: {proposed.name} ({proposed.title})")
     tpl = BY_NAME[ask.ask(template, "--template", f"Template ({', '.join(BY_NAME)})", proposed.name, _template)]
     options: dict[str, Any] = {**tpl.options, "rl_swarm_dir": str(checkout)}
+    # E2 (v0.4.4 run_rl_swarm.sh): swarm A/B and a size prompt choose the config; no MODEL_NAME there, and no
+    # swarm prompt in any other generation
     if gen == "E2":
         options.pop("model_name", None)
         options["swarm"] = ask.ask(swarm, "--swarm", "Swarm: A (Math) or B (Math Hard)", "A", _swarm)
