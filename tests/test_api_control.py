@@ -109,7 +109,16 @@ async def test_read_only_control_answers_409(state_dir) -> None:
     src = DataSource(state_dir, settings(), clock=FakeClock(NOW))
     async with running_api(src) as (_, c):
         r = await c.post(f"/api/v1/nodes/{NODE}/restart", headers=bearer(_token(state_dir)))
-    assert r.status_code == 409 and "no supervisor running" in r.json()["error"]
+        assert r.status_code == 409 and r.json()["error"] == (
+            "`gswarm serve` is read-only; control needs `gswarm run` (or `gswarm stop|start|restart` from a shell)")
+        # a gswarm run supervising this state dir (its run/api.json): the 409 points at its dashboard (#19 follow-up;
+        # before: "no supervisor running" while one was)
+        (state_dir / "run").mkdir(exist_ok=True)
+        (state_dir / "run" / "api.json").write_text('{"host": "127.0.0.1", "port": 8787, "pid": 1, "url": "http://127.0.0.1:8787"}')
+        r = await c.post(f"/api/v1/nodes/{NODE}/restart", headers=bearer(_token(state_dir)))
+    assert r.status_code == 409 and r.json()["error"] == ("`gswarm serve` is read-only; a gswarm run supervises this state "
+                                                          "directory: control it at http://127.0.0.1:8787/ (or `gswarm "
+                                                          "stop|start|restart`)")
 
 
 async def test_read_only_config_writes_answer_409_and_save_nothing(state_dir) -> None:

@@ -296,3 +296,31 @@ def test_a_failed_git_clone_of_a_requirement_is_a_network_cause() -> None:
            "  fatal: unable to access 'https://github.com/gensyn-ai/hivemind/': Could not resolve host: github.com\n"
            "  error: subprocess-exited-with-error\n")
     assert classify_pip_failure(out)[0] == "no network"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--duration", "banana"], "error: option --duration: 'banana' is not a duration"),
+    (["--nodes", "0"], "error: option --nodes: 0 must be from 1 to 16"),
+    (["--node-name", "bad name"], "option node_name (from --node-name): node name 'bad name' is not allowed"),
+])
+def test_demo_refuses_bad_input_before_hints_or_folders(tmp_path: Path, args: list[str], message: str) -> None:
+    """Before: the demo printed 'demo state in …' (and 'kept in …') and left an empty temp folder, then the error."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GSWARM_")} | {"TMPDIR": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-m", "gswarm", "run", "--emulated", "--no-api", *args], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and message in " ".join(p.stderr.split()) and "demo state" not in p.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_logs_of_an_unknown_node_is_an_error_like_status(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Before: `gswarm logs --node nosuch` printed nothing with exit 0 (status and report: exit 2)."""
+    from gswarm.logs.store import Store
+
+    st = tmp_path / "st"
+    _jsonlog(st)
+    store = Store(st / "gswarm.db")
+    store.write([ev.ProcessStarted("n", time.time(), 7, 7, ("python",), "E4", "direct")])
+    store.close()
+    code, out = _said(capsys, "logs", "--node", "nosuch", "--state-dir", str(st))
+    assert code == 2 and out == f"error: unknown node 'nosuch' in {st}; known nodes: n (pass one with --node)"
+    assert run_cli(capsys, "logs", "--node", "n", "--json", "--state-dir", str(st))[0] == 0

@@ -10,6 +10,8 @@ not apply to the node's current state (from the live snapshot) → 409 naming th
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -26,6 +28,17 @@ STOPPED = frozenset({"STOPPED", "FATAL"})
 _ERR = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}}
 
 
+def read_only_message(state_dir: Path) -> str:
+    """Why ``gswarm serve`` cannot control: read-only; names the live dashboard of a ``gswarm run`` that is
+    supervising this state dir (its ``run/api.json``, written only while it serves) when there is one."""
+    base = "`gswarm serve` is read-only"
+    try:
+        url = json.loads((Path(state_dir) / "run" / "api.json").read_text(encoding="utf-8"))["url"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{base}; control needs `gswarm run` (or `gswarm stop|start|restart` from a shell)"
+    return f"{base}; a gswarm run supervises this state directory: control it at {url}/ (or `gswarm stop|start|restart`)"
+
+
 def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
     """Add the control routes to ``app``."""
     api = APIRouter(prefix="/api/v1", tags=["control"], dependencies=[Depends(guard.control)], responses=_ERR)
@@ -38,7 +51,7 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
         STOPPED/FATAL/BACKOFF; stop not when STOPPED/FATAL); ``detail.state`` names the state.
         """
         if not source.live:
-            raise ApiError(409, "no supervisor running: `gswarm serve` is read-only; control needs `gswarm run`")
+            raise ApiError(409, read_only_message(source.state_dir))
         live = source.live_snapshots()
         if node not in live:
             runs = ", ".join(repr(n) for n in live)

@@ -37,7 +37,7 @@ _COMMAND_MODULES = (
 err_console = Console(stderr=True)
 
 EXIT_CODES = (
-    (0, "success (also after a requested stop or --duration)"),
+    (0, "success (also after a requested stop, --duration, or Ctrl-C/SIGTERM ending gswarm run gracefully)"),
     (1, "failure: the node could not be started, or a check found a problem (e.g. profile validate)"),
     (2, "bad input: invalid option, flag, environment variable, config file or profile; not an RL Swarm checkout"),
     (3, "another gswarm run already supervises this checkout"),
@@ -45,7 +45,7 @@ EXIT_CODES = (
     (5, "environment setup failed (venv, pip, yarn); the message names the log"),
     (6, "gave up on the node (crash loop or a cause a restart cannot fix)"),
     (7, "the SQLite store is unusable"),
-    (130, "interrupted (Ctrl-C)"),
+    (130, "interrupted (Ctrl-C) in a command that is not supervising, e.g. at a wizard question"),
 )
 
 

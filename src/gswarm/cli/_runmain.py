@@ -84,7 +84,7 @@ def _wants_setup(settings: Any, view: Any) -> bool:
     if not settings.auto_setup or settings.emulated:
         return False
     if (Path(settings.rl_swarm_dir) / EMU_DIR).is_dir():
-        view.say("emulated checkout: no environment setup or login needed (--no-auto-setup implied)")
+        view.say("emulated checkout: no environment setup needed (--no-auto-setup implied); its login files, if any, are used as they are")
         return False
     return True
 

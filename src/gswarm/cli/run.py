@@ -12,6 +12,7 @@ operator's real state directory.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -82,8 +83,10 @@ def run(
     if os.environ.get("GSWARM_EMU_FAULTS"):
         check_faults(os.environ["GSWARM_EMU_FAULTS"], "environment variable GSWARM_EMU_FAULTS")
     demo_state = None
+    seconds = parse_duration(duration) if duration is not None else None
     if emulated:
         flags["emulated"] = True
+        check_demo_input(flags, nodes)  # bad input is refused before the demo prints hints or makes a folder
         if state_dir is None and not os.environ.get("GSWARM_STATE_DIR"):
             # the demo must not write its crashes, history and locks into the operator's real state dir
             demo_state = Path(tempfile.mkdtemp(prefix="gswarm-demo-state-"))
@@ -95,19 +98,31 @@ def run(
             flags["api_port"] = 0  # 8787 is taken (another demo?): any free port, printed at start
     if hf_token:
         typer.echo("warning: --hf-token is visible to every local user (ps); prefer env GSWARM_HF_TOKEN", err=True)
-    seconds = parse_duration(duration) if duration is not None else None
     from gswarm.cli._runmain import run_main
 
     try:
         code = run_main(flags, seconds=seconds, generation=generation, emu_faults=emu_faults, emu_pace=emu_pace,
                         nodes=nodes)
     finally:
-        if demo_state is not None:
+        if demo_state is not None and not (demo_state / "gswarm.db").exists():  # it never ran: leave nothing behind
+            shutil.rmtree(demo_state, ignore_errors=True)
+        elif demo_state is not None:
             typer.echo(f"gswarm demo state kept in {demo_state} (your own state directory was not used); look around with "
                        f"`gswarm status --state-dir {demo_state}` or `gswarm logs --state-dir {demo_state} --level warning`; "
                        f"for a real node see README \"On a real checkout\"")
     if code:
         raise typer.Exit(code)
+
+
+def check_demo_input(flags: dict, nodes: int | None) -> None:
+    """Validate the options of ``gswarm run --emulated`` up front (ConfigError naming the option, as the run would
+    raise): the settings with a placeholder state dir, and ``--nodes``. Nothing is created or printed."""
+    from gswarm.config import load_settings
+    from gswarm.config.nodes import emulated_nodes
+
+    load_settings({**flags, "state_dir": Path(tempfile.gettempdir())})
+    if nodes is not None:
+        emulated_nodes(nodes)
 
 
 def demo_api_port(host: str = "127.0.0.1", preferred: int = 8787) -> int:
