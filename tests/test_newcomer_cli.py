@@ -324,3 +324,20 @@ def test_logs_of_an_unknown_node_is_an_error_like_status(tmp_path: Path, capsys)
     code, out = _said(capsys, "logs", "--node", "nosuch", "--state-dir", str(st))
     assert code == 2 and out == f"error: unknown node 'nosuch' in {st}; known nodes: n (pass one with --node)"
     assert run_cli(capsys, "logs", "--node", "n", "--json", "--state-dir", str(st))[0] == 0
+
+
+def test_housekeeping_is_a_note_not_a_recovery_warning() -> None:
+    """Before: 'login files backed up …' was printed as 'gswarm recovery none: …' and logged at WARNING."""
+    import io
+
+    from gswarm.cli._runview import RunView
+    from gswarm.logs.jsonlog import record_of
+
+    action = ev.RecoveryAction("n", 100.0, ev.Recovery.NONE, "login files backed up to /s/backups (0600)")
+    buf = io.StringIO()
+    RunView(buf).event(action)
+    assert " ".join(buf.getvalue().split()).endswith("note: login files backed up to /s/backups (0600)")
+    assert "recovery none" not in buf.getvalue()
+    assert record_of(action).get("level", "info") == "info"
+    restart = ev.RecoveryAction("n", 100.0, ev.Recovery.REINSTALL_DEPS, "reinstalling")
+    assert record_of(restart)["level"] == "warning"

@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from gswarm.ansi import terminal_safe
-from gswarm.events import (Event, Incident, Notice, ProcessExited, ProcessStarted, RecoveryAction, RestartScheduled,
-                           Severity, StateChanged)
+from gswarm.events import (Event, Incident, Notice, ProcessExited, ProcessStarted, Recovery, RecoveryAction,
+                           RestartScheduled, Severity, StateChanged)
 from gswarm.supervisor.stream import REDRAW, Batch
 
 _SEV_STYLE = {Severity.DEBUG: "dim", Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.ERROR: "red",
@@ -136,7 +136,10 @@ class RunView:
         elif isinstance(ev, Notice):
             self.say(f"{escape(ev.title)}" + (f": {escape(ev.body)}" if ev.body else ""), _SEV_STYLE.get(ev.severity, "cyan"))
         elif isinstance(ev, RecoveryAction) and not ev.data.get("gave_up"):  # a give-up is told by its Notice
-            self.say(f"recovery {ev.recovery.value}: {escape(ev.detail)}", "cyan")
+            if ev.recovery == Recovery.NONE:  # housekeeping (login files restored/backed up), not a recovery step
+                self.say(f"note: {escape(ev.detail)}", "dim")
+            else:
+                self.say(f"recovery {ev.recovery.value}: {escape(ev.detail)}", "cyan")
 
 
 def restart_line(ev: RestartScheduled, total: int) -> str:

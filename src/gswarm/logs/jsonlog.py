@@ -193,7 +193,8 @@ def _describe(e: ev.Event) -> tuple[str, str, str, str, dict[str, Any]]:
     if isinstance(e, ev.RestartScheduled):
         return "restart", "warning", "supervisor", e.detail or f"restart in {e.delay:.1f} s", {"delay": e.delay, "cause": e.cause.value, "recovery": e.recovery.value, "attempt": e.attempt}
     if isinstance(e, ev.RecoveryAction):
-        return "recovery", "warning", "supervisor", e.detail, {"recovery": e.recovery.value, **dict(e.data)}
+        lvl = "info" if e.recovery == ev.Recovery.NONE else "warning"  # NONE: housekeeping such as login backups
+        return "recovery", lvl, "supervisor", e.detail, {"recovery": e.recovery.value, **dict(e.data)}
     if isinstance(e, ev.Notice):
         return "notice", e.severity.value, "notice", e.title, {"kind": e.kind, "body": e.body}
     if isinstance(e, ev.ProgressUpdate):
