@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+import subprocess
+import time
+from typing import Any, Callable
 
 
 async def until(pred: Callable[[], object], timeout: float = 30.0, step: float = 0.02) -> None:
@@ -29,3 +31,26 @@ def run_cli(capsys, *args: str) -> tuple[int, str]:  # type: ignore[no-untyped-d
         code = int(exc.code or 0)
     cap = capsys.readouterr()
     return code, cap.out + cap.err
+
+
+def wait_for(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition", step: float = 0.02) -> Any:
+    """Poll ``pred()`` every ``step`` real seconds until it returns something true and return that value;
+    AssertionError naming ``what`` after ``timeout`` seconds (for tests outside an event loop)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(step)
+
+
+def stop_gracefully(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """SIGTERM the process this test started (its graceful stop), SIGKILL it after ``timeout`` s; reaped."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

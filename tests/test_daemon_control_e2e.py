@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from gswarm.daemon.client import NotRunning, request
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -47,13 +48,6 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def wait_for(pred, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.02)
 
 
 def env(xdg: Path | None = None) -> dict[str, str]:

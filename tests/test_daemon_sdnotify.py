@@ -21,6 +21,7 @@ from gswarm.config import load_settings
 from gswarm.daemon.sdnotify import Notifier, address, watchdog_interval
 from gswarm.daemon.systemd import SdNotifyService
 from gswarm.runtime import Runtime
+from tests.helpers import wait_for
 
 
 class Listener:
@@ -52,13 +53,6 @@ class Listener:
         self._stop = True
         self.thread.join(2)
         self.sock.close()
-
-
-def wait_for(pred, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.02)
 
 
 def test_address_and_interval_parsing() -> None:

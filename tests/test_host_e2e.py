@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from gswarm.emulator.checkout import init_checkout
+from tests.helpers import stop_gracefully, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 NODES = ("gpu0", "gpu1", "gpu2")
@@ -69,16 +70,6 @@ def _environ(pid: int) -> dict[str, str]:
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
 
 
-def _wait(pred, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def host(tmp_path_factory):  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("host")
@@ -88,17 +79,11 @@ def host(tmp_path_factory):  # type: ignore[no-untyped-def]
                             stdout=out, stderr=subprocess.STDOUT, text=True, env=_env())
     try:
         api = tmp / "state" / "run" / "api.json"
-        _wait(lambda: api.exists() or proc.poll() is not None, 30, "api.json")
+        wait_for(lambda: api.exists() or proc.poll() is not None, 30, "api.json", step=0.1)
         assert proc.poll() is None, (tmp / "run.out").read_text()
         yield {"proc": proc, "cfg": cfg, "state": tmp / "state", "url": json.loads(api.read_text())["url"]}
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop_gracefully(proc)
         out.close()
 
 
@@ -120,8 +105,8 @@ def test_plan_json_places_every_node(host) -> None:  # type: ignore[no-untyped-d
 
 def test_three_nodes_placed_fault_restarts_only_one_status_lists_three(host) -> None:  # type: ignore[no-untyped-def]
     url = host["url"]
-    nodes = _wait(lambda: (lambda ns: ns if all(ns.get(n, {}).get("state") == "RUNNING" and ns[n]["pid"] for n in NODES)
-                           else None)(_nodes(url)), 30, "three RUNNING nodes")
+    nodes = wait_for(lambda: (lambda ns: ns if all(ns.get(n, {}).get("state") == "RUNNING" and ns[n]["pid"] for n in NODES)
+                              else None)(_nodes(url)), 30, "three RUNNING nodes", step=0.1)
     for i, name in enumerate(NODES):
         pid = nodes[name]["pid"]
         env = _environ(pid)
@@ -135,7 +120,7 @@ def test_three_nodes_placed_fault_restarts_only_one_status_lists_three(host) -> 
     metrics = httpx.get(f"{url}/metrics", timeout=10).text
     assert [f'gswarm_node_up{{node="{n}"}} 1.0' in metrics for n in NODES] == [True, True, True]
     # the fault in gpu1 (crash 1.5 s into every run) restarts gpu1 only
-    after = _wait(lambda: (lambda ns: ns if ns["gpu1"]["restarts"] >= 1 else None)(_nodes(url)), 30, "gpu1 restart")
+    after = wait_for(lambda: (lambda ns: ns if ns["gpu1"]["restarts"] >= 1 else None)(_nodes(url)), 30, "gpu1 restart", step=0.1)
     assert after["gpu0"]["restarts"] == 0 and after["gpu2"]["restarts"] == 0
     assert after["gpu0"]["pid"] == pids["gpu0"] and after["gpu2"]["pid"] == pids["gpu2"]
     incidents = httpx.get(f"{url}/api/v1/incidents", timeout=10).json()["items"]
@@ -145,8 +130,8 @@ def test_three_nodes_placed_fault_restarts_only_one_status_lists_three(host) -> 
     before = _nodes(url)
     r = httpx.post(f"{url}/api/v1/nodes/gpu2/restart", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert r.status_code == 202 and r.json() == {"accepted": True, "node": "gpu2", "command": "restart"}
-    moved = _wait(lambda: (lambda ns: ns if ns["gpu2"]["pid"] not in (None, before["gpu2"]["pid"]) else None)(_nodes(url)),
-                  30, "gpu2 restarted by the API")
+    moved = wait_for(lambda: (lambda ns: ns if ns["gpu2"]["pid"] not in (None, before["gpu2"]["pid"]) else None)(_nodes(url)),
+                     30, "gpu2 restarted by the API", step=0.1)
     assert moved["gpu0"]["pid"] == pids["gpu0"]
     bad = httpx.post(f"{url}/api/v1/nodes/nope/stop", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert bad.status_code == 404 and bad.json()["error"] == "unknown node 'nope'; this supervisor runs 'gpu0', 'gpu1', 'gpu2'"

@@ -137,7 +137,7 @@ def test_bundle_describes_the_recorded_run_not_its_own_command(tmp_path: Path) -
 
     async def record() -> None:
         svc = StoreService(ev.EventBus(), FakeClock(start=time.time()), state / "gswarm.db", node="gpu0",
-                           run_settings=redacted_dict(run_settings))
+                           run_settings={"gpu0": redacted_dict(run_settings)})
         task = asyncio.ensure_future(svc.run())
         await asyncio.sleep(0.05)
         task.cancel()

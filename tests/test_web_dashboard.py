@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.helpers import stop_gracefully
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -45,12 +46,7 @@ def supervised(tmp_path):
         assert api.exists(), proc.stderr.read() if proc.poll() is not None else "no api.json"
         yield json.loads(api.read_text())["url"], sd, t_start
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_gracefully(proc)
 
 
 def _shown(page) -> dict[str, str]:

@@ -79,16 +79,6 @@ def active_until(state_dir: Path, now: float) -> float | None:
     return until if until is not None and until > now else None
 
 
-def reason(state_dir: Path) -> str:
-    """The reason given with the window (``gswarm maintenance 2h --reason …``), ``""`` when none or unreadable."""
-    try:
-        data = json.loads((Path(state_dir) / FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return ""
-    text = data.get("reason") if isinstance(data, dict) else None
-    return text if isinstance(text, str) else ""
-
-
 def problem(state_dir: Path) -> str | None:
     """Why ``<state_dir>/maintenance.json`` is ignored (a one-line warning naming the file), or None when
     it is missing or fine. A broken file means no window: alerts and restarts are active."""

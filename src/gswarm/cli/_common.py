@@ -49,3 +49,16 @@ def check_output_file(path: Path, option: str, example: str = "out") -> Path:
     except OSError as exc:
         raise ConfigError(f"option {option}: cannot write in folder {parent} ({exc.strerror or exc}); pick another path") from None
     return path
+
+
+def pick_node(reader: object, sdir: Path, node: str | None, default: str) -> str:
+    """The node a reading command (report, logs) is about, as ``gswarm status`` picks it: ``--node``, else
+    node_name, else the only node the store knows. ConfigError naming --node and the known nodes for a node
+    the store has no record of."""
+    known: list[str] = reader.nodes()  # type: ignore[attr-defined]
+    name = node or default
+    if node is None and name not in known and len(known) == 1:
+        return known[0]
+    if known and name not in known:
+        raise ConfigError(f"unknown node {name!r} in {sdir}; known nodes: {', '.join(known)} (pass one with --node)")
+    return name

@@ -112,11 +112,13 @@ def _maintenance(arg: str, reason: str, state_dir: Optional[Path], config_file: 
     broken = maintenance.problem(sd)
     if broken:
         typer.echo(f"warning: {broken}", err=True)
-    until = maintenance.active_until(sd, now)
-    if until is None:
+    from gswarm.monitor.status import maintenance as active_window
+
+    window = active_window(sd, now)  # {"until", "reason"} or None
+    if window is None:
         typer.echo("no maintenance window")
     else:
-        why = maintenance.reason(sd)
+        until, why = window["until"], window["reason"]
         typer.echo(f"maintenance until {local_time(until)} ({_left(until - now)} left){f' ({why})' if why else ''}: "
                    "no alerts, no restarts")
 

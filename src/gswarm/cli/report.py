@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from gswarm.cli._common import ConfigFile, JsonOut, StateDir, check_output_file, settings_from, state_dir_of
+from gswarm.cli._common import ConfigFile, JsonOut, StateDir, check_output_file, pick_node, settings_from, state_dir_of
 from gswarm.config.settings import check_node_name
 from gswarm.errors import ConfigError
 
@@ -34,18 +34,6 @@ def _send(settings: object, message: object) -> dict[str, tuple[bool, str]]:
 
     results = asyncio.run(go())
     return {next(c.redacted for c in channels if c.name == n): r for n, r in results.items()}
-
-
-def _pick_node(reader: object, sdir: Path, node: Optional[str], default: str) -> str:
-    """The node to report on, as ``gswarm status`` picks it: ``--node``, else node_name, else the only node
-    the store knows. ConfigError naming --node and the known nodes for a node the store has no record of."""
-    known: list[str] = reader.nodes()  # type: ignore[attr-defined]
-    name = node or default
-    if node is None and name not in known and len(known) == 1:
-        return known[0]
-    if known and name not in known:
-        raise ConfigError(f"unknown node {name!r} in {sdir}; known nodes: {', '.join(known)} (pass one with --node)")
-    return name
 
 
 def report(since: str, node: Optional[str], send: bool, json_out: bool, png: Optional[Path],
@@ -72,7 +60,7 @@ def report(since: str, node: Optional[str], send: bool, json_out: bool, png: Opt
     try:
         known: list[str] = reader.nodes()
         # several nodes (one host) and no --node: a digest for every node
-        names = known if node is None and len(known) > 1 else [_pick_node(reader, sdir, node, settings.node_name)]
+        names = known if node is None and len(known) > 1 else [pick_node(reader, sdir, node, settings.node_name)]
     except BaseException:
         reader.close()
         raise

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gswarm.cli._common import ConfigFile, JsonOut, StateDir, settings_from
+from gswarm.cli._common import ConfigFile, JsonOut, StateDir, pick_node, settings_from
 from gswarm.config.settings import check_node_name
 from gswarm.daemon.client import running_state_dir
 from gswarm.errors import ConfigError
@@ -183,20 +183,6 @@ def register(app: typer.Typer) -> None:
         else:
             _print_status(data, now)
 
-    def _known_node_or_error(sdir: Path, node: str) -> None:
-        """ConfigError (exit 2) naming the known nodes when the store knows others but not ``node``."""
-        from gswarm.logs.store import StoreReader
-
-        if not (sdir / "gswarm.db").exists():
-            return
-        reader = StoreReader(sdir / "gswarm.db")
-        try:
-            known = reader.nodes()
-        finally:
-            reader.close()
-        if known and node not in known:
-            raise ConfigError(f"unknown node {node!r} in {sdir}; known nodes: {', '.join(known)} (pass one with --node)")
-
     @app.command()
     def logs(
         level: Optional[str] = typer.Option(None, "--level", help="Minimum level: debug, info, warning, error, critical."),
@@ -230,8 +216,14 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("--grep and --regex both given: use one (--grep TEXT is plain, --regex PATTERN a regular expression)")
         flt = LogFilter(level, category, node, start, end, compile_grep(regex, "--regex") if regex else compile_grep(grep, plain=True))
         directory = running_state_dir(settings) / "logs"  # reading only
-        if node is not None and not follow:  # like status and report: an unknown node is bad input, not "no record"
-            _known_node_or_error(directory.parent, node)
+        if node is not None and not follow and (directory.parent / "gswarm.db").exists():
+            from gswarm.logs.store import StoreReader
+
+            reader = StoreReader(directory.parent / "gswarm.db")  # an unknown node is bad input, as in status/report
+            try:
+                pick_node(reader, directory.parent, node, node)
+            finally:
+                reader.close()
         out = Console(highlight=False, soft_wrap=True)
         if follow and since is None and limit is None:
             limit = FOLLOW_TAIL

@@ -34,7 +34,8 @@ class StoreService:
     """Service ``store``: ``StoreService(bus, clock, path, retention_days=30.0, node="default")``.
 
     ``retention_days`` (days) bounds the database; ``prune_interval`` (seconds)
-    is how often old rows are deleted. Publishes a ``Notice(kind="store_set_aside")``
+    is how often old rows are deleted. ``run_settings`` (node → redacted settings, JSON-ready) is stored once
+    at start as ``events`` rows of kind ``settings``. Publishes a ``Notice(kind="store_set_aside")``
     when a foreign/corrupted database was renamed on open. ``alarm`` (:class:`gswarm.diskfull.DiskAlarm`)
     hears of writes that fail because the disk is full or failing (the batch is dropped, counted in
     ``dropped``, and SQLite's rollback keeps the file whole) and of writes that succeed.
@@ -44,9 +45,11 @@ class StoreService:
 
     def __init__(self, bus: ev.EventBus, clock: Any, path: Path, retention_days: float = 30.0,
                  node: str = "default", prune_interval: float = 3600.0, max_batch: int = 1000,
-                 queue_size: int = 20_000, run_settings: dict[str, Any] | None = None, alarm: Any = None) -> None:
+                 queue_size: int = 20_000, run_settings: dict[str, dict[str, Any]] | None = None,
+                 alarm: Any = None) -> None:
         self.bus, self.clock, self.path, self.node, self.alarm = bus, clock, Path(path), node, alarm
-        self.run_settings = run_settings  # redacted settings of this run, recorded once at start (gswarm bundle)
+        # node -> its redacted settings, recorded once at start (gswarm bundle describes that run)
+        self.run_settings = run_settings or {}
         self.retention_s = retention_days * 86400.0
         self.prune_interval = prune_interval
         self.max_batch = max_batch
@@ -57,7 +60,6 @@ class StoreService:
         self._retry_at = float("-inf")
         self.coalescer = ProgressCoalescer()
         self.owned: tuple[str, ...] | None = None  # every node of a multi-node host: their orphan runs are closed
-        self.node_settings: dict[str, dict[str, Any]] | None = None  # a host: each node's settings are recorded
 
     def open(self) -> Store:
         """Open (or reopen) the writer; publishes a Notice if a bad file was set aside.
@@ -133,9 +135,8 @@ class StoreService:
         held_task = asyncio.ensure_future(self._held_loop())
         try:
             self._safe(self.open)
-            if self.run_settings is not None:
-                for node, settings in (self.node_settings or {self.node: self.run_settings}).items():
-                    self._safe(lambda n=node, s=settings: self.open().record_settings(n, self.clock.time(), s))
+            for node, settings in self.run_settings.items():
+                self._safe(lambda n=node, s=settings: self.open().record_settings(n, self.clock.time(), s))
             while True:
                 first = await self.queue.get()
                 self._safe(lambda: self.flush(first))
@@ -197,13 +198,13 @@ def create_service(rt: Any) -> Any:
     """
     from gswarm.config import redacted_dict
 
-    store = StoreService(rt.bus, rt.clock, Path(rt.state_dir) / DB_NAME,
-                         retention_days=rt.settings.retention_days, node=rt.node,
-                         run_settings=redacted_dict(rt.settings), alarm=alarm_for(rt.bus, rt.clock, rt.node))
     runtimes = getattr(rt, "runtimes", None)
-    if isinstance(runtimes, dict) and len(runtimes) > 1:  # a gswarm.host.Host
-        store.owned = tuple(runtimes)
-        store.node_settings = {name: redacted_dict(r.settings) for name, r in runtimes.items()}
+    nodes = runtimes if isinstance(runtimes, dict) and len(runtimes) > 1 else {rt.node: rt}  # a gswarm.host.Host
+    store = StoreService(rt.bus, rt.clock, Path(rt.state_dir) / DB_NAME,
+                         retention_days=rt.settings.retention_days, node=rt.node, alarm=alarm_for(rt.bus, rt.clock, rt.node),
+                         run_settings={name: redacted_dict(r.settings) for name, r in nodes.items()})
+    if len(nodes) > 1:
+        store.owned = tuple(nodes)
     if "gswarm.logs.jsonlog:create_service" in tuple(getattr(rt, "service_paths", ()) or ()):
         return store
     from gswarm.logs import jsonlog
