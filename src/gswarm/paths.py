@@ -9,8 +9,10 @@ files and identity), ``profiles/``, ``run/`` (locks and pid records).
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -99,11 +101,48 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o600) -> None:
 def gzip_file(path: Path, level: int = 6) -> Path:
     """Replace ``path`` by ``path.gz`` (gzip ``level``, 0600): written to ``path.gz.tmp`` and renamed, then
     ``path`` is removed. On any failure (a full disk) the plain file stays and no half ``.gz`` is left;
-    the OSError is raised. Returns the ``.gz`` path."""
+    the OSError is raised. Returns the ``.gz`` path.
+
+    The compression runs in a thread of its own at the lowest CPU priority (:func:`yield_cpu`) and the
+    caller waits for it: compressing a rotated log is background work that must never take a CPU from
+    the node (issue #18: a flood rotates every few seconds, and gzip at normal priority on a 2-core
+    machine slowed the node). The caller's own thread keeps its priority (it may be a shared worker)."""
+    import threading
+
+    out: list[Any] = []
+    worker = threading.Thread(target=_gzip_worker, args=(Path(path), level, out), name="gswarm-gzip", daemon=True)
+    worker.start()
+    worker.join()
+    if isinstance(out[0], BaseException):
+        raise out[0]
+    return out[0]
+
+
+def _gzip_worker(path: Path, level: int, out: list[Any]) -> None:
+    try:
+        yield_cpu()
+        out.append(_gzip(path, level))
+    except BaseException as exc:  # handed to the waiting caller
+        out.append(exc)
+
+
+def yield_cpu() -> bool:
+    """Put the *calling thread* at the lowest CPU priority: Linux ``SCHED_IDLE`` (it runs only when a CPU
+    would otherwise idle; no privilege needed), else nothing (other systems cannot lower one thread
+    safely: ``setpriority`` takes a pid there). Returns True when the priority was lowered."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "SCHED_IDLE"):
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # pid 0 = this thread on Linux
+    except OSError:
+        return False
+    return True
+
+
+def _gzip(path: Path, level: int) -> Path:
     import gzip
     import shutil
 
-    path = Path(path)
     tmp, done = path.with_name(path.name + ".gz.tmp"), path.with_name(path.name + ".gz")
     try:
         with open(path, "rb") as src, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, \

@@ -97,11 +97,16 @@ IDENTITY_KINDS = frozenset({"hello", "peer", "swarm"})  # progress facts that sa
 
 
 def logged(e: ev.Event) -> bool:
-    """Whether the JSON log records ``e``: everything but resource samples and the progress updates an
-    operator does not need (issue #18): a ``ProgressUpdate`` only when it is an advance or an identity fact."""
+    """Whether the JSON log records ``e``: GSwarm's own events but resource samples and the progress updates
+    an operator does not need (issue #18): a ``ProgressUpdate`` only when it is an advance or an identity
+    fact. The node's output (``OutputBatch``/``OutputLine``) is not logged here: it is kept once, in the
+    capture file (``logs/<node>/output.log``), and readers merge it in (:mod:`gswarm.logs._captureread`)."""
     if type(e) is ev.ProgressUpdate:
         return e.advanced or e.kind in IDENTITY_KINDS
-    return type(e) is not ev.ResourceSample
+    return type(e) not in _NOT_LOGGED
+
+
+_NOT_LOGGED = (ev.ResourceSample, ev.OutputBatch, ev.OutputLine)
 
 
 def records_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[dict[str, Any]]:
@@ -340,12 +345,9 @@ class JsonLogService:
         self._unsubscribe = bus.subscribe(self._on_event)
 
     def _on_event(self, e: ev.Event) -> None:
-        if type(e) is ev.OutputBatch:
-            n = len(e.texts)  # max_buffer counts lines, not batches
-        elif logged(e):
-            n = 1
-        else:
+        if not logged(e):  # node output included: the capture file holds it (issue #18)
             return
+        n = 1
         if self._buffered + n <= self.max_buffer:
             self._buf.append(e)
             self._buffered += n
