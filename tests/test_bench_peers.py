@@ -36,5 +36,5 @@ def test_kinds_micro_bench_smoke() -> None:
     out = subprocess.run([sys.executable, str(BENCH / "kinds.py"), "--lines", "2000", "--repeat", "1"],
                          capture_output=True, text=True, timeout=120, check=True)
     rows = [line.split() for line in out.stdout.splitlines()[1:]]
-    assert [r[0] for r in rows] == ["plain", "progress", "error", "redraw", "ansi"]
+    assert [r[0] for r in rows] == ["plain", "progress", "error", "redraw", "ansi", "crlf"]
     assert all(float(r[3]) > 0 for r in rows) and rows[0][4] == "1.00"

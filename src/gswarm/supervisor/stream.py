@@ -7,7 +7,8 @@ character).
 
 Rules (a line is what a terminal would show on one row):
 
-* ``\\n`` and ``\\r\\n`` end a line. A bare ``\\r`` (a progress redraw, e.g. tqdm)
+* ``\\n`` and ``\\r\\n`` end a line (a chunk whose every ``\\r`` ends a ``\\r\\n``, what a pty
+  gives in script mode, costs two C-level passes more than a ``\\n`` chunk). A bare ``\\r`` (a progress redraw, e.g. tqdm)
   ends a line too; such a line gets :data:`REDRAW` so a console can draw it in
   place while the capture keeps every state. Empty redraw segments (``\\r`` right
   after a line end, or ``\\r\\r``) carry nothing and are dropped.
@@ -130,7 +131,7 @@ class LineSplitter:
             if data[-1] == 13:  # maybe half of \r\n: kept pending
                 data, tail = data[:-1], b"\r"
             if _LONE_CR.search(data):  # a redraw: not every \r ends a \r\n line
-                return self._split_redraws(data + tail)
+                return self._split_generic(data + tail)
             # every \r ends a \r\n line (a pty's output, ONLCR: script mode): the same lines as \n ends,
             # at the cost of two C-level passes (a terminator split cost ~6x a plain chunk; issue #18)
             data = data.translate(None, b"\r")
