@@ -51,6 +51,7 @@ def run_main(flags: dict[str, Any], seconds: float | None = None, generation: st
         try:
             return _run_host(settings, host_cfg, view, seconds, flags)
         finally:
+            view.close()  # the last lines (exits, "stopped") reach stdout; a stuck one costs 2 s, no more
             if tmp is not None:
                 tmp.cleanup()
     try:
@@ -64,6 +65,7 @@ def run_main(flags: dict[str, Any], seconds: float | None = None, generation: st
             view.plan(rt.build_spec())
         code = asyncio.run(_supervise(rt, seconds))
     finally:
+        view.close()  # the last lines (exits, "stopped") reach stdout; a stuck one costs 2 s, no more
         if tmp is not None:
             tmp.cleanup()
     if code == NodeFatal.exit_code:

@@ -4,13 +4,28 @@ Node lines are written as they are (colours kept on a terminal, stripped
 otherwise; ``\\r`` redraws drawn in place on a terminal). Events are one line
 each, prefixed ``gswarm``. Secrets never reach this view: the plan shows the
 masked env only, and answers to secret prompts are masked by script mode.
+
+The console must never stall the supervisor (issue #18 follow-up): as a service stdout is journald's
+stream socket, and a slow or stuck reader (journald rate-limited or on a full disk, ``| less`` nobody
+scrolls, a stalled SSH session) would block a synchronous write on the event loop — no reading of the
+node's pipe, no health checks, no watchdog pings, no API. So when ``out`` has a file descriptor, every byte
+this view writes goes through :class:`ConsoleWriter`: the loop only appends to a queue bounded in bytes,
+one daemon thread writes it out. When the bound is hit node output is dropped (counted, and told in one
+line where the gap is); GSwarm's own lines have a small extra allowance. A sink without a descriptor
+(``io.StringIO`` in tests) lives in memory, cannot block, and is written synchronously as before.
+The writer lives here, not in a module of its own, because the view is its only user (~330 lines).
 """
 
 from __future__ import annotations
 
+import os
+import select
 import shlex
 import sys
-from typing import Any, TextIO
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Sequence, TextIO
 
 from rich.console import Console
 from rich.markup import escape
@@ -23,18 +38,254 @@ from gswarm.supervisor.stream import REDRAW, Batch
 _SEV_STYLE = {Severity.DEBUG: "dim", Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.ERROR: "red",
               Severity.CRITICAL: "bold red"}
 
+LIMIT = 4 << 20  # bytes queued for stdout before node output is dropped
+ALLOWANCE = 256 << 10  # extra bytes GSwarm's own lines may queue beyond LIMIT
+DRAIN_TIMEOUT = 2.0  # s (monotonic) gswarm run waits at exit for the console to take the last lines
+_MAX_PARTS = 512  # iovecs per writev (IOV_MAX is 1024 on Linux)
+_MAX_BATCH = 1 << 20  # bytes per writev
+
+
+def notice_line(lines: int, own: int) -> str:
+    """The line written where output was dropped: ``lines`` node lines and ``own`` of GSwarm's lines
+    (counts ≥ 0, one of them > 0); ends in ``\\n``."""
+    parts = []
+    if lines:
+        parts.append(f"{lines:,} lines of node output")
+    if own:
+        parts.append(f"{own:,} of GSwarm's own lines")
+    return (f"gswarm: {' and '.join(parts)} not shown here (stdout was not keeping up); every line is in the "
+            "capture: gswarm logs --category output" + ("; GSwarm's lines: gswarm logs" if own else "") + "\n")
+
+
+def fd_sink(fd: int) -> Callable[[list[bytes]], None]:
+    """A sink for :class:`ConsoleWriter` writing ``parts`` to ``fd`` completely with ``os.writev``
+    (partial writes continued; a descriptor someone made non-blocking is waited on with ``poll``).
+    Raises OSError (EPIPE, EIO, ENOSPC …) as the write does."""
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+
+    def write(parts: list[bytes]) -> None:
+        views: list[Any] = list(parts)
+        i = 0
+        while i < len(views):
+            try:
+                n = os.writev(fd, views[i:i + _MAX_PARTS])
+            except BlockingIOError:
+                poller.poll(1000)
+                continue
+            while i < len(views) and n >= len(views[i]):
+                n -= len(views[i])
+                i += 1
+            if n:
+                views[i] = memoryview(views[i])[n:]
+    return write
+
+
+class ConsoleWriter:
+    """A queue bounded in bytes between the event loop and a slow console, drained by one daemon thread.
+
+    Why a thread and not a non-blocking descriptor: O_NONBLOCK is a flag of the open file description,
+    shared with the shell and every other process writing to the same terminal or pipe (they would get
+    EAGAIN after we set it, and ``cat`` / the shell do not retry); a regular file or a stuck disk ignores
+    it anyway. A thread blocked in ``writev`` releases the GIL and blocks nobody but itself.
+
+    ``sink(parts)`` writes every byte of ``parts`` (a list of bytes, in order) or raises OSError; it runs
+    only in the writer thread. ``put(parts, lines, own)`` is called from any thread (the loop, Rich's
+    refresh thread) and never blocks on the sink: node output (``own`` False) is queued while fewer than
+    ``limit`` bytes are pending (bytes queued or being written), GSwarm's own lines while fewer than
+    ``limit + allowance``; an empty queue takes anything. Once node output was dropped, more is dropped
+    until the writer is down to ``limit // 2`` pending bytes (so a reader that barely keeps up gets one
+    notice per half queue, not one per chunk). Dropped lines are counted; the next item let through is
+    preceded by :func:`notice_line` with the counts, so the notice stands exactly where the gap is, and
+    order is kept. An OSError from the sink (EPIPE/EIO: the reader went away) sets ``broken``: everything
+    is dropped from then on, silently. ``close(timeout)`` drains with a bounded wait on the monotonic clock.
+    """
+
+    def __init__(self, sink: Callable[[list[bytes]], None], limit: int = LIMIT, allowance: int = ALLOWANCE,
+                 monotonic: Callable[[], float] = time.monotonic, name: str = "gswarm-console") -> None:
+        if limit <= 0 or allowance < 0:
+            raise ValueError(f"ConsoleWriter: limit must be > 0 and allowance ≥ 0 bytes (got {limit}, {allowance})")
+        self._sink, self.limit, self.allowance, self._monotonic = sink, limit, allowance, monotonic
+        self._items: deque[bytes] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self.pending = 0  # bytes queued or being written
+        self._dropping = False
+        self._gap_lines = self._gap_own = 0  # dropped since the last notice
+        self.dropped_lines = self.dropped_own = 0  # in all
+        self.broken = False
+        self._closed = False
+        self._open_line = False  # the last byte queued was not a newline (a terminal redraw in progress)
+        self._idle = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def put(self, parts: Sequence[bytes], lines: int = 1, own: bool = False) -> bool:
+        """Queue ``parts`` (``lines`` lines: what a drop counts); True when queued, False when dropped."""
+        size = 0
+        for p in parts:
+            size += len(p)
+        if not size:
+            return True
+        with self._cond:
+            if self.broken or self._closed:
+                return False
+            pending = self.pending
+            if pending:
+                if own:
+                    room = pending + size <= self.limit + self.allowance
+                elif self._dropping:
+                    room = pending <= self.limit // 2 and pending + size <= self.limit
+                else:
+                    room = pending + size <= self.limit
+                if not room:
+                    if own:
+                        self._gap_own += lines
+                        self.dropped_own += lines
+                    else:
+                        self._dropping = True
+                        self._gap_lines += lines
+                        self.dropped_lines += lines
+                    return False
+            if not own:
+                self._dropping = False
+            items = self._items
+            if self._gap_lines or self._gap_own:
+                self._queue_notice()
+                if parts[0][:1] == b"\n":  # the notice closed the redraw line this item would have closed
+                    parts = [parts[0][1:], *parts[1:]]
+                    size -= 1
+            items.extend(parts)
+            self.pending += size
+            self._open_line = next((p[-1:] != b"\n" for p in reversed(parts) if p), False)
+            if self._idle:
+                self._cond.notify()
+        return True
+
+    def _queue_notice(self) -> None:
+        """Queue the notice for the current gap (lock held)."""
+        text = ("\n" if self._open_line else "") + notice_line(self._gap_lines, self._gap_own)
+        data = text.encode()
+        self._items.append(data)
+        self.pending += len(data)
+        self._gap_lines = self._gap_own = 0
+        self._open_line = False
+
+    def _run(self) -> None:
+        cond, items = self._cond, self._items
+        while True:
+            with cond:
+                while not items and not self._closed:
+                    self._idle = True
+                    cond.wait()
+                    self._idle = False
+                if not items:
+                    return
+                batch, size = [], 0
+                while items and len(batch) < _MAX_PARTS and size < _MAX_BATCH:
+                    part = items.popleft()
+                    batch.append(part)
+                    size += len(part)
+            try:
+                self._sink(batch)
+            except OSError:
+                with cond:
+                    self.broken = True
+                    items.clear()
+                    self.pending = 0
+                    cond.notify_all()
+                return
+            with cond:
+                self.pending -= size
+                if not self.pending:
+                    cond.notify_all()
+
+    def close(self, timeout: float = DRAIN_TIMEOUT) -> bool:
+        """Stop taking output, queue the notice for a gap still open, and wait at most ``timeout`` s
+        (monotonic) for the writer to write everything. True when all was written; False when the sink
+        is still stuck (the daemon thread is left behind and dies with the process) or broke."""
+        with self._cond:
+            if not self._closed:
+                self._closed = True
+                if (self._gap_lines or self._gap_own) and not self.broken:
+                    self._queue_notice()
+                self._cond.notify_all()
+            end = self._monotonic() + timeout
+            while self.pending and not self.broken:
+                left = end - self._monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return not self.broken
+
+
+class _ConsoleFile:
+    """The text file Rich's Console writes to when the view has a writer: each ``write`` is queued as
+    GSwarm's own output (encoded like ``out``); ``isatty``/``encoding`` are ``out``'s so Rich picks the
+    same colours and characters as before."""
+
+    def __init__(self, view: RunView) -> None:
+        self._view = view
+        self.encoding = getattr(view.out, "encoding", None) or "utf-8"
+
+    def write(self, text: str) -> int:
+        self._view._own(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return self._view.tty
+
+    def fileno(self) -> int:
+        return self._view.out.fileno()
+
+
+def _fileno(out: Any) -> int | None:
+    try:
+        return int(out.fileno())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError + ValueError
+        return None
+
 
 class RunView:
-    """Console for one ``gswarm run``: ``lines(batch, ts)`` for node output, ``event(ev)`` for the bus."""
+    """Console for one ``gswarm run``: ``lines(batch, ts)`` for node output, ``event(ev)`` for the bus.
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    ``out`` (default ``sys.stdout``) with a file descriptor gets a :class:`ConsoleWriter` (``limit`` /
+    ``allowance`` in bytes) unless ``threaded`` is False; call :meth:`close` before exiting. Without a
+    descriptor (in-memory sinks) writes are synchronous, as they cannot block.
+    """
+
+    def __init__(self, out: TextIO | None = None, *, threaded: bool | None = None, limit: int = LIMIT,
+                 allowance: int = ALLOWANCE) -> None:
         self.out = out or sys.stdout
         self.tty = self.out.isatty()
-        self.console = Console(file=self.out, highlight=False, soft_wrap=True)
+        fd = _fileno(self.out)
+        self.writer: ConsoleWriter | None = None
+        if fd is not None and threaded is not False:
+            self.out.flush()  # what was printed before the view existed comes first
+            self._enc = self.out.encoding if isinstance(getattr(self.out, "encoding", None), str) else "utf-8"
+            self.writer = ConsoleWriter(fd_sink(fd), limit, allowance)
+        self.console = Console(file=_ConsoleFile(self) if self.writer else self.out,  # type: ignore[arg-type]
+                               highlight=False, soft_wrap=True)
         self._in_redraw = False
         self._restarts = 0  # RestartScheduled seen: tells a streak reset (#1 again) from the first restart
-        self.broken = False  # the terminal went away (SSH drop: EIO/EPIPE); output is dropped from then on
+        self._broken = False
         self.multi = False  # several nodes (one host): every line names its node
+
+    @property
+    def broken(self) -> bool:
+        """The terminal went away (SSH drop: EIO/EPIPE); output is dropped from then on."""
+        return self._broken or (self.writer is not None and self.writer.broken)
+
+    @broken.setter
+    def broken(self, value: bool) -> None:
+        self._broken = value
+
+    def close(self, timeout: float = DRAIN_TIMEOUT) -> bool:
+        """Drain the writer (at most ``timeout`` s): True when every queued line was written (or there is
+        no writer). A stuck stdout costs ``timeout`` and no more."""
+        return self.writer.close(timeout) if self.writer is not None else True
 
     def _guard(self, write: Any) -> None:
         """Run ``write()``; an OSError (hung-up terminal, closed pipe) turns the view off instead of
@@ -46,19 +297,40 @@ class RunView:
         except OSError:
             self.broken = True
 
+    def _node(self, text: str, lines: int, was_redraw: bool) -> None:
+        """Write node output ``text`` (``lines`` lines); a drop restores the redraw state it was drawn in."""
+        if self.writer is None:
+            self.out.write(text)
+            self.out.flush()
+        elif not self.writer.put((text.encode(self._enc, "replace"),), lines):
+            self._in_redraw = was_redraw
+
+    def _own(self, text: str) -> None:
+        """Write GSwarm's own ``text`` (Rich's rendered lines, or the newline ending a redraw)."""
+        if self.writer is None:
+            self.out.write(text)
+        else:
+            self.writer.put((text.encode(self._enc, "replace"),), text.count("\n") or 1, own=True)
+
     def lines(self, batch: Batch, ts: float) -> None:
         """Write one batch of node output (``ts`` unused: the node's lines carry their own times)."""
         self._guard(lambda: self._lines(batch))
 
     def _lines(self, batch: Batch) -> None:
-        data, buf = getattr(batch, "data", None), getattr(self.out, "buffer", None)
-        if data is not None and buf is not None and not self.tty and not self._in_redraw:
+        data = getattr(batch, "data", None)
+        if data is not None and not self.tty and not self._in_redraw:
             # not a terminal (a file, a pipe, /dev/null): the chunk's own bytes, no join + encode (issue #18)
-            self.out.flush()
-            buf.write(data)
-            buf.write(b"\n")
-            buf.flush()
-            return
+            if self.writer is not None:
+                self.writer.put((data, b"\n"), len(batch.texts))
+                return
+            buf = getattr(self.out, "buffer", None)
+            if buf is not None:
+                self.out.flush()
+                buf.write(data)
+                buf.write(b"\n")
+                buf.flush()
+                return
+        was_redraw = self._in_redraw
         rows = batch.texts
         if self.tty and batch.raws is not batch.texts:  # colours for a terminal; nothing else from the node
             rows = [terminal_safe(r) for r in batch.raws]
@@ -67,22 +339,24 @@ class RunView:
             text = "\n".join(rows) + "\n"
             if self._in_redraw:
                 text, self._in_redraw = "\n" + text, False
-            self.out.write(text)
         else:
+            out = []
             for row, flag in zip(rows, flags):
                 if flag & REDRAW:
-                    self.out.write(f"\r{row}\x1b[K")
+                    out.append(f"\r{row}\x1b[K")
                     self._in_redraw = True
                 else:
-                    self.out.write(("\n" if self._in_redraw else "") + row + "\n")
+                    out.append(("\n" if self._in_redraw else "") + row + "\n")
                     self._in_redraw = False
-        self.out.flush()
+            text = "".join(out)
+        self._node(text, len(rows), was_redraw)
 
     def node_lines(self, node: str) -> Any:
         """With several nodes: a ``lines(batch, ts)`` callback that writes ``<node>| <line>`` per row
         (text without colours or redraws, so interleaved nodes stay readable)."""
         def write(batch: Batch, ts: float) -> None:
-            self._guard(lambda: (self.out.write("".join(f"{node}| {row}\n" for row in batch.texts)), self.out.flush()))
+            self._guard(lambda: self._node("".join(f"{node}| {row}\n" for row in batch.texts), len(batch.texts),
+                                           self._in_redraw))
         return write
 
     def say(self, text: str, style: str = "bold cyan") -> None:
@@ -91,7 +365,7 @@ class RunView:
 
     def _say(self, text: str, style: str) -> None:
         if self._in_redraw:
-            self.out.write("\n")
+            self._own("\n")
             self._in_redraw = False
         self.console.print(f"[{style}]gswarm[/] {text}")
 
