@@ -240,3 +240,44 @@ def test_gswarm_run_with_a_stdout_nobody_reads_keeps_supervising(tmp_path: Path)
     shown = len(re.findall(r"\] - step \d+: loss", text))
     assert _walk(text, r"\] - step (\d+): loss") == (FLOOD_LINES, FLOOD_LINES - shown) and shown > 0, text[-2000:]
     assert "gswarm state STOPPING → STOPPED" in text[text.rindex("not shown here"):]
+
+
+def test_a_terminal_gets_the_same_bytes_as_before_through_the_writer() -> None:
+    """Through the writer thread on a real pty (raw mode), a terminal receives exactly what the synchronous
+    view writes: colours, ``\\r`` redraws drawn in place, Rich-styled ``gswarm`` lines, ``node| `` prefixes."""
+    import io
+    import tty
+
+    class MemTty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    chunks = [b"\x1b[32mgreen\x1b[0m line\n", b" 10%|#  |\r 50%|#####|\r", b"100%|##########|\ndone\n",
+              b"plain \xc3\xa9t\xc3\xa9\n", b"\r 20%|##|\r"]
+
+    def drive(view: RunView) -> None:
+        split = LineSplitter()
+        for i, chunk in enumerate(chunks):
+            view.lines(split.feed(chunk), 0.0)
+            if i == 1:
+                view.event(StateChanged("n", 0.0, NodeState.RUNNING, NodeState.STOPPING, "stop (signal)"))
+        view.say("after a redraw")
+        view.multi = True
+        view.node_lines("n2")(split.feed(b"from two\n"), 0.0)
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    out = os.fdopen(slave, "w", encoding="utf-8")
+    threaded = RunView(out)
+    assert threaded.writer is not None and threaded.tty is True
+    drive(threaded)
+    assert threaded.close(10.0) is True
+    got = bytearray()
+    while not got.endswith(b"n2| from two\n"):
+        got += os.read(master, 1 << 16)
+    out.close()
+    os.close(master)
+    mem = MemTty()
+    drive(RunView(mem))
+    assert got.decode() == mem.getvalue()
+    assert "\r 10%|#  |\x1b[K\n\x1b[2mgswarm\x1b[0m state RUNNING → STOPPING" in got.decode()  # redraw, then closed

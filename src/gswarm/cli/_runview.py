@@ -234,11 +234,8 @@ class _ConsoleFile:
     def flush(self) -> None:
         pass
 
-    def isatty(self) -> bool:
+    def isatty(self) -> bool:  # no fileno(): nothing may write around the queue
         return self._view.tty
-
-    def fileno(self) -> int:
-        return self._view.out.fileno()
 
 
 def _fileno(out: Any) -> int | None:
