@@ -175,10 +175,10 @@ def node_records(node: str, path: Path) -> Iterator[dict[str, Any]]:
 
 def iter_output(logs_dir: Path, node: str | None = None) -> Iterator[dict[str, Any]]:
     """The output records of every node (or ``node``'s only) under ``logs_dir``, merged in time order."""
-    return heapq.merge(*(node_records(n, p) for n, p in node_captures(logs_dir, node).items()), key=_ts)
+    return heapq.merge(*(node_records(n, p) for n, p in node_captures(logs_dir, node).items()), key=ts_of)
 
 
-def _ts(rec: dict[str, Any]) -> float:
+def ts_of(rec: dict[str, Any]) -> float:
     ts = rec.get("ts_unix")
     return float(ts) if isinstance(ts, (int, float)) else 0.0
 

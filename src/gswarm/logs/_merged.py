@@ -25,25 +25,23 @@ def _sources(flt: Any) -> tuple[bool, bool]:
     return category != "output", category in (None, "output")
 
 
-class _Covered:
-    """``covered(rec) -> bool``: an old-format JSON output record whose node's capture holds its time."""
+def covered_by_capture(directory: Path) -> Callable[[dict[str, Any]], bool]:
+    """``covered(rec) -> bool``: ``rec`` is an output record of a JSON log written before issue #18 whose
+    node's capture (under ``directory`` = ``<state_dir>/logs``) holds its time, i.e. at or after the capture's
+    first line (read once per node). Such a line is shown from the capture; older ones from the JSON log."""
+    starts: dict[str, float | None] = {}
 
-    def __init__(self, directory: Path, node: str | None) -> None:
-        self.directory, self.node = Path(directory), node
-        self._start: dict[str, float | None] = {}
-
-    def __call__(self, rec: dict[str, Any]) -> bool:
+    def covered(rec: dict[str, Any]) -> bool:
         if rec.get("kind") != "output":
             return False
         node = str(rec.get("node"))
-        if node not in self._start:
-            try:
-                self._start[node] = cap.first_ts(self.directory / node / cap.CAPTURE_NAME)
-            except ValueError:  # a node name that is not a path part
-                self._start[node] = None
-        start = self._start[node]
-        ts = rec.get("ts_unix")
+        if node not in starts:
+            plain = node not in ("", ".", "..") and "/" not in node and "\\" not in node and "\x00" not in node
+            starts[node] = cap.first_ts(Path(directory) / node / cap.CAPTURE_NAME) if plain else None
+        start, ts = starts[node], rec.get("ts_unix")
         return start is not None and isinstance(ts, (int, float)) and ts >= start - 1e-5
+
+    return covered
 
 
 def has_any(directory: Path) -> bool:
@@ -57,11 +55,11 @@ def merged_records(directory: Path, flt: Any) -> Iterator[dict[str, Any]]:
     node = getattr(flt, "node", None)
     streams: list[Iterator[dict[str, Any]]] = []
     if want_json:
-        covered = _Covered(directory, node)
+        covered = covered_by_capture(directory)
         streams.append(r for r in jr.iter_records(directory) if not covered(r))
     if want_out:
         streams.append(cap.iter_output(directory, node))
-    return (r for r in heapq.merge(*streams, key=cap._ts) if flt.match(r))
+    return (r for r in heapq.merge(*streams, key=cap.ts_of) if flt.match(r))
 
 
 def tail_merged(directory: Path, flt: Any, n: int) -> list[dict[str, Any]]:
@@ -71,7 +69,7 @@ def tail_merged(directory: Path, flt: Any, n: int) -> list[dict[str, Any]]:
     node = getattr(flt, "node", None)
     parts: list[list[dict[str, Any]]] = []
     if want_json:
-        covered = _Covered(directory, node)
+        covered = covered_by_capture(directory)
         parts.append(jr.tail_records(directory, lambda r: flt.match(r) and not covered(r), n))
     if want_out:
         for name, path in cap.node_captures(directory, node).items():
@@ -82,7 +80,7 @@ def tail_merged(directory: Path, flt: Any, n: int) -> list[dict[str, Any]]:
                     if len(found) >= n:
                         break
             parts.append(found[::-1])
-    merged = list(heapq.merge(*parts, key=cap._ts))
+    merged = list(heapq.merge(*parts, key=cap.ts_of))
     return merged[-n:]
 
 
@@ -98,7 +96,7 @@ class MergedFollower:
         self._want_json, self._want_out = _sources(flt)
         self._node = getattr(flt, "node", None)
         self._json = FileFollower(self.directory / LOG_NAME, from_end=True) if self._want_json else None
-        self._covered = _Covered(self.directory, self._node)
+        self._covered = covered_by_capture(self.directory)
         self._nodes: dict[str, tuple[Any, cap.CaptureReader]] = {}
         self._discover(from_end=True)
 
@@ -119,7 +117,7 @@ class MergedFollower:
             out += [r for r in jr.parse_records(self._json.read_lines()) if not self._covered(r)]
         for follower, reader in self._nodes.values():
             out += reader.records(follower.read_lines())
-        out.sort(key=cap._ts)
+        out.sort(key=cap.ts_of)
         return [r for r in out if self.flt.match(r)]
 
     def close(self) -> None:
