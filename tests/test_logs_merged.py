@@ -232,3 +232,23 @@ def test_malformed_capture_lines_are_skipped_never_raised(state_dir: Path) -> No
                    (round(base + 1.000002, 6), "Enter your choice: "), (round(base + 1.000003, 6), ""),
                    (base + 2, "torn last line without newline")]
     assert [r["message"] for r in logfile.tail(state_dir, 10)[0]] == [m for _, m in got]
+
+
+async def test_read_only_event_stream_carries_new_capture_lines(state_dir: Path) -> None:
+    """``gswarm serve`` (no live bus) polls the files: new node output comes from the captures since #18."""
+    from gswarm.api.source import DataSource
+    from gswarm.clock import FakeClock
+    from tests.test_api_stream import _frames
+    from tests.test_api_support import running_api, settings
+
+    c = CaptureFile(capture_path(state_dir, "n1"))
+    write(c, T, 7, "before")  # history: not replayed
+
+    async def on_open() -> None:
+        write(c, T + 1.5, 7, "ERROR:x:after")
+
+    async with running_api(DataSource(state_dir, settings(), clock=FakeClock(T + 100)), poll=0.05) as (_, client):
+        frames = await _frames(client, 1, on_open)
+    c.close()
+    assert frames == [("log", {"type": "log", "ts_unix": T + 1.5, "node": "n1", "level": "error", "kind": "output", "pid": 7,
+                               "category": "output", "stream": "stdout", "message": "ERROR:x:after"})]
