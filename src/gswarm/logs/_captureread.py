@@ -9,7 +9,8 @@ shape they saw before (:func:`gswarm.logs._jsonread.normalized` of an output rec
      "category": "output", "stream": "stdout", "message": str}
 
 Levels are computed at read time as the JSON log's writer did (:class:`gswarm.logs._levels.TracebackTracker`:
-the node's own markers, traceback lines ``error``), with the traceback state per node, reset when the pid
+the node's own markers — generations.md §12 "Timestamp prefixes": hivemind ``LEVEL:logger:`` E0–E2, genrl
+``[time][logger][LEVEL] - `` E3–E6 — and traceback lines ``error``), with the traceback state per node, reset when the pid
 changes (a new process). Marks ``>`` ``~`` ``?`` ``+`` all give records (the JSON log held every line of a
 batch too); ``#`` notes are skipped (the JSON log holds the start/exit events they mirror). A line without the
 timestamp prefix is skipped; invalid UTF-8 is replaced (U+FFFD). Nothing here raises for a malformed or

@@ -1,4 +1,10 @@
-"""Structured JSON-lines log ``<state_dir>/logs/gswarm.jsonl``: node output + GSwarm's own events.
+"""Structured JSON-lines log ``<state_dir>/logs/gswarm.jsonl``: GSwarm's own events (issue #18: not node output).
+
+The node's output is kept once, in the capture file ``logs/<node>/output.log``
+(:mod:`gswarm.supervisor.capture`); ``gswarm logs``, the API tail and the dashboard merge both into one
+time-ordered view (:mod:`gswarm.logs._merged`, :mod:`gswarm.logs._captureread`, :mod:`gswarm.api.logfile`).
+:func:`records_of`/:func:`encoded_of` still turn output events into records (the shape readers give capture
+lines; levels as below), but :class:`JsonLogService` no longer writes them (:func:`logged`).
 
 One compact object per line (no spaces after separators): ``ts_unix`` (Unix s, 6 decimals),
 ``node``, ``level`` (debug/info/warning/error/critical), ``kind``, ``pid``, ``message``; output
