@@ -2,7 +2,7 @@
 
 Since issue #18 the node's output is kept once, in the capture file (format: docstring of
 :mod:`gswarm.supervisor.capture`, e.g. ``2026-11-29T15:33:17.123456Z 12345 > text``), and no longer in the
-JSON log. Readers (``gswarm logs``, the API tail, the bundle) turn its lines into records of exactly the
+JSON log. Readers (``gswarm logs``, the API tail, the read-only event stream) turn its lines into records of exactly the
 shape they saw before (:func:`gswarm.logs._jsonread.normalized` of an output record)::
 
     {"ts_unix": float (Unix s, 6 decimals), "node": str, "level": str, "kind": "output", "pid": int,
