@@ -252,3 +252,23 @@ async def test_read_only_event_stream_carries_new_capture_lines(state_dir: Path)
     c.close()
     assert frames == [("log", {"type": "log", "ts_unix": T + 1.5, "node": "n1", "level": "error", "kind": "output", "pid": 7,
                                "category": "output", "stream": "stdout", "message": "ERROR:x:after"})]
+
+
+def test_since_skips_rotated_captures_older_than_it(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``gswarm logs --since 10m`` on a long history does not decompress files rotated before it."""
+    folder = state_dir / "logs" / "n1"
+    folder.mkdir(parents=True)
+    old = datetime.fromtimestamp(T - 7200, timezone.utc)
+    stamp = old.strftime("%Y%m%dT%H%M%SZ")
+    import gzip
+
+    (folder / f"output.log.{stamp}.gz").write_bytes(gzip.compress(f"{old:%Y-%m-%dT%H:%M:%S}.000000Z 7 > two hours ago\n".encode()))
+    c = CaptureFile(capture_path(state_dir, "n1"))
+    write(c, T, 7, "now")
+    c.close()
+    assert [m for *_, m in logs(state_dir)] == ["two hours ago", "now"]
+    opened: list[str] = []
+    real = cap.read_lines
+    monkeypatch.setattr(cap, "read_lines", lambda p: opened.append(p.name) or real(p))
+    assert [m for *_, m in logs(state_dir, "--since", "70m")] == ["now"]
+    assert opened == ["output.log"]

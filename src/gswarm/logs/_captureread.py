@@ -27,6 +27,8 @@ import calendar
 import gzip
 import heapq
 import os
+import re
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -162,10 +164,14 @@ def _second(sec: str) -> int | None:
         return None
 
 
-def node_records(node: str, path: Path) -> Iterator[dict[str, Any]]:
-    """Every record of ``node``'s capture ``path`` (rotated files first), oldest first."""
+def node_records(node: str, path: Path, since: float | None = None) -> Iterator[dict[str, Any]]:
+    """Every record of ``node``'s capture ``path`` (rotated files first), oldest first. ``since`` (Unix s):
+    rotated files renamed before it are not read (their stamp is the UTC second of the rotation, so every
+    line in them is older); the caller still filters the records of the files read."""
     reader = CaptureReader(node)
     for f in capture_files(path):
+        if since is not None and f.name != CAPTURE_NAME and _rotated_at(f) < since - 1:
+            continue
         lines = read_lines(f)
         while True:
             chunk = [line for _, line in zip(range(_CHUNK), lines)]
@@ -174,9 +180,21 @@ def node_records(node: str, path: Path) -> Iterator[dict[str, Any]]:
             yield from reader.records(chunk)
 
 
-def iter_output(logs_dir: Path, node: str | None = None) -> Iterator[dict[str, Any]]:
-    """The output records of every node (or ``node``'s only) under ``logs_dir``, merged in time order."""
-    return heapq.merge(*(node_records(n, p) for n, p in node_captures(logs_dir, node).items()), key=ts_of)
+def iter_output(logs_dir: Path, node: str | None = None, since: float | None = None) -> Iterator[dict[str, Any]]:
+    """The output records of every node (or ``node``'s only) under ``logs_dir``, merged in time order
+    (``since``: see :func:`node_records`)."""
+    return heapq.merge(*(node_records(n, p, since) for n, p in node_captures(logs_dir, node).items()), key=ts_of)
+
+
+_STAMP = re.compile(r"\.(\d{8}T\d{6}Z)(?:-\d+)?(?:\.gz)?$")
+
+
+def _rotated_at(path: Path) -> float:
+    """Unix seconds of a rotated file's stamp (``output.log.<YYYYmmddTHHMMSSZ>[-n][.gz]``); +inf when unreadable."""
+    m = _STAMP.search(path.name)
+    if m is None:
+        return float("inf")
+    return calendar.timegm(time.strptime(m[1], "%Y%m%dT%H%M%SZ"))
 
 
 def ts_of(rec: dict[str, Any]) -> float:

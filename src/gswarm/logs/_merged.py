@@ -58,7 +58,7 @@ def merged_records(directory: Path, flt: Any) -> Iterator[dict[str, Any]]:
         covered = covered_by_capture(directory)
         streams.append(r for r in jr.iter_records(directory) if not covered(r))
     if want_out:
-        streams.append(cap.iter_output(directory, node))
+        streams.append(cap.iter_output(directory, node, getattr(flt, "since", None)))
     return (r for r in heapq.merge(*streams, key=cap.ts_of) if flt.match(r))
 
 
