@@ -426,7 +426,7 @@ def test_api_log_tail_while_a_rotated_file_is_compressed(tmp_path: Path) -> None
     """The API's newest-first reader (api/logfile.py) had its own listing: it read both X and X.gz during a
     compression (records twice), and a plain file gone since the listing was an uncaught FileNotFoundError."""
     from gswarm.api import logfile
-    from gswarm.logs._captureread import lines_newest_first
+    from gswarm.logs._reverse import lines_newest_first
     from gswarm.logs._jsonread import compressed_twin
 
     jl = JsonLog(tmp_path / "logs", max_bytes=400, backups=5)

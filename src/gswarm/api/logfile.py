@@ -29,6 +29,7 @@ from gswarm.logs import _captureread as cap
 from gswarm.logs._jsonread import compressed_twin, normalized
 from gswarm.logs._jsonread import log_files as oldest_first
 from gswarm.logs._merged import covered_by_capture
+from gswarm.logs._reverse import lines_newest_first
 
 MAX_ANSWER_CHARS = 4 * 1024 * 1024  # text of all returned records together
 
@@ -54,7 +55,7 @@ def _json_newest(state_dir: Path, node: str | None, budget: int) -> Iterator[dic
     """The JSON log's records, newest first, without output records a capture covers."""
     covered = covered_by_capture(Path(state_dir) / "logs")
     for path in log_files(state_dir):
-        for raw in cap.lines_newest_first(path, budget, compressed_twin):
+        for raw in lines_newest_first(path, budget, compressed_twin):
             rec = _parse(raw)
             if rec is not None and (node is None or rec.get("node") == node) and not covered(rec):
                 yield rec

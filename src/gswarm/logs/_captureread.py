@@ -19,6 +19,8 @@ vanished file. The ISO second of a line is parsed once per distinct second.
 Newest-first reading (:func:`newest_first`, for tails) reads plain files backwards in 64 KiB blocks and
 levels windows of lines forward, each window starting after a line that closes any traceback (a line that
 is neither an opener nor indented/``File``), so the levels are exactly those of a forward read.
+
+About 240 lines: parsing, listing and the forward and newest-first reading of one file format stay together.
 """
 
 from __future__ import annotations
@@ -26,20 +28,18 @@ from __future__ import annotations
 import calendar
 import gzip
 import heapq
-import os
 import re
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from gswarm.logs._levels import _TB_INNER, _TB_START, TracebackTracker
+from gswarm.logs._reverse import lines_newest_first
 
 CAPTURE_NAME = "output.log"
 _CHUNK = 4096  # lines levelled together (one chunk_levels call)
 _WINDOW = 256  # lines per newest-first window (before extending to a traceback-closing line)
 _BACK = 2000  # at most this many extra lines looked at for a closing line (TracebackTracker's cap)
-_BLOCK = 64 * 1024
 
 
 def capture_files(path: Path) -> list[Path]:
@@ -214,56 +214,6 @@ def first_ts(path: Path) -> float | None:
     return None
 
 
-def reverse_lines(path: Path) -> Iterator[bytes]:
-    """Non-blank lines of a plain file, newest first, read backwards in 64 KiB blocks (a multi-megabyte line
-    stays linear: its pieces are joined once)."""
-    with open(path, "rb") as fh:
-        pos = fh.seek(0, os.SEEK_END)
-        pending: list[bytes] = []
-        while pos > 0:
-            size = min(_BLOCK, pos)
-            pos -= size
-            fh.seek(pos)
-            parts = fh.read(size).split(b"\n")
-            if len(parts) == 1:
-                pending.append(parts[0])
-                continue
-            pending.append(parts[-1])
-            line = b"".join(reversed(pending))
-            if line.strip():
-                yield line
-            for line in reversed(parts[1:-1]):
-                if line.strip():
-                    yield line
-            pending = [parts[0]]
-        line = b"".join(reversed(pending))
-        if line.strip():
-            yield line
-
-
-def lines_newest_first(path: Path, budget: int, twin: Any = _twin) -> Iterator[bytes]:
-    """Lines of a plain (read backwards) or gzipped file (its last ``budget`` lines), newest first; a listed
-    file gone meanwhile is read from ``twin(path)`` (its ``.gz``) when that is not None."""
-    if not path.name.endswith(".gz"):
-        try:
-            yield from reverse_lines(path)
-        except FileNotFoundError:
-            other = twin(path)
-            if other is not None:
-                yield from lines_newest_first(other, budget, twin)
-        except OSError:
-            pass
-        return
-    last: deque[bytes] = deque(maxlen=max(1, budget))
-    try:
-        with gzip.open(path, "rb") as fh:
-            for line in fh:
-                last.append(line.rstrip(b"\n"))
-    except (EOFError, OSError):
-        pass
-    yield from reversed(last)
-
-
 def _closes(text: str) -> bool:
     """After this line no traceback is open (it is neither an opener nor a line inside one)."""
     return not text.startswith(_TB_INNER) and not text.startswith(_TB_START)
@@ -277,7 +227,7 @@ def newest_first(node: str, path: Path, budget: int = 1 << 62) -> Iterator[dict[
     for f in reversed(capture_files(path)):
         probe = CaptureReader(node)
         window: list[str] = []  # newest first
-        for raw in lines_newest_first(f, budget):
+        for raw in lines_newest_first(f, budget, _twin):
             line = raw.decode("utf-8", errors="replace")
             window.append(line)
             if len(window) < _WINDOW:
