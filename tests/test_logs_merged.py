@@ -272,3 +272,36 @@ def test_since_skips_rotated_captures_older_than_it(state_dir: Path, monkeypatch
     monkeypatch.setattr(cap, "read_lines", lambda p: opened.append(p.name) or real(p))
     assert [m for *_, m in logs(state_dir, "--since", "70m")] == ["now"]
     assert opened == ["output.log"]
+
+
+CRASH = ["ERROR:hivemind_exp.trainer.hivemind_grpo_trainer:quick fuzzy otter:Encountered error during training!",
+         "Traceback (most recent call last):",
+         '  File "/home/user/.venv/lib/python3.11/site-packages/accelerate/data_loader.py", line 575, in __iter__',
+         "    current_batch = send_to_device(current_batch, self.device, non_blocking=self._non_blocking)",
+         "UnboundLocalError: cannot access local variable 'current_batch' where it is not associated with a value"]
+
+
+def test_real_run_then_gswarm_logs_shows_the_node_output_once_with_levels(tmp_path: Path) -> None:
+    """``gswarm run --emulated`` (E0 emulated node crashing) then ``gswarm logs`` in real subprocesses: the
+    crash's lines come from the capture with their levels, merged in time order with the exit records."""
+    import os
+    import subprocess
+    import sys
+
+    st = tmp_path / "st"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GSWARM_")}
+    gswarm = [sys.executable, "-m", "gswarm"]
+    run = subprocess.run([*gswarm, "run", "--emulated", "--no-api", "--state-dir", str(st), "--emu-pace", "0.05",
+                          "--emu-faults", "crash:trainer_bug_current_batch@0.3", "--backoff-initial", "0.1",
+                          "--backoff-max", "0.2", "--crash-loop-max", "50", "--duration", "1.5"],
+                         env=env, capture_output=True, text=True, timeout=90, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    shown = lambda *a: [json.loads(x) for x in subprocess.run([*gswarm, "logs", "--json", "--state-dir", str(st), *a], env=env,  # noqa: E731
+                                                             capture_output=True, text=True, timeout=60, cwd=tmp_path).stdout.splitlines()]
+    errors = shown("--category", "output", "--level", "error", "--limit", "5")
+    assert [(r["kind"], r["level"], r["message"]) for r in errors] == [("output", "error", m) for m in CRASH]
+    every = shown()
+    capture = (st / "logs" / "default" / "output.log").read_text().splitlines()
+    assert sum(r["kind"] == "output" for r in every) == sum(line.split(" ", 3)[2] != "#" for line in capture)
+    assert [r["ts_unix"] for r in every] == sorted(r["ts_unix"] for r in every)
+    assert {"start", "exit", "output"} <= {r["kind"] for r in every}
