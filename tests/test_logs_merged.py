@@ -305,3 +305,29 @@ def test_real_run_then_gswarm_logs_shows_the_node_output_once_with_levels(tmp_pa
     assert sum(r["kind"] == "output" for r in every) == sum(line.split(" ", 3)[2] != "#" for line in capture)
     assert [r["ts_unix"] for r in every] == sorted(r["ts_unix"] for r in every)
     assert {"start", "exit", "output"} <= {r["kind"] for r in every}
+
+
+def test_bundle_holds_the_window_of_a_capture_rotated_into_gz(state_dir: Path, tmp_path: Path) -> None:
+    """Node output is only in the capture (#18) and a flood rotates it into ``.gz`` files: ``gswarm bundle``
+    keeps the window's lines from them (it skipped every ``.gz``), and skips a compression's ``.tmp``."""
+    import tarfile
+
+    from gswarm.cli import diagnose
+    from gswarm.config import Settings
+
+    now = time.time()
+    c = CaptureFile(capture_path(state_dir, "n1"), max_bytes=200, backups=5)
+    write(c, now - 3600, 7, "an hour ago " + "x" * 100)
+    write(c, now - 60, 7, "a minute ago " + "x" * 100)  # rotates the hour-old line away
+    write(c, now - 30, 7, "half a minute ago " + "x" * 100)  # and this one's predecessor
+    c.close()
+    c.wait_tidy(10)
+    folder = state_dir / "logs" / "n1"
+    (folder / "output.log.20000101T000000Z.gz.tmp").write_bytes(b"\x1f\x8b half written")
+    gz = [p.name for p in cap.capture_files(folder / "output.log")[:-1]]  # rotated, oldest first
+    assert len(gz) == 2 and all(name.endswith(".gz") for name in gz)
+    out = diagnose.write_bundle(Settings(rl_swarm_dir=tmp_path), state_dir, 5, tmp_path / "b.tar.gz", now)
+    with tarfile.open(out) as tar:
+        texts = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers() if m.name.startswith("logs/")}
+    shown = {k: [line.split(" > ")[1][:20] for line in v.splitlines()] for k, v in texts.items()}
+    assert shown == {f"logs/n1/{gz[1][:-3]}": ["a minute ago xxxxxxx"], "logs/n1/output.log": ["half a minute ago xx"]}
