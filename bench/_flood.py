@@ -11,7 +11,8 @@ loop (Python's block buffering to a pipe or file), ~70-110 bytes each.
 
 Kinds: ``plain`` (genrl-style INFO line), ``progress`` (``Starting round: N/1000000.``, E3-E6,
 generations.md §6.6/§7.6), ``error`` (ERROR lines, every 7th a 6-line Python traceback), ``redraw``
-(tqdm ``\\r`` bars), ``ansi`` (coloured INFO lines).
+(tqdm ``\\r`` bars), ``ansi`` (coloured INFO lines), ``crlf`` (plain lines ended by ``\\r\\n``, as a pty
+gives them in script mode).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import os
 import sys
 import time
 
-KINDS = ("plain", "progress", "error", "redraw", "ansi")
+KINDS = ("plain", "progress", "error", "redraw", "ansi", "crlf")
 _HEAD = "[2025-11-07 12:00:00,123][genrl.logging_utils.global_defs]"
 _TB = ('Traceback (most recent call last):\n  File "/app/rgym_exp/runner/swarm_launcher.py", line 112, in main\n'
        "    game_manager.run_game()\n  File \"/app/genrl/game/game_manager.py\", line 146, in run_game\n"
@@ -41,6 +42,8 @@ def line_kind(kind: str, i: int) -> str:
         done = i % 1000
         bar = "\u2588" * (done // 100) + " " * (10 - done // 100)
         return f"\r{done // 10:3d}%|{bar}| {done}/1000 [00:{done % 60:02d}<00:12, 44.1it/s]" + ("\n" if done == 999 else "")
+    if kind == "crlf":  # what a pty gives (ONLCR): the output of script mode
+        return f"{_HEAD}[INFO] - step {i}: loss=0.4312 lr=0.0001 tokens=512 grad_norm=1.25\r\n"
     if kind == "ansi":
         return f"\x1b[32m{_HEAD}\x1b[0m[\x1b[1mINFO\x1b[0m] - step {i}: loss=0.4312 lr=0.0001 tokens=512\n"
     raise ValueError(f"unknown line kind {kind!r}; use one of {', '.join(KINDS)}")

@@ -21,9 +21,12 @@ For each line kind (``bench/_flood.py``: ``plain`` genrl INFO lines, ``progress`
 
 Figures. **ratio** = the child's own elapsed time (first write to last flush, measured by the child,
 so start-up and shutdown of the supervisor are not in it; issue #18) / the round's bare baseline,
-median over rounds. **CPU s/M** = the supervisor process's own CPU (psutil user+system, children
-excluded), read once the child has finished and the supervisor has gone idle (or exited), minus the
-same for an *empty* child (0 lines: the supervisor's start-up), per million lines, median over rounds.
+median over rounds. **CPU s/M** = the supervisor's CPU from start to exit (user + system), minus the
+same for an *empty* child (0 lines: the supervisor's start-up and shutdown), per million lines, median
+over rounds. For supervisord and gswarm (children of this bench) it is their reaped rusage, background
+threads and shutdown work (gzip of rotated logs) included, less the flood's own CPU (from its result
+file); PM2's daemon is not our child: its CPU (psutil, children excluded) is read once the flood has
+finished and the daemon has gone idle.
 Run state lives in ``bench/out/run-*`` and is deleted after each run. Issue #18's targets, per kind:
 gswarm ratio ≤ supervisord ratio + 0.05 and gswarm CPU ≤ 1.5 × supervisord's; an A/A spread beyond
 ±10 % means the machine was too noisy: rerun at a quieter moment.
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -128,6 +132,21 @@ def _result(path: Path) -> float:
     return float(json.loads(path.read_text())["elapsed"])
 
 
+def _children_cpu() -> float:
+    """CPU s (user + system) of this process's reaped children so far, their own reaped children included."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def reaped_cpu(before: float, result: Path) -> float:
+    """The CPU of a supervisor this bench started and has reaped, from start to exit (shutdown and
+    background work such as gzip included): the growth of :func:`_children_cpu` since ``before`` (the
+    supervisor plus the flood child it reaped) minus the flood's own CPU from its result file. The flood's
+    interpreter start-up stays in; the empty child's run has it too, so the start-up subtraction cancels it."""
+    child = float(json.loads(result.read_text())["cpu"]) if result.exists() else 0.0
+    return _children_cpu() - before - child
+
+
 def run_bare(cfg: Path, work: Path, result: Path) -> tuple[float, float | None]:
     """``child | cat > /dev/null``: (child elapsed s, None)."""
     with open(os.devnull, "wb") as null:
@@ -145,14 +164,15 @@ def run_supervisord(exe: Path, cfg: Path, work: Path, result: Path) -> tuple[flo
         f"[supervisord]\nnodaemon=true\nlogfile={work}/supervisord.log\npidfile={work}/supervisord.pid\n"
         f"childlogdir={work}\n\n[program:flood]\ncommand={PY} {FLOOD} {cfg}\nautostart=true\nautorestart=false\n"
         f"startsecs=0\nstdout_logfile={work}/flood.log\nstderr_logfile={work}/flood.err\n")
+    before = _children_cpu()
     with open(os.devnull, "wb") as null:
         sup = subprocess.Popen([str(exe), "-n", "-c", str(conf)], stdout=null, stderr=null, start_new_session=True)
         try:
-            cpu = settled_cpu(sup.pid, result.exists)
+            settled_cpu(sup.pid, result.exists)  # the flood is over and supervisord idle: stop it
         finally:
             sup.send_signal(signal.SIGTERM)  # the supervisord this bench started
             sup.wait(timeout=60)
-    return _result(result), cpu
+    return _result(result), reaped_cpu(before, result)
 
 
 def run_pm2(exe: Path, cfg: Path, work: Path, result: Path) -> tuple[float, float | None]:
@@ -189,10 +209,11 @@ def run_gswarm(co: Path, cfg: Path, work: Path, result: Path) -> tuple[float, fl
     state = work / "state"
     argv = [PY, "-m", "gswarm", "run", "--rl-swarm-dir", str(co), "--state-dir", str(state), "--no-auto-setup",
             "--no-restart-on-clean-exit", "--api-port", str(_free_port())]
+    before = _children_cpu()
     with open(os.devnull, "wb") as null:
         proc = subprocess.Popen(argv, stdout=null, stderr=null, start_new_session=True)
         try:
-            cpu = settled_cpu(proc.pid, lambda: result.exists() or proc.poll() is not None)
+            settled_cpu(proc.pid, lambda: result.exists() or proc.poll() is not None)
             try:  # the flood exits 0 and --no-restart-on-clean-exit ends gswarm run by itself: let it finish
                 proc.wait(timeout=60)  # writing what it read (a SIGTERM here raced its last output on a loaded box)
             except subprocess.TimeoutExpired:
@@ -203,6 +224,7 @@ def run_gswarm(co: Path, cfg: Path, work: Path, result: Path) -> tuple[float, fl
             proc.wait(timeout=60)
     if not result.exists():
         raise SystemExit(f"gswarm run ended without running the flood (exit {proc.returncode}); try it by hand: {argv}")
+    cpu = reaped_cpu(before, result)
     if VERIFY:
         VERIFIED.append(_count_lines(state))
     shutil.rmtree(state, ignore_errors=True)
@@ -214,7 +236,7 @@ VERIFIED: list[dict[str, int]] = []
 
 
 def _count_lines(state: Path) -> dict[str, int]:
-    """Output records in the JSON log and lines in the capture (rotated gzipped files included)."""
+    """Output records and all records in the JSON log, lines in the capture (rotated gzipped files included)."""
     import gzip
 
     def lines(paths: list[Path], needle: bytes | None) -> int:
@@ -226,6 +248,7 @@ def _count_lines(state: Path) -> dict[str, int]:
 
     logs = state / "logs"
     return {"jsonlog_output": lines(sorted(logs.glob("gswarm.jsonl*")), b'"kind":"output"'),
+            "jsonlog_records": lines(sorted(logs.glob("gswarm.jsonl*")), None),
             "capture": lines(sorted((logs / "default").glob("output.log*")), b" > ")}
 
 

@@ -2,8 +2,8 @@
 give exactly the per-line results.
 
 Cost is checked without a stopwatch (the machine is shared): the number of Python trace events (lines and calls
-executed) while one chunk of 5,000 outputs of each kind goes through the splitter, the capture, the JSON log's
-encoding, progress parsing and the live classifier. Before issue #18 a progress line cost ~90 of them, an error
+executed) while one chunk of 5,000 outputs of each kind goes through the splitter, the capture, progress parsing
+and the live classifier (the JSON log no longer takes node output). Before issue #18 a progress line cost ~90 of them, an error
 line ~57 and a redraw ~16; a plain line costs ~0.1.
 """
 
@@ -19,7 +19,6 @@ from gswarm import events as ev
 from gswarm.logs import _levels
 from gswarm.logs._levels import TracebackTracker, chunk_levels, line_level
 from gswarm.logs.classify import Classifier
-from gswarm.logs.jsonlog import encoded_of
 from gswarm.monitor.progress import ProgressTracker
 from gswarm.supervisor.capture import CaptureFile
 from gswarm.supervisor.stream import LineSplitter
@@ -31,7 +30,7 @@ from _flood import KINDS, line_kind  # noqa: E402
 def _events_per_line(kind: str, tmp: Path, n: int = 5000) -> float:
     data = "".join(line_kind(kind, i) for i in range(n)).encode()
     split, cap = LineSplitter(), CaptureFile(tmp / f"{kind}.log")
-    progress, tracebacks = ProgressTracker("n", "E4"), TracebackTracker()
+    progress = ProgressTracker("n", "E4")
     live = Classifier.from_package().stream("E4", live_only=True)
     count = [0]
 
@@ -45,7 +44,6 @@ def _events_per_line(kind: str, tmp: Path, n: int = 5000) -> float:
         cap.write_batch(b, 1.0, 1)
         e = ev.OutputBatch("n", 1.0, 1, tuple(b.texts), None if b.raws is b.texts else tuple(b.raws),
                            tuple(b.flags) if b.flags and any(b.flags) else None, data=b.data)
-        encoded_of(e, tracebacks)
         progress.feed_chunk(e.joined, 1.0)
         live.on_lines(e.texts, 1.0, e.joined)
     finally:
@@ -56,17 +54,15 @@ def _events_per_line(kind: str, tmp: Path, n: int = 5000) -> float:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_python_work_per_line_does_not_depend_on_the_line_kind(kind: str, tmp_path: Path) -> None:
-    budget = {"plain": 0.5, "progress": 0.5, "ansi": 0.5, "error": 4.0, "redraw": 0.5}[kind]
+    budget = {"plain": 0.5, "progress": 0.5, "ansi": 0.5, "error": 4.0, "redraw": 0.5, "crlf": 0.5}[kind]
     assert _events_per_line(kind, tmp_path) < budget
 
 
 def _split_all(chunks: list[bytes], long: bool) -> list[tuple]:
     s = LineSplitter(max_line=1 << 20)
-    if long:
-        s._split_generic = s._split_long  # type: ignore[method-assign]  # the line-by-line reference
     out = []
     for c in chunks:
-        b = s.feed(c)
+        b = s._split_long(s._pending + c) if long else s.feed(c)  # long: the line-by-line reference
         out += list(zip(b.texts, b.raws, b.flags or [0] * len(b.texts)))
     b = s.close()
     return out + list(zip(b.texts, b.raws, b.flags or [0] * len(b.texts)))
@@ -75,8 +71,10 @@ def _split_all(chunks: list[bytes], long: bool) -> list[tuple]:
 def test_redraw_chunks_split_like_line_by_line() -> None:
     rnd = random.Random(18)
     tokens = [b"a", b"bc ", b"\r", b"\n", b"\r\n", b"\x1b[1m", b"\x1b]0;t\x07", "é🐝".encode(), b"\xff", b"\r\r", b"\n\r"]
-    for _ in range(1500):
-        data = b"".join(rnd.choice(tokens) for _ in range(rnd.randint(1, 60)))
+    crlf = [b"a", b"bc ", b"\r\n", b"\r\n", b"\x1b[1m", "é🐝".encode(), b"\xff", b"\r"]  # mostly pty output: the fast path
+    for i in range(3000):
+        pool = crlf if i % 2 else tokens
+        data = b"".join(rnd.choice(pool) for _ in range(rnd.randint(1, 60)))
         cuts = sorted(rnd.sample(range(1, len(data)), min(len(data) - 1, rnd.randint(0, 6)))) if len(data) > 1 else []
         chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
         assert _split_all(chunks, False) == _split_all(chunks, True), data
@@ -121,3 +119,16 @@ def test_live_only_stream_in_an_error_flood_finds_the_same_incidents() -> None:
         seen_live += [(c.rule_id, c.evidence) for c in live.on_lines(tuple(chunk), 10.0)]
     assert seen_live == seen_full and [r for r, _ in seen_full] == ["chain_submit_upstream"] * 2  # one per burst
     assert live.lines_seen == full.lines_seen
+
+
+def test_a_pty_chunk_takes_the_plain_path_and_keeps_its_bytes() -> None:
+    """Script mode reads a pty: every line ends in ``\\r\\n``. Such a chunk gives the lines of its ``\\n`` twin and
+    keeps its bytes for the capture (the fast path; before, every pty chunk went through the terminator split)."""
+    data = "".join(line_kind("crlf", i) for i in range(300)).encode()
+    b = LineSplitter().feed(data)
+    want = LineSplitter().feed(data.replace(b"\r\n", b"\n"))
+    assert (b.texts, b.flags, b.data) == (want.texts, None, want.data) and len(b.texts) == 300
+    s = LineSplitter()
+    assert s.feed(b"one\r") is not None and s.pending == 4  # maybe half of \r\n: kept
+    assert s.feed(b"\ntwo\r\n").texts == ["one", "two"] and s.pending == 0
+    assert (s.feed(b"50%\rdone\r\n").texts, s.pending) == (["50%", "done"], 0)  # a lone \r: a redraw

