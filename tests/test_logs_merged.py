@@ -331,3 +331,20 @@ def test_bundle_holds_the_window_of_a_capture_rotated_into_gz(state_dir: Path, t
         texts = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers() if m.name.startswith("logs/")}
     shown = {k: [line.split(" > ")[1][:20] for line in v.splitlines()] for k, v in texts.items()}
     assert shown == {f"logs/n1/{gz[1][:-3]}": ["a minute ago xxxxxxx"], "logs/n1/output.log": ["half a minute ago xx"]}
+
+
+def test_limit_with_since_reads_captures_back_to_since_only(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    c = CaptureFile(capture_path(state_dir, "n1"), max_bytes=150, backups=5)
+    for i, ago in enumerate((7200, 7100, 60, 30)):
+        write(c, T - ago, 7, f"line {i} " + "x" * 80)
+    c.close()
+    c.wait_tidy(10)
+    assert len(cap.capture_files(capture_path(state_dir, "n1"))) == 4
+    opened: list[str] = []
+    real = cap.lines_newest_first
+    monkeypatch.setattr(cap, "lines_newest_first", lambda p, *a: opened.append(p.name) or real(p, *a))
+    since = datetime.fromtimestamp(T - 90, timezone.utc).isoformat()
+    assert logs(state_dir, "--since", since, "--limit", "5", "--grep", "no such text") == []
+    files = [p.name for p in cap.capture_files(capture_path(state_dir, "n1"))]
+    assert opened == files[:0:-1]  # stops at the first file holding a line older than since: the oldest is not read
+    assert [m[:6] for *_, m in logs(state_dir, "--since", since, "--limit", "5")] == ["line 2", "line 3"]

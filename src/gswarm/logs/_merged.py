@@ -64,7 +64,8 @@ def merged_records(directory: Path, flt: Any) -> Iterator[dict[str, Any]]:
 
 def tail_merged(directory: Path, flt: Any, n: int) -> list[dict[str, Any]]:
     """The last ``n`` records passing ``flt.match``, oldest first: each source's last ``n`` (the JSON log's
-    files and each capture read from the end, newest first), merged."""
+    files and each capture read from the end, newest first), merged. A capture is read back only to a
+    minute before ``flt.since`` (a search with few matches does not read the whole history)."""
     want_json, want_out = _sources(flt)
     node = getattr(flt, "node", None)
     parts: list[list[dict[str, Any]]] = []
@@ -72,6 +73,7 @@ def tail_merged(directory: Path, flt: Any, n: int) -> list[dict[str, Any]]:
         covered = covered_by_capture(directory)
         parts.append(jr.tail_records(directory, lambda r: flt.match(r) and not covered(r), n))
     if want_out:
+        since = getattr(flt, "since", None)
         for name, path in cap.node_captures(directory, node).items():
             found = []
             for rec in cap.newest_first(name, path):
@@ -79,6 +81,8 @@ def tail_merged(directory: Path, flt: Any, n: int) -> list[dict[str, Any]]:
                     found.append(rec)
                     if len(found) >= n:
                         break
+                elif since is not None and rec["ts_unix"] < since - 60:  # older files cannot match (clock slack 60 s)
+                    break
             parts.append(found[::-1])
     merged = list(heapq.merge(*parts, key=cap.ts_of))
     return merged[-n:]
