@@ -348,3 +348,12 @@ def test_limit_with_since_reads_captures_back_to_since_only(state_dir: Path, mon
     files = [p.name for p in cap.capture_files(capture_path(state_dir, "n1"))]
     assert opened == files[:0:-1]  # stops at the first file holding a line older than since: the oldest is not read
     assert [m[:6] for *_, m in logs(state_dir, "--since", since, "--limit", "5")] == ["line 2", "line 3"]
+
+
+def test_api_node_filter_never_reads_outside_the_logs_folder(two_nodes: Path) -> None:
+    outside = two_nodes / "secret"  # <state>/logs/../secret/output.log
+    outside.mkdir()
+    (outside / "output.log").write_text("2026-11-29T15:33:17.123456Z 7 > private\n")
+    assert logfile.tail(two_nodes, 10, node="../secret") == ([], 0, False)
+    assert [r["message"] for r in logfile.tail(two_nodes, 10, node="n2")[0]] == ["started pid 202 (E2, direct)", "hello from n2",
+                                                                                "ERROR:hivemind:lost peer"]

@@ -52,10 +52,11 @@ def capture_files(path: Path) -> list[Path]:
 
 def node_captures(logs_dir: Path, node: str | None = None) -> dict[str, Path]:
     """``{node: <logs_dir>/<node>/output.log}`` of every node folder holding a capture (current or rotated),
-    sorted by name; ``node`` given: that node's only (whether or not it exists yet)."""
+    sorted by name; ``node`` given: that node's only (whether or not it exists yet), none when ``node`` is not
+    a plain folder name (``..``, a ``/``: an API query must not reach outside ``logs_dir``)."""
     logs_dir = Path(logs_dir)
     if node is not None:
-        return {node: logs_dir / node / CAPTURE_NAME}
+        return {node: logs_dir / node / CAPTURE_NAME} if plain_name(node) else {}
     out: dict[str, Path] = {}
     try:
         folders = sorted(p for p in logs_dir.iterdir() if p.is_dir())
@@ -66,6 +67,12 @@ def node_captures(logs_dir: Path, node: str | None = None) -> dict[str, Path]:
         if capture_files(path):
             out[folder.name] = path
     return out
+
+
+def plain_name(node: str) -> bool:
+    """Whether ``node`` can only name a folder inside the logs folder (not empty, ``.``, ``..``, no ``/``,
+    ``\\`` or NUL)."""
+    return node not in ("", ".", "..") and not any(c in node for c in "/\\\x00")
 
 
 def _twin(path: Path) -> Path | None:

@@ -36,8 +36,7 @@ def covered_by_capture(directory: Path) -> Callable[[dict[str, Any]], bool]:
             return False
         node = str(rec.get("node"))
         if node not in starts:
-            plain = node not in ("", ".", "..") and "/" not in node and "\\" not in node and "\x00" not in node
-            starts[node] = cap.first_ts(Path(directory) / node / cap.CAPTURE_NAME) if plain else None
+            starts[node] = cap.first_ts(Path(directory) / node / cap.CAPTURE_NAME) if cap.plain_name(node) else None
         start, ts = starts[node], rec.get("ts_unix")
         return start is not None and isinstance(ts, (int, float)) and ts >= start - 1e-5
 
