@@ -293,7 +293,7 @@ def test_real_run_then_gswarm_logs_shows_the_node_output_once_with_levels(tmp_pa
     gswarm = [sys.executable, "-m", "gswarm"]
     run = subprocess.run([*gswarm, "run", "--emulated", "--no-api", "--state-dir", str(st), "--emu-pace", "0.05",
                           "--emu-faults", "crash:trainer_bug_current_batch@0.3", "--backoff-initial", "0.1",
-                          "--backoff-max", "0.2", "--crash-loop-max", "50", "--duration", "1.5"],
+                          "--backoff-max", "0.2", "--crash-loop-max", "50", "--duration", "3"],
                          env=env, capture_output=True, text=True, timeout=90, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     shown = lambda *a: [json.loads(x) for x in subprocess.run([*gswarm, "logs", "--json", "--state-dir", str(st), *a], env=env,  # noqa: E731
