@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -348,6 +349,7 @@ class JsonLogService:
         self._early = False  # a flush is scheduled because the buffer is filling up
         self._early_at = min(max_buffer // 2, EARLY_FLUSH_LINES)
         self._tidy_due = False  # an early flush rotated the file: run() compresses and prunes
+        self._tidy_lock = threading.Lock()  # one compress/prune pass at a time (tidy)
         self._unsubscribe = bus.subscribe(self._on_event)
 
     def _on_event(self, e: ev.Event) -> None:
@@ -401,14 +403,17 @@ class JsonLogService:
     def tidy(self) -> OSError | None:
         """Compress rotated files and apply retention (after a rotation). Returns the OSError when
         compressing failed (no room for the ``.gz``: the plain rotated file stays); it runs in a worker
-        thread, so the caller reports it on the loop (:meth:`_tidied`)."""
-        failed = None
-        try:
-            self.writer.compress()
-        except OSError as exc:
-            failed = exc
-        self.writer.prune(self.clock.time())
-        return failed
+        thread, so the caller reports it on the loop (:meth:`_tidied`). One pass at a time: a pass still
+        running in its worker when :meth:`run` is cancelled is waited for by the final one (two passes on
+        the same file raced: ENOENT and a lost record)."""
+        with self._tidy_lock:
+            failed = None
+            try:
+                self.writer.compress()
+            except OSError as exc:
+                failed = exc
+            self.writer.prune(self.clock.time())
+            return failed
 
     def _tidied(self, failed: OSError | None) -> None:
         if failed is None:
@@ -420,6 +425,7 @@ class JsonLogService:
 
     async def run(self) -> None:
         """Flush periodically until cancelled; flush once more on the way out."""
+        running = False  # a tidy pass in its worker thread: cancelled here, it goes on there
         try:
             self.writer.prune(self.clock.time())
             while True:
@@ -428,8 +434,9 @@ class JsonLogService:
                     seen = self.rotations
                     self.flush()
                     if self.rotations != seen or self._tidy_due:
-                        self._tidy_due = False
+                        self._tidy_due, running = False, True
                         self._tidied(await asyncio.to_thread(self.tidy))  # gzip of a big file off the loop
+                        running = False
                 except Exception:
                     log.exception("writing the JSON log failed")
         finally:
@@ -437,8 +444,8 @@ class JsonLogService:
             try:
                 seen = self.rotations
                 self.flush()
-                if self.rotations != seen or self._tidy_due:
-                    self._tidied(self.tidy())
+                if self.rotations != seen or self._tidy_due or running:
+                    self._tidied(self.tidy())  # after a cancelled pass: waits for it, then does what it left
             except Exception:
                 log.exception("final flush of the JSON log failed")
 
