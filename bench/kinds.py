@@ -7,13 +7,14 @@ Usage::
 Each kind's lines are cut into reads of ``--chunk`` bytes (a busy pipe gives reads of 64 KiB-1 MiB)
 and pushed through what ``gswarm run`` does with every read: the line splitter (ANSI stripping,
 ``\\r`` redraws), the capture file, one ``OutputBatch`` on the bus with the services that subscribe
-to output (JSON log incl. its writes, progress parsing, health with the live classifier) and the
-watcher's ``on_batch`` (exit-classifier tail; the console to /dev/null, not a terminal). The store
+to output (progress parsing, health with the live classifier; the JSON log service is subscribed too but
+takes no node output since issue #18) and the watcher's ``on_batch`` (exit-classifier tail; the console to
+/dev/null, not a terminal). Rotated files are not gzipped here (``bench/peers.py`` counts that). The store
 sees the progress events through its queue and writes them (as in ``gswarm run``).
 
 Kinds: ``plain`` (genrl-style INFO lines), ``progress`` (every line ``Starting round: N/1000000.``,
 E3-E6, generations.md §6.6), ``error`` (ERROR lines and Python tracebacks), ``redraw`` (tqdm ``\\r``
-bars), ``ansi`` (coloured lines, four escapes each). Prints µs/line (best of ``--repeat``) and the
+bars), ``ansi`` (coloured lines, four escapes each), ``crlf`` (plain lines ended by ``\\r\\n``, a pty's output). Prints µs/line (best of ``--repeat``) and the
 ratio to ``plain``; issue #18 asks for every kind ≤ ~2× plain.
 """
 

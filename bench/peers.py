@@ -19,16 +19,18 @@ For each line kind (``bench/_flood.py``: ``plain`` genrl INFO lines, ``progress`
   progress, health, notifications, API on a free 127.0.0.1 port) on an emulated E4 checkout
   (``gswarm emulate init``) whose entry point is the flood; ``--no-restart-on-clean-exit``.
 
-Figures. **ratio** = the child's own elapsed time (first write to last flush, measured by the child,
-so start-up and shutdown of the supervisor are not in it; issue #18) / the round's bare baseline,
-median over rounds. **CPU s/M** = the supervisor's CPU from start to exit (user + system), minus the
+Figures. **ratio** = the median over rounds of the child's own elapsed time (first write to last flush,
+measured by the child, so start-up and shutdown of the supervisor are not in it; issue #18) / the median
+of every bare run of the kind (A and B of all rounds: on a shared VM one bare run is sometimes 2x slower,
+and a per-round baseline carried that outlier into every ratio of its round). **A/A** = median B / median
+A (1 in truth), with the range of the per-round B/A beside it (this machine's noise). **CPU s/M** = the supervisor's CPU from start to exit (user + system), minus the
 same for an *empty* child (0 lines: the supervisor's start-up and shutdown), per million lines, median
 over rounds. For supervisord and gswarm (children of this bench) it is their reaped rusage, background
 threads and shutdown work (gzip of rotated logs) included, less the flood's own CPU (from its result
 file); PM2's daemon is not our child: its CPU (psutil, children excluded) is read once the flood has
 finished and the daemon has gone idle.
 Run state lives in ``bench/out/run-*`` and is deleted after each run. Issue #18's targets, per kind:
-gswarm ratio ≤ supervisord ratio + 0.05 and gswarm CPU ≤ 1.5 × supervisord's; an A/A spread beyond
+gswarm ratio ≤ supervisord ratio + 0.05 and gswarm CPU ≤ 1.5 × supervisord's; a median A/A beyond
 ±10 % means the machine was too noisy: rerun at a quieter moment.
 """
 
@@ -301,12 +303,12 @@ def summarise(args: argparse.Namespace, elapsed: dict, cpu: dict, sups: list[str
                            "load1_after": round(os.getloadavg()[0], 2), "notes": notes, "supervisors": sups, "kinds": {}}
     for kind in args.kinds:
         a, b = elapsed[(kind, "bare_a")], elapsed[(kind, "bare_b")]
-        baseline = [(x + y) / 2 for x, y in zip(a, b)]
+        baseline = median(a + b)  # every bare run of the kind: one slow outlier moves it little
         aa = [y / x for x, y in zip(a, b)]
-        row: dict[str, Any] = {"bare_s": round(median(baseline), 3), "aa": round(median(aa), 3),
+        row: dict[str, Any] = {"bare_s": round(baseline, 3), "aa": round(median(b) / median(a), 3),
                                "aa_range": [round(min(aa), 3), round(max(aa), 3)]}
         for sup in sups:
-            ratio = median(e / bl for e, bl in zip(elapsed[(kind, sup)], baseline))
+            ratio = median(elapsed[(kind, sup)]) / baseline
             per_m = 1e6 / max(args.lines, 1)
             startup = median(cpu[("empty", sup)])
             row[sup] = {"ratio": round(ratio, 3), "cpu_s_per_m": round((median(cpu[(kind, sup)]) - startup) * per_m, 2),
@@ -326,7 +328,8 @@ def print_table(res: dict[str, Any]) -> None:
     print(f"{'kind':10s}{'runner':13s}{'ratio':>7s}{'CPU s/M':>9s}{'start-up s':>11s}   notes")
     for kind, row in res["kinds"].items():
         lo, hi = row["aa_range"]
-        noisy = " NOISY (>±10 %): rerun" if lo < 0.9 or hi > 1.1 else ""
+        noisy = " NOISY (median A/A beyond ±10 %): rerun" if not 0.9 <= row["aa"] <= 1.1 else (
+            " (a round beyond ±10 %)" if lo < 0.9 or hi > 1.1 else "")
         print(f"{kind:10s}{'bare':13s}{1:7.2f}{'':9s}{'':11s}   {row['bare_s']:.3f} s; A/A {row['aa']:.3f} [{lo:.3f}…{hi:.3f}]{noisy}")
         for sup in res["supervisors"]:
             v, verdict = row[sup], ""

@@ -198,7 +198,8 @@ async def test_runtime_on_a_full_tmpfs_restarts_alerts_once_and_keeps_history_wh
     starts = lambda: sum(isinstance(e, ProcessStarted) for e in events)  # noqa: E731
     notices = lambda kind: [e for e in events if isinstance(e, Notice) and e.kind == kind]  # noqa: E731
     jsonl = st / "logs" / "gswarm.jsonl"
-    await until(lambda: jsonl.exists() and b'"run 0 up"' in jsonl.read_bytes(), timeout=20)
+    output = st / "logs" / "default" / "output.log"  # node output is kept in the capture file (issue #18)
+    await until(lambda: output.exists() and b"> run 0 up\n" in output.read_bytes(), timeout=20)
     filler = _fill(small_fs)
     go.touch()  # the node writes a long line into the full disk and exits 1
     await until(lambda: starts() == 2 or task.done(), timeout=20)
@@ -210,7 +211,7 @@ async def test_runtime_on_a_full_tmpfs_restarts_alerts_once_and_keeps_history_wh
     filler.unlink()  # space returns
     alarm.quiet = 0.0  # (instead of waiting 30 s) the next successful write clears it
     await until(lambda: len(notices("disk_ok")) == 1, timeout=20)
-    await until(lambda: b"healthy line" in jsonl.read_bytes(), timeout=20)
+    await until(lambda: b"> healthy line" in output.read_bytes(), timeout=20)
     rt.request("stop", "test", shutdown=True)
     assert await asyncio.wait_for(task, 20) == 0
     conn = sqlite3.connect(st / "gswarm.db")
@@ -267,22 +268,24 @@ def test_a_failed_state_dir_pid_record_still_writes_the_host_wide_copy(tmp_path:
 def test_json_log_cuts_a_torn_batch_back_and_counts_it(small_fs: Path) -> None:
     from gswarm.clock import FakeClock
     from gswarm.diskfull import DiskAlarm
-    from gswarm.events import EventBus, OutputBatch
+    from gswarm.events import EventBus, Notice, Severity
     from gswarm.logs.jsonlog import JsonLog, JsonLogService
 
     bus = EventBus()
     alarm = DiskAlarm(bus, FakeClock(), "n", quiet=0.0)
     svc = JsonLogService(bus, FakeClock(), JsonLog(small_fs / "logs"), alarm=alarm)
-    bus.publish(OutputBatch("n", 1_700_000_000.0, 7, ("first line",)))
+    note = lambda ts, title: Notice("n", ts, "test", Severity.INFO, title)  # noqa: E731  (output is not in this log)
+    bus.publish(note(1_700_000_000.0, "first line"))
     assert svc.flush() == 1
     path = small_fs / "logs" / "gswarm.jsonl"
     before = path.read_bytes()
     filler = _fill(small_fs, keep=500)
-    bus.publish(OutputBatch("n", 1_700_000_001.0, 7, tuple(f"line {i:05d} of a long batch" for i in range(3000))))
+    for i in range(3000):
+        bus.publish(note(1_700_000_001.0, f"line {i:05d} of a long batch"))
     assert svc.flush() == 0 and svc.dropped == 3000  # a short write, then ENOSPC: the whole batch is dropped
     assert path.read_bytes() == before and alarm.raised == 1  # nothing half written after the last whole record
     filler.unlink()
-    bus.publish(OutputBatch("n", 1_700_000_002.0, 7, ("back",)))
+    bus.publish(note(1_700_000_002.0, "back"))
     assert svc.flush() == 2 and alarm.cleared == 1  # the alert itself (published while full) and "back"
     assert svc.flush() == 1  # the all-clear
     assert [json.loads(line)["message"] for line in path.read_text().splitlines()] == [

@@ -211,11 +211,17 @@ def test_logs_level_error_shows_a_crash(state_dir: Path) -> None:
     now = time.time()
     bus = ev.EventBus()
     svc = JsonLogService(bus, FakeClock(start=now), JsonLog(state_dir / "logs"))
+    from gswarm.supervisor.capture import CaptureFile, capture_path
+    from gswarm.supervisor.stream import Batch
+
     bus.publish(ev.ProcessStarted("n1", now - 60, 321, 321, ("python",), "E4", "direct"))
-    bus.publish(ev.OutputBatch("n1", now - 30, 321, ("INFO:x:training", "Traceback (most recent call last):",
-                                                     '  File "/app/train.py", line 3, in <module>'), stream="stderr"))
-    bus.publish(ev.OutputBatch("n1", now - 29, 321, ("    main()", "RuntimeError: DHT daemon died", "cleanup done"),
-                               stream="stderr"))
+    cap = CaptureFile(capture_path(state_dir, "n1"))  # node output is kept in the capture file (issue #18)
+    cap.note("gswarm: started python", now - 60, 321)
+    for ts, texts in ((now - 30, ["INFO:x:training", "Traceback (most recent call last):",
+                                  '  File "/app/train.py", line 3, in <module>']),
+                      (now - 29, ["    main()", "RuntimeError: DHT daemon died", "cleanup done"])):
+        cap.write_batch(Batch(texts, texts), ts, 321)
+    cap.close()
     bus.publish(ev.ProcessExited("n1", now - 28, 321, 1, None, 32.0))
     bus.publish(ev.ProcessExited("n1", now - 20, 322, None, 15, 5.0))  # SIGTERM: a stop, not an error
     svc.flush()

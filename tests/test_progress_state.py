@@ -100,12 +100,13 @@ async def test_real_flood_keeps_a_few_rows_and_status_shows_the_exact_round(tmp_
     spec = LaunchSpec(argv=(sys.executable, "-c", FLOOD.format(n=n)), cwd=tmp_path, env={}, mode="direct", generation="E4")
     from gswarm.supervisor.capture import CaptureFile, capture_path
 
-    capture = CaptureFile(capture_path(tmp_path, "n1"))
+    capture = CaptureFile(capture_path(tmp_path, "n1"))  # the node's output is kept there (issue #18)
     proc = NodeProcess(spec, "n1", bus, time.time, capture=capture)
     t0 = time.monotonic()
     await proc.start()
     bus.publish(ev.ProcessStarted("n1", time.time(), proc.pid, proc.pid, spec.argv, "E4", "direct"))
     await proc.wait()
+    capture.close()
     bus.publish(ev.ProcessExited("n1", time.time(), proc.pid, 0, None, time.monotonic() - t0))
     seconds = time.monotonic() - t0
     await asyncio.sleep(0.05)
@@ -126,6 +127,10 @@ async def test_real_flood_keeps_a_few_rows_and_status_shows_the_exact_round(tmp_
     # the node's lines are kept once, in the capture; the JSON log holds GSwarm's records only (issue #18)
     assert sum(r["kind"] == "output" for r in recs) == 0
     assert capture_path(tmp_path, "n1").read_bytes().count(b" > [") == n
+    from gswarm.logs._merged import merged_records  # and `gswarm logs` shows each of them, once
+
+    shown = [r for r in merged_records(tmp_path / "logs", LogFilter()) if r["kind"] == "output"]
+    assert len(shown) == n and shown[-1]["message"] == f"[t][genrl][INFO] - Starting round: {n - 1}/1000000."
     assert not [r for r in recs if LogFilter().match(r) and r["category"] == "progress"]  # gswarm logs hides them
 
 

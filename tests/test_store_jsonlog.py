@@ -51,11 +51,15 @@ def test_records_of_output_and_events() -> None:
 def test_service_buffer_limit_counts_lines(tmp_path: Path) -> None:
     bus = ev.EventBus()
     svc = JsonLogService(bus, FakeClock(start=T0), JsonLog(tmp_path / "logs"), max_buffer=5)
-    bus.publish(ev.OutputBatch("n1", T0, 7, ("a", "b", "c")))
-    bus.publish(ev.OutputBatch("n1", T0, 7, ("d", "e", "f")))  # would pass 5 lines: dropped whole
-    bus.publish(ev.OutputBatch("n1", T0, 7, ("g", "h")))
+    bus.publish(ev.OutputBatch("n1", T0, 7, ("out 1", "out 2")))  # node output: the capture file holds it (issue #18)
+    for title in "abcdefgh":
+        bus.publish(notice(title))
     assert svc.dropped == 3 and svc.flush() == 5
-    assert [r["message"] for r in iter_records(tmp_path / "logs")] == ["a", "b", "c", "g", "h"]
+    assert [r["message"] for r in iter_records(tmp_path / "logs")] == ["a", "b", "c", "d", "e"]
+
+
+def notice(title: str, ts: float = T0) -> ev.Notice:
+    return ev.Notice("n1", ts, "test", ev.Severity.INFO, title)
 
 
 def rec(i: int, ts: float, msg: str = "") -> dict:
@@ -95,11 +99,13 @@ def test_day_rotation_and_retention(tmp_path: Path) -> None:
 
 async def test_service_buffers_and_flushes_on_interval_and_shutdown(tmp_path: Path) -> None:
     bus, clock = ev.EventBus(), FakeClock(start=T0)
-    svc = JsonLogService(bus, clock, JsonLog(tmp_path / "logs", max_bytes=300, backups=5), flush_interval=1.0)
+    # 400 bytes: two notices (151 bytes each) per file; the final state record (181) fits beside the last one
+    svc = JsonLogService(bus, clock, JsonLog(tmp_path / "logs", max_bytes=400, backups=5), flush_interval=1.0)
     task = asyncio.create_task(svc.run())
     await asyncio.sleep(0)
-    bus.publish(ev.OutputBatch("n1", clock.time(), 7, tuple(f"INFO:x:line {i}" for i in range(4))))
-    bus.publish(ev.OutputLine("n1", clock.time(), 7, "WARNING:x:line 4"))
+    for i in range(5):
+        bus.publish(notice(f"line {i}", clock.time()))
+    bus.publish(ev.OutputLine("n1", clock.time(), 7, "WARNING:x:not here"))  # node output: in the capture file
     assert list(iter_records(tmp_path / "logs")) == []  # buffered
     await clock.run_for(1.0)
     assert len(list(iter_records(tmp_path / "logs"))) == 5
@@ -108,9 +114,12 @@ async def test_service_buffers_and_flushes_on_interval_and_shutdown(tmp_path: Pa
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     recs = list(iter_records(tmp_path / "logs"))
-    assert [r["kind"] for r in recs] == ["output"] * 5 + ["state"]
+    assert [r["kind"] for r in recs] == ["notice"] * 5 + ["state"]
     assert recs[-1]["message"] == "RUNNING -> STOPPING stop"
-    assert any(p.name.endswith(".gz") for p in (tmp_path / "logs").iterdir())  # rotated at 300 bytes and compressed
+    from tests.helpers import wait_for
+
+    # rotated at 400 bytes and compressed (by a worker thread the cancelled run() may leave running a moment)
+    wait_for(lambda: any(p.name.endswith(".gz") for p in (tmp_path / "logs").iterdir()), timeout=10)
 
 
 def test_time_and_grep_parsing_errors_name_the_option() -> None:
@@ -178,17 +187,24 @@ def test_traceback_lines_are_errors_across_batches_and_streams() -> None:
         ["error"] * _levels._TB_MAX + ["info", "info"]  # an unterminated traceback stops marking at the cap
 
 
-def test_service_levels_tracebacks_across_flushes_and_restarts(tmp_path: Path) -> None:
+def test_levels_of_tracebacks_across_batches_and_restarts(tmp_path: Path) -> None:
+    """Output is levelled when read from the capture file (issue #18), with the traceback state the JSON log's
+    writer kept across flushes: a traceback spans batches, a new process (pid) closes it."""
+    from gswarm.logs._merged import merged_records
+    from gswarm.supervisor.capture import CaptureFile, capture_path
+    from gswarm.supervisor.stream import Batch
+
     bus = ev.EventBus()
     svc = JsonLogService(bus, FakeClock(start=T0), JsonLog(tmp_path / "logs"))
-    bus.publish(ev.OutputBatch("n1", T0, 7, tuple(TB[:3]), stream="stderr"))
-    svc.flush()
-    bus.publish(ev.OutputBatch("n1", T0 + 1, 7, tuple(TB[3:]) + ("next",), stream="stderr"))
-    bus.publish(ev.OutputLine("n1", T0 + 2, 7, TB[0], "stderr"))
+    cap = CaptureFile(capture_path(tmp_path, "n1"))
+    for ts, pid, texts in ((T0, 7, TB[:3]), (T0 + 1, 7, TB[3:] + ["next"]), (T0 + 2, 7, TB[:1])):
+        cap.write_batch(Batch(list(texts), list(texts)), ts, pid)
     bus.publish(ev.ProcessStarted("n1", T0 + 3, 8, 8, ("python",), "E4", "direct"))
-    bus.publish(ev.OutputBatch("n1", T0 + 4, 8, ("  starting again",), stream="stderr"))
+    cap.note("gswarm: started python", T0 + 3, 8)
+    cap.write_batch(Batch(["  starting again"], ["  starting again"]), T0 + 4, 8)
+    cap.close()
     svc.flush()
-    assert [(r["kind"], r["level"]) for r in iter_records(tmp_path / "logs")] == \
+    assert [(r["kind"], r["level"]) for r in merged_records(tmp_path / "logs", LogFilter())] == \
         [("output", "error")] * 7 + [("output", "info"), ("output", "error"), ("start", "info"), ("output", "info")]
 
 
@@ -290,7 +306,8 @@ async def test_flood_is_written_early_instead_of_dropped(tmp_path: Path) -> None
     bus = ev.EventBus()
     svc = JsonLogService(bus, FakeClock(start=T0), JsonLog(tmp_path / "logs"), max_buffer=5000)
     for b in range(30):
-        bus.publish(ev.OutputBatch("n1", T0 + b, 7, tuple(f"b{b} l{i}" for i in range(1000))))
+        for i in range(1000):
+            bus.publish(notice(f"b{b} l{i}", T0 + b))
         await asyncio.sleep(0)  # the reader yields to the loop between reads, as NodeProcess does
     svc.flush()
     assert svc.dropped == 0
@@ -397,9 +414,9 @@ def test_a_lone_surrogate_in_a_notice_does_not_lose_the_buffer(tmp_path: Path) -
     and the output buffered with it is written too (before: UnicodeEncodeError, the whole flush lost)."""
     bus, clock = ev.EventBus(), FakeClock(start=T0)
     svc = JsonLogService(bus, clock, JsonLog(tmp_path / "logs"))
-    bus.publish(ev.OutputBatch("n1", T0, 7, ("INFO:x:before",)))
+    bus.publish(notice("INFO:x:before"))
     bus.publish(ev.Notice("n1", T0, "disk", ev.Severity.WARNING, "cannot write /tmp/\udcff.log"))
-    bus.publish(ev.OutputBatch("n1", T0, 7, ("INFO:x:after",)))
+    bus.publish(notice("INFO:x:after"))
     assert svc.flush() == 3
     assert [r["message"] for r in iter_records(tmp_path / "logs")] == ["INFO:x:before", "cannot write /tmp/\udcff.log",
                                                                        "INFO:x:after"]
@@ -409,6 +426,8 @@ def test_api_log_tail_while_a_rotated_file_is_compressed(tmp_path: Path) -> None
     """The API's newest-first reader (api/logfile.py) had its own listing: it read both X and X.gz during a
     compression (records twice), and a plain file gone since the listing was an uncaught FileNotFoundError."""
     from gswarm.api import logfile
+    from gswarm.logs._reverse import lines_newest_first
+    from gswarm.logs._jsonread import compressed_twin
 
     jl = JsonLog(tmp_path / "logs", max_bytes=400, backups=5)
     jl.write(records_of(ev.OutputBatch("n1", T0, 7, tuple(f"INFO:x:line {i}" for i in range(5)))))
@@ -419,4 +438,4 @@ def test_api_log_tail_while_a_rotated_file_is_compressed(tmp_path: Path) -> None
     assert [r["message"] for r in logfile.tail(tmp_path, 100)[0]] == want
     listed = logfile.log_files(tmp_path)
     rotated.unlink()  # compress() finished after the listing
-    assert [r["message"] for p in reversed(listed) for r in map(json.loads, reversed(list(logfile._lines_newest_first(p, 100))))] == want
+    assert [r["message"] for p in reversed(listed) for r in map(json.loads, reversed(list(lines_newest_first(p, 100, compressed_twin))))] == want

@@ -1,11 +1,14 @@
-"""Tail and search of the JSON log ``<state_dir>/logs/gswarm.jsonl`` and its rotated files.
+"""Tail and search of the node output and GSwarm's events: the capture files ``<state_dir>/logs/<node>/output.log``
+(node output, issue #18) and the JSON log ``<state_dir>/logs/gswarm.jsonl`` (GSwarm's events), merged newest first.
 
-Each line is one JSON object with ``ts`` (ISO text), ``ts_unix`` (Unix seconds),
-``node``, ``level``, ``category``, ``message``, ``pid``, ``kind`` (writer:
-``gswarm.logs.jsonlog``; rotated files ``gswarm.jsonl.<stamp>[.gz]``). The current
-file is read backwards in 64 KiB blocks, gzipped ones through a bounded deque, newest
-first, and at most ``max_scan`` lines are looked at, so a search over a big
-history costs bounded time. Lines that are not JSON are skipped.
+Records have the shape ``gswarm logs --json`` prints (:func:`gswarm.logs._jsonread.normalized`): ``ts_unix``
+(Unix seconds), ``node``, ``level``, ``kind``, ``category``, ``pid``, ``message`` (+ ``stream`` on output, ``data``
+on events). Capture lines become output records with read-time levels (:mod:`gswarm.logs._captureread`); a
+JSON log written before issue #18 also holds output records, left out where the node's capture covers their
+time (nothing twice). Every file is read from its end (plain files backwards in 64 KiB blocks, gzipped ones
+through a bounded deque) and the sources are merged lazily (``heapq.merge``), so a short tail of a long history
+reads only the end of each current file; at most ``max_scan`` records are looked at, so a search over a big
+history costs bounded time. Lines that are not JSON or have no capture prefix are skipped.
 
 ``grep`` is a case-insensitive plain substring (never a regular expression: a
 pathological pattern would freeze the whole process, supervisor included, since
@@ -16,18 +19,18 @@ stops once the returned text reaches ``max_chars`` (``limited`` in the answer).
 
 from __future__ import annotations
 
-import gzip
+import heapq
 import json
-import os
-from collections import deque
 from pathlib import Path
 from typing import Any, Iterator
 
 from gswarm.api.limits import MAX_MESSAGE_CHARS, cut_text
+from gswarm.logs import _captureread as cap
 from gswarm.logs._jsonread import compressed_twin, normalized
 from gswarm.logs._jsonread import log_files as oldest_first
+from gswarm.logs._merged import covered_by_capture
+from gswarm.logs._reverse import lines_newest_first
 
-_BLOCK = 64 * 1024
 MAX_ANSWER_CHARS = 4 * 1024 * 1024  # text of all returned records together
 
 
@@ -37,57 +40,33 @@ def log_files(state_dir: Path) -> list[Path]:
     return list(reversed(oldest_first(Path(state_dir) / "logs")))
 
 
-def _lines_newest_first(path: Path, budget: int) -> Iterator[bytes]:
-    if not path.name.endswith(".gz"):
-        try:
-            yield from _reverse_lines(path)
-        except FileNotFoundError:  # gzipped since it was listed
-            twin = compressed_twin(path)
-            if twin is not None:
-                yield from _lines_newest_first(twin, budget)
-        return
-    last: deque[bytes] = deque(maxlen=max(1, budget))
-    try:
-        with gzip.open(path, "rb") as fh:
-            for line in fh:
-                last.append(line.rstrip(b"\n"))
-    except (EOFError, OSError):
-        pass
-    yield from reversed(last)
+def file_names(state_dir: Path) -> list[str]:
+    """Every file the tail reads, relative to ``<state_dir>/logs``, newest first per source: the JSON log's
+    (``gswarm.jsonl``, ``gswarm.jsonl.<stamp>.gz`` …), then each node's capture (``<node>/output.log``,
+    ``<node>/output.log.<stamp>.gz`` …; nodes by name)."""
+    logs = Path(state_dir) / "logs"
+    out = [p.name for p in log_files(state_dir)]
+    for node, path in cap.node_captures(logs).items():
+        out += [f"{node}/{p.name}" for p in reversed(cap.capture_files(path))]
+    return out
 
 
-def _reverse_lines(path: Path) -> Iterator[bytes]:
-    # ``pending`` holds the pieces of the line being assembled, newest piece first: joining only
-    # once per line keeps a multi-megabyte line linear in its size (no re-copy per block).
-    with open(path, "rb") as fh:
-        pos = fh.seek(0, os.SEEK_END)
-        pending: list[bytes] = []
-        while pos > 0:
-            size = min(_BLOCK, pos)
-            pos -= size
-            fh.seek(pos)
-            parts = fh.read(size).split(b"\n")
-            if len(parts) == 1:
-                pending.append(parts[0])
-                continue
-            pending.append(parts[-1])
-            line = b"".join(reversed(pending))
-            if line.strip():
-                yield line
-            for line in reversed(parts[1:-1]):
-                if line.strip():
-                    yield line
-            pending = [parts[0]]
-        line = b"".join(reversed(pending))
-        if line.strip():
-            yield line
+def _json_newest(state_dir: Path, node: str | None, budget: int) -> Iterator[dict[str, Any]]:
+    """The JSON log's records, newest first, without output records a capture covers."""
+    covered = covered_by_capture(Path(state_dir) / "logs")
+    for path in log_files(state_dir):
+        for raw in lines_newest_first(path, budget, compressed_twin):
+            rec = _parse(raw)
+            if rec is not None and (node is None or rec.get("node") == node) and not covered(rec):
+                yield rec
 
 
 def tail(state_dir: Path, n: int, *, node: str | None = None, level: str | None = None,
          grep: str | None = None, since: float | None = None, until: float | None = None,
          max_scan: int = 200_000, max_chars: int = MAX_ANSWER_CHARS) -> tuple[list[dict[str, Any]], int, bool]:
-    """(the last ``n`` matching records oldest first, lines scanned, limited).
+    """(the last ``n`` matching records oldest first, records scanned, limited).
 
+    Sources: the JSON log and every node's capture (``node`` given: that node's only), merged newest first.
     ``grep`` is a case-insensitive plain substring searched in ``message``. String fields
     longer than ``MAX_MESSAGE_CHARS`` are cut with a marker; ``limited`` is True when fewer
     than ``n`` records came back because their text reached ``max_chars`` characters.
@@ -95,21 +74,21 @@ def tail(state_dir: Path, n: int, *, node: str | None = None, level: str | None 
     found: list[dict[str, Any]] = []
     scanned = chars = 0
     needle = grep.casefold() if grep else None
-    for path in log_files(state_dir):
-        for raw in _lines_newest_first(path, max_scan - scanned):
-            scanned += 1
-            rec = _parse(raw)
-            if rec is not None and _match(rec, node, level, needle, since, until):
-                rec = _cut(rec)
-                chars += sum(len(v) for v in rec.values() if isinstance(v, str))
-                if found and chars > max_chars:
-                    return list(reversed(found)), scanned, True
-                found.append(rec)
-            if len(found) >= n or scanned >= max_scan:
-                return list(reversed(found)), scanned, False
-            ts = rec.get("ts_unix") if rec else None
-            if since is not None and isinstance(ts, (int, float)) and ts < since - 60:
-                return list(reversed(found)), scanned, False
+    sources = [_json_newest(state_dir, node, max_scan)]
+    sources += [cap.newest_first(name, path, max_scan) for name, path in cap.node_captures(Path(state_dir) / "logs", node).items()]
+    for rec in heapq.merge(*sources, key=cap.ts_of, reverse=True):
+        scanned += 1
+        if _match(rec, node, level, needle, since, until):
+            rec = _cut(rec)
+            chars += sum(len(v) for v in rec.values() if isinstance(v, str))
+            if found and chars > max_chars:
+                return list(reversed(found)), scanned, True
+            found.append(rec)
+        if len(found) >= n or scanned >= max_scan:
+            break
+        ts = rec.get("ts_unix")
+        if since is not None and isinstance(ts, (int, float)) and ts < since - 60:
+            break
     return list(reversed(found)), scanned, False
 
 

@@ -1,4 +1,4 @@
-"""Log route: ``GET /api/v1/logs`` — tail N lines of the JSON log, optionally filtered by a substring.
+"""Log route: ``GET /api/v1/logs`` — tail N records of node output (capture files) and GSwarm events (JSON log), merged.
 
 ``grep`` is a case-insensitive plain substring (max 200 characters) searched in each
 line's message — not a regular expression: Python's ``re`` cannot be interrupted and
@@ -46,7 +46,7 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
         """
         lines, scanned, limited = await asyncio.to_thread(
             logfile.tail, source.state_dir, tail, node=node, level=level, grep=grep or None, since=since, until=until)
-        files = [p.name for p in logfile.log_files(source.state_dir)]
+        files = await asyncio.to_thread(logfile.file_names, source.state_dir)
         return {"lines": json.loads(source.scrub(json.dumps(lines, default=str))), "scanned": scanned,
                 "files": files, "limited": limited}
 

@@ -35,6 +35,7 @@ def register(app: FastAPI, source: DataSource, guard: Guard, *, poll: float = 2.
 
 async def _frames(source: DataSource, poll: float, heartbeat: float, max_events: int) -> AsyncIterator[str]:
     feed = stream.LiveFeed(source.bus) if source.live and source.bus is not None else None
+    poller = None
     try:
         if feed is None:
             poller = stream.StorePoller(source)
@@ -54,3 +55,5 @@ async def _frames(source: DataSource, poll: float, heartbeat: float, max_events:
     finally:
         if feed is not None:
             feed.close()
+        if poller is not None:
+            poller.close()

@@ -3,8 +3,9 @@
 Live: every bus event, as ``event: <type>`` (log, state, start, exit, restart,
 incident, recovery, progress, sample, notice) with the event's fields as JSON
 data (enums as values). Read-only: new store rows polled every ``poll`` seconds
-(``type`` = event kind, or incident/progress/sample) and new lines of the JSON
-log (``log``). A comment line is sent every ``heartbeat`` seconds. Known secret
+(``type`` = event kind, or incident/progress/sample), new lines of the JSON
+log and new node output lines of every node's capture file ``logs/<node>/output.log`` (``log``,
+records of the shape ``gswarm logs --json`` prints; issue #18: the JSON log no longer holds output). A comment line is sent every ``heartbeat`` seconds. Known secret
 values are replaced by ``***`` before anything is sent. Log text is cut at 8 KiB with a
 marker (:func:`gswarm.api.limits.cut_text`); in read-only mode a JSON-log line longer than
 1 MiB is skipped (a ``log`` item says so) instead of stalling the stream.
@@ -122,12 +123,20 @@ class StorePoller:
         self.source = source
         self.last: dict[str, int] = {}
         self.offset = 0
+        self.output: Any = None  # the capture files' follower (gswarm.logs._merged.MergedFollower), from prime()
 
     async def prime(self) -> None:
         """Remember the newest row ids and the log file size."""
         self.last = await self.source.db(_max_ids)
         path = self.source.state_dir / "logs" / LOG_NAME
         self.offset = path.stat().st_size if path.exists() else 0
+        self.output = await asyncio.to_thread(_output_follower, self.source.state_dir)
+
+    def close(self) -> None:
+        """Close the capture files followed (idempotent)."""
+        if self.output is not None:
+            self.output.close()
+            self.output = None
 
     async def items(self, poll: float, heartbeat: float, stopping: asyncio.Event) -> AsyncIterator[dict[str, Any] | None]:
         """Yield new rows and lines, oldest first; None after ``heartbeat`` seconds without any."""
@@ -140,6 +149,8 @@ class StorePoller:
                 pass
             rows = await self.source.db(_new_rows, self.last)
             lines, self.offset = await asyncio.to_thread(_new_lines, self.source.state_dir, self.offset)
+            if self.output is not None:
+                lines += await asyncio.to_thread(_new_output, self.output)
             for item in rows + lines:
                 yield item
             quiet = 0.0 if rows or lines else quiet + poll
@@ -164,6 +175,20 @@ def _new_rows(reader: Any, last: dict[str, int]) -> list[dict[str, Any]]:
             kind = row["kind"] if t == "events" else {"incidents": "incident", "progress": "progress", "samples": "sample"}[t]
             items.append({"type": kind, **row})
     return sorted(items, key=lambda r: r.get("ts") or 0)
+
+
+def _output_follower(state_dir: Any) -> Any:
+    """A follower of every node's capture from its current end (nodes appearing later from their start)."""
+    from gswarm.logs._jsonread import LogFilter
+    from gswarm.logs._merged import MergedFollower
+
+    return MergedFollower(state_dir / "logs", LogFilter(category="output"))
+
+
+def _new_output(follower: Any) -> list[dict[str, Any]]:
+    """New output records of the captures as ``log`` items (text cut at 8 KiB), oldest first."""
+    return [{"type": "log", **{k: cut_text(v) if isinstance(v, str) and len(v) > MAX_MESSAGE_CHARS else v
+                               for k, v in rec.items()}} for rec in follower.poll()]
 
 
 def _new_lines(state_dir: Any, offset: int) -> tuple[list[dict[str, Any]], int]:

@@ -61,16 +61,27 @@ def recent_lines(text: str, since: float) -> str:
 
 
 def log_files(folder: Path, since: float, pattern: str = "**/*") -> dict[str, str]:
-    """Relative name → recent text of the log files in ``folder`` changed since ``since`` (gz skipped)."""
+    """Relative name → recent text of the log files in ``folder`` changed since ``since``. A rotated ``.gz``
+    changed since then (compressed after ``since``, so it may hold lines of the window: since issue #18 a
+    node's output is only in its capture ``<node>/output.log`` and its rotated ``.gz`` files) is read
+    decompressed, under its name without ``.gz``; ``.tmp`` files (a compression under way) are skipped."""
+    import gzip
+
     out: dict[str, str] = {}
     if not folder.is_dir():
         return out
     for path in sorted(folder.glob(pattern)):
         try:
-            if not path.is_file() or path.suffix == ".gz" or path.stat().st_mtime < since:
+            if not path.is_file() or path.suffix == ".tmp" or path.stat().st_mtime < since:
+                continue
+            if path.suffix == ".gz":
+                with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
+                    text = recent_lines(fh.read(), since)
+                if text:
+                    out[str(path.relative_to(folder))[:-3]] = text
                 continue
             out[str(path.relative_to(folder))] = recent_lines(path.read_text(encoding="utf-8", errors="replace"), since)
-        except OSError as exc:
+        except (OSError, EOFError) as exc:  # EOFError: a truncated .gz
             out[str(path.relative_to(folder)) + ".error"] = f"could not read: {exc}\n"
     return out
 

@@ -198,11 +198,13 @@ def register(app: typer.Typer) -> None:
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the last N matching records."),
         json_out: bool = JsonOut, state_dir: Optional[Path] = StateDir, config_file: Optional[Path] = ConfigFile,
     ) -> None:
-        """The JSON log (node output and GSwarm events), rotated and compressed files included, oldest first.
+        """Node output (each node's capture file) and GSwarm's events (the JSON log) merged in time order,
+        rotated and compressed files included, oldest first.
 
         With -f and neither --since nor --limit, only the last 10 records are printed before following.
         """
-        from gswarm.logs._jsonread import LogFilter, compile_grep, iter_records, log_files, parse_time, tail_records
+        from gswarm.logs._jsonread import LogFilter, compile_grep, parse_time
+        from gswarm.logs._merged import has_any, merged_records, tail_merged
 
         if node is not None:
             check_node_name(node, "--node")
@@ -227,10 +229,10 @@ def register(app: typer.Typer) -> None:
         out = Console(highlight=False, soft_wrap=True)
         if follow and since is None and limit is None:
             limit = FOLLOW_TAIL
-        if not follow and not log_files(directory):  # an empty answer would look like "nothing matched"
+        if not follow and not has_any(directory):  # an empty answer would look like "nothing matched"
             typer.echo(f"no JSON log in {directory} yet (start a node with `gswarm run`, or pass --state-dir)", err=True)
             return
-        history = tail_records(directory, flt.match, limit) if limit else (r for r in iter_records(directory) if flt.match(r))
+        history = tail_merged(directory, flt, limit) if limit else merged_records(directory, flt)
         for rec in history:
             _print_record(rec, json_out, out)
         if follow:
@@ -243,19 +245,10 @@ def register(app: typer.Typer) -> None:
 
 def follow_records(directory: Path, flt: Any, polls: int | None = None, interval: float = 0.5,
                    sleep: Any = time.sleep) -> Any:
-    """Yield new matching records of ``directory/gswarm.jsonl`` (rotation handled) every ``interval`` s;
-    ``polls`` bounds the number of polls (None = until interrupted); ``sleep`` is injectable for tests."""
-    from gswarm.logs._jsonread import parse_records
-    from gswarm.logs.jsonlog import LOG_NAME
-    from gswarm.monitor.follow import FileFollower
+    """Yield new matching records of the JSON log ``directory/gswarm.jsonl`` and of every node's capture
+    ``directory/<node>/output.log`` (rotation handled, a node folder appearing later included) every
+    ``interval`` s, in time order per poll; ``polls`` bounds the number of polls (None = until interrupted);
+    ``sleep`` is injectable for tests (:func:`gswarm.logs._merged.follow_merged`)."""
+    from gswarm.logs._merged import follow_merged
 
-    follower = FileFollower(directory / LOG_NAME, from_end=True)
-    n = 0
-    try:
-        while polls is None or n < polls:
-            n += 1
-            yield from (r for r in parse_records(follower.read_lines()) if flt.match(r))
-            if polls is None or n < polls:
-                sleep(interval)
-    finally:
-        follower.close()
+    return follow_merged(directory, flt, polls, interval, sleep)

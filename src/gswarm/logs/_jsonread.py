@@ -1,4 +1,10 @@
-"""Reading the JSON log (rotated, gzipped and current files, oldest first), filters and time parsing."""
+"""Reading the JSON log (rotated, gzipped and current files, oldest first), filters and time parsing.
+
+Since issue #18 the JSON log holds GSwarm's own events; node output is read from the capture files
+(:mod:`gswarm.logs._captureread`) and ``gswarm logs`` merges both (:mod:`gswarm.logs._merged`). Files written
+earlier also hold output records (``kind`` ``output``): :func:`iter_records`/:func:`tail_records` still return
+them; the merged view leaves out those a capture covers. :class:`LogFilter` applies to both kinds of records.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""Structured JSON-lines log ``<state_dir>/logs/gswarm.jsonl``: node output + GSwarm's own events.
+"""Structured JSON-lines log ``<state_dir>/logs/gswarm.jsonl``: GSwarm's own events (issue #18: not node output).
+
+The node's output is kept once, in the capture file ``logs/<node>/output.log``
+(:mod:`gswarm.supervisor.capture`); ``gswarm logs``, the API tail and the dashboard merge both into one
+time-ordered view (:mod:`gswarm.logs._merged`, :mod:`gswarm.logs._captureread`, :mod:`gswarm.api.logfile`).
+:func:`records_of`/:func:`encoded_of` still turn output events into records (the shape readers give capture
+lines; levels as below), but :class:`JsonLogService` no longer writes them (:func:`logged`).
 
 One compact object per line (no spaces after separators): ``ts_unix`` (Unix s, 6 decimals),
 ``node``, ``level`` (debug/info/warning/error/critical), ``kind``, ``pid``, ``message``; output
@@ -32,6 +38,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -342,6 +349,7 @@ class JsonLogService:
         self._early = False  # a flush is scheduled because the buffer is filling up
         self._early_at = min(max_buffer // 2, EARLY_FLUSH_LINES)
         self._tidy_due = False  # an early flush rotated the file: run() compresses and prunes
+        self._tidy_lock = threading.Lock()  # one compress/prune pass at a time (tidy)
         self._unsubscribe = bus.subscribe(self._on_event)
 
     def _on_event(self, e: ev.Event) -> None:
@@ -395,14 +403,17 @@ class JsonLogService:
     def tidy(self) -> OSError | None:
         """Compress rotated files and apply retention (after a rotation). Returns the OSError when
         compressing failed (no room for the ``.gz``: the plain rotated file stays); it runs in a worker
-        thread, so the caller reports it on the loop (:meth:`_tidied`)."""
-        failed = None
-        try:
-            self.writer.compress()
-        except OSError as exc:
-            failed = exc
-        self.writer.prune(self.clock.time())
-        return failed
+        thread, so the caller reports it on the loop (:meth:`_tidied`). One pass at a time: a pass still
+        running in its worker when :meth:`run` is cancelled is waited for by the final one (two passes on
+        the same file raced: ENOENT and a lost record)."""
+        with self._tidy_lock:
+            failed = None
+            try:
+                self.writer.compress()
+            except OSError as exc:
+                failed = exc
+            self.writer.prune(self.clock.time())
+            return failed
 
     def _tidied(self, failed: OSError | None) -> None:
         if failed is None:
@@ -414,6 +425,7 @@ class JsonLogService:
 
     async def run(self) -> None:
         """Flush periodically until cancelled; flush once more on the way out."""
+        running = False  # a tidy pass in its worker thread: cancelled here, it goes on there
         try:
             self.writer.prune(self.clock.time())
             while True:
@@ -422,8 +434,9 @@ class JsonLogService:
                     seen = self.rotations
                     self.flush()
                     if self.rotations != seen or self._tidy_due:
-                        self._tidy_due = False
+                        self._tidy_due, running = False, True
                         self._tidied(await asyncio.to_thread(self.tidy))  # gzip of a big file off the loop
+                        running = False
                 except Exception:
                     log.exception("writing the JSON log failed")
         finally:
@@ -431,8 +444,8 @@ class JsonLogService:
             try:
                 seen = self.rotations
                 self.flush()
-                if self.rotations != seen or self._tidy_due:
-                    self._tidied(self.tidy())
+                if self.rotations != seen or self._tidy_due or running:
+                    self._tidied(self.tidy())  # after a cancelled pass: waits for it, then does what it left
             except Exception:
                 log.exception("final flush of the JSON log failed")
 
