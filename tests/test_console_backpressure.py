@@ -281,3 +281,28 @@ def test_a_terminal_gets_the_same_bytes_as_before_through_the_writer() -> None:
     drive(RunView(mem))
     assert got.decode() == mem.getvalue()
     assert "\r 10%|#  |\x1b[K\n\x1b[2mgswarm\x1b[0m state RUNNING → STOPPING" in got.decode()  # redraw, then closed
+
+
+def test_gswarm_run_exits_on_sigterm_although_nobody_ever_reads_its_stdout(tmp_path: Path) -> None:
+    """A stuck stdout must not keep ``gswarm run`` from exiting: the drain waits its 2 s, then gives up."""
+    co, state = tmp_path / "co", tmp_path / "state"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GSWARM_")}
+    init = subprocess.run([sys.executable, "-m", "gswarm", "emulate", "init", str(co), "--generation", "E4",
+                           "--logged-in"], capture_output=True, text=True, timeout=60, env=env)
+    assert init.returncode == 0, init.stdout + init.stderr
+    lines = 60_000  # ~6 MB: more than the pipe (64 KiB) and the queue (4 MiB) hold
+    (co / ".gswarm-emulator" / "emu_node.py").write_text(_EMU_NODE.format(n=lines))
+    with open(tmp_path / "err.txt", "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "gswarm", "run", "--rl-swarm-dir", str(co), "--state-dir",
+                                 str(state), "--no-auto-setup", "--no-api"], stdout=subprocess.PIPE, stderr=err,
+                                env=env, start_new_session=True)
+    try:
+        wait_for(lambda: _capture_lines(state) == lines, 90, "every flood line in the capture", step=0.1)
+        proc.terminate()  # the gswarm run this test started
+        t0 = time.monotonic()
+        code = proc.wait(30)
+        took = time.monotonic() - t0
+    finally:
+        stop_gracefully(proc)
+        proc.stdout.close()  # type: ignore[union-attr]
+    assert code == 0 and 2.0 <= took < 20.0, (code, took, (tmp_path / "err.txt").read_text()[-2000:])

@@ -260,7 +260,10 @@ class RunView:
         fd = _fileno(self.out)
         self.writer: ConsoleWriter | None = None
         if fd is not None and threaded is not False:
-            self.out.flush()  # what was printed before the view existed comes first
+            try:
+                self.out.flush()  # what was printed before the view existed comes first
+            except OSError:
+                pass  # a stdout already gone: the writer finds out and turns the view off
             self._enc = self.out.encoding if isinstance(getattr(self.out, "encoding", None), str) else "utf-8"
             self.writer = ConsoleWriter(fd_sink(fd), limit, allowance)
         self.console = Console(file=_ConsoleFile(self) if self.writer else self.out,  # type: ignore[arg-type]
