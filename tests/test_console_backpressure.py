@@ -99,6 +99,17 @@ def test_the_notice_closes_a_redraw_row_in_progress() -> None:
     assert bytes(sink2.data) == b"\r 50%\x1b[K\n" + notice_line(1, 0).encode() + b"next line\n"
 
 
+def test_an_empty_node_line_after_a_notice_is_kept() -> None:
+    """Only a newline that closes a redraw row is taken off after the notice, never an empty line."""
+    w, sink = _stuck_writer(limit=10, allowance=0)
+    assert w.put([b"x" * 20]) is False
+    sink.gate.set()
+    wait_for(lambda: w.pending == 0, 10, "the writer to catch up")
+    assert w.put([b"\n", b"after an empty line\n"]) is True
+    assert w.close(5.0) is True
+    assert bytes(sink.data) == b"a\n" + notice_line(1, 0).encode() + b"\nafter an empty line\n"
+
+
 def test_a_broken_pipe_turns_the_writer_off_and_close_returns_at_once() -> None:
     calls = []
 

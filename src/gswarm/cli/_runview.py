@@ -13,7 +13,7 @@ this view writes goes through :class:`ConsoleWriter`: the loop only appends to a
 one daemon thread writes it out. When the bound is hit node output is dropped (counted, and told in one
 line where the gap is); GSwarm's own lines have a small extra allowance. A sink without a descriptor
 (``io.StringIO`` in tests) lives in memory, cannot block, and is written synchronously as before.
-The writer lives here, not in a module of its own, because the view is its only user (~330 lines).
+The writer lives here, not in a module of its own, because the view is its only user (module ~430 lines).
 """
 
 from __future__ import annotations
@@ -149,11 +149,9 @@ class ConsoleWriter:
             if not own:
                 self._dropping = False
             items = self._items
-            if self._gap_lines or self._gap_own:
-                self._queue_notice()
-                if parts[0][:1] == b"\n":  # the notice closed the redraw line this item would have closed
-                    parts = [parts[0][1:], *parts[1:]]
-                    size -= 1
+            if (self._gap_lines or self._gap_own) and self._queue_notice() and parts[0][:1] == b"\n":
+                parts = [parts[0][1:], *parts[1:]]  # the notice closed the redraw row this item would have closed
+                size -= 1
             items.extend(parts)
             self.pending += size
             self._open_line = next((p[-1:] != b"\n" for p in reversed(parts) if p), False)
@@ -161,14 +159,15 @@ class ConsoleWriter:
                 self._cond.notify()
         return True
 
-    def _queue_notice(self) -> None:
-        """Queue the notice for the current gap (lock held)."""
-        text = ("\n" if self._open_line else "") + notice_line(self._gap_lines, self._gap_own)
-        data = text.encode()
+    def _queue_notice(self) -> bool:
+        """Queue the notice for the current gap (lock held); True when it had to close an open row first."""
+        closed = self._open_line
+        data = (("\n" if closed else "") + notice_line(self._gap_lines, self._gap_own)).encode()
         self._items.append(data)
         self.pending += len(data)
         self._gap_lines = self._gap_own = 0
         self._open_line = False
+        return closed
 
     def _run(self) -> None:
         cond, items = self._cond, self._items
