@@ -136,6 +136,28 @@ def test_progress_service_shares_and_clears_the_model() -> None:
     assert h.extra["model_in_use"] == "Gensyn/Qwen2.5-0.5B-Instruct"
 
 
+def test_the_model_line_is_searched_until_found_once_per_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trainer logs "Using Model:" once per start: after it, a CUDA error flood (every chunk holds the probe
+    letter U) costs no model search until the next start (issue #18)."""
+    from gswarm.monitor import progress
+
+    calls: list[int] = []
+    real = progress.model_in_use
+    monkeypatch.setattr(progress, "model_in_use", lambda text: calls.append(1) or real(text))
+    bus, h = EventBus(), History()
+    ProgressService(bus, FakeClock(), "n1", None, "E4", history=lambda: h)
+    bus.publish(ProcessStarted("n1", T0, 10, 10, ("python",), "E4", "direct", 1))
+    flood = tuple(f"[t][genrl][ERROR] - RuntimeError: CUDA error: an illegal memory access ({i})" for i in range(50))
+    bus.publish(OutputBatch("n1", T0 + 1, 10, flood))
+    bus.publish(OutputBatch("n1", T0 + 2, 10, ("[x][y][INFO] - Using Model: Qwen/Qwen3-0.6B",)))
+    for i in range(5):
+        bus.publish(OutputBatch("n1", T0 + 3 + i, 10, flood))
+    assert (len(calls), h.extra["model_in_use"]) == (2, "Qwen/Qwen3-0.6B")  # was 7: every chunk searched
+    bus.publish(ProcessStarted("n1", T0 + 9, 12, 12, ("python",), "E4", "direct", 2))
+    bus.publish(OutputBatch("n1", T0 + 10, 12, flood + ("[x][y][INFO] - Using Model: a/b",)))
+    assert (len(calls), h.extra["model_in_use"]) == (3, "a/b")
+
+
 async def test_emulated_e4_cuda_oom_on_smallest_model_stops_without_a_wasted_restart(tmp_path: Path) -> None:
     """The tester's reproduction (E4, crash:cuda_oom in every run, no MODEL_NAME): allocator rung, then stop."""
     checkout = init_checkout(tmp_path / "rl", "E4", logged_in=True)

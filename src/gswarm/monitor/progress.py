@@ -137,7 +137,10 @@ class ProgressService:
     ``history()`` (optional) returns the restart policy's ``History`` of the node (or None): the model named by
     the node's "Using Model:" line on its output is written to ``history.extra["model_in_use"]`` (a str) and
     removed at every ``ProcessStarted`` — without ``MODEL_NAME`` E4–E6 pick the model at random per start
-    (generations.md §7.4, §9.4). Only the live output is used: a log-file line may lag behind a restart.
+    (generations.md §7.4, §9.4). Only the live output is used: a log-file line may lag behind a restart. The
+    trainer logs that line once per start (``rgym_exp/src/manager.py`` v0.5.8/v0.6.4, ``code_gen_exp/src/
+    manager.py`` v0.7.0), so once found it is not searched for again until the next start (issue #18: every
+    chunk of a CUDA error flood holds the probe letter ``U`` and cost a full scan).
     """
 
     name = "progress"
@@ -174,7 +177,7 @@ class ProgressService:
         """Output lines (``"\\n"``-joined; one line is its own text): progress updates, then the model in use."""
         for upd in self.tracker.feed_chunk(joined, ts):
             self.bus.publish(upd)
-        if model := model_in_use(joined):  # one substring check unless the line is there
+        if self.model is None and (model := model_in_use(joined)):  # once per start: later chunks are not searched
             self._share_model(model)
 
     def _share_model(self, model: str | None) -> None:
