@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TextIO
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gswarm.cli import visible
 from gswarm.cli._common import ConfigFile, JsonOut, StateDir, pick_node, settings_from
 from gswarm.config.settings import check_node_name
 from gswarm.daemon.client import running_state_dir
@@ -100,13 +103,17 @@ def _print_status(d: dict[str, Any], now: float) -> None:
     Console(highlight=False).print(t)
 
 
-def _print_record(rec: dict[str, Any], as_json: bool, out: Console) -> None:
+def _print_record(rec: dict[str, Any], as_json: bool, out: TextIO) -> None:
+    """One record on ``out`` (buffered; the caller flushes): a JSON line, or ``<local time> <node> <LEVEL>
+    [<category>] <message>`` with control characters escaped (:func:`gswarm.cli.visible`). Written straight
+    to the stream: Rich's per-call rendering and terminal queries cost ~78 µs a line, minutes for the
+    million lines a node flood leaves in the capture (issue #18)."""
     if as_json:
-        typer.echo(json.dumps(rec, ensure_ascii=False))
+        out.write(json.dumps(rec, ensure_ascii=False) + "\n")
         return
     ts = datetime.fromtimestamp(rec.get("ts_unix", 0.0)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    out.print(f"{ts} {rec.get('node')} {str(rec.get('level', '')).upper():8} [{rec.get('category')}] {rec.get('message')}",
-              markup=False, highlight=False)
+    out.write(visible(f"{ts} {rec.get('node')} {str(rec.get('level', '')).upper():8} [{rec.get('category')}] "
+                      f"{rec.get('message')}") + "\n")
 
 
 def _print_every(every: list[dict[str, Any]], now: float, as_json: bool) -> None:
@@ -226,21 +233,26 @@ def register(app: typer.Typer) -> None:
                 pick_node(reader, directory.parent, node, node)
             finally:
                 reader.close()
-        out = Console(highlight=False, soft_wrap=True)
+        out = sys.stdout
         if follow and since is None and limit is None:
             limit = FOLLOW_TAIL
         if not follow and not has_any(directory):  # an empty answer would look like "nothing matched"
             typer.echo(f"no JSON log in {directory} yet (start a node with `gswarm run`, or pass --state-dir)", err=True)
             return
         history = tail_merged(directory, flt, limit) if limit else merged_records(directory, flt)
-        for rec in history:
-            _print_record(rec, json_out, out)
-        if follow:
-            try:
-                for rec in follow_records(directory, flt):
-                    _print_record(rec, json_out, out)
-            except KeyboardInterrupt:
-                pass
+        try:
+            for rec in history:
+                _print_record(rec, json_out, out)
+            out.flush()
+            if follow:
+                try:
+                    for rec in follow_records(directory, flt):
+                        _print_record(rec, json_out, out)
+                        out.flush()
+                except KeyboardInterrupt:
+                    pass
+        except BrokenPipeError:  # `gswarm logs | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
 
 
 def follow_records(directory: Path, flt: Any, polls: int | None = None, interval: float = 0.5,
