@@ -170,7 +170,7 @@ def _walk(text: str, node_line: str) -> tuple[int, int]:
             expect += 1
             continue
         n = re.fullmatch(r"gswarm: ([\d,]+) lines of node output not shown here \(stdout was not keeping up\); "
-                         r"every line is in the capture: gswarm logs --category output", line)
+                         r"every line is in the capture: gswarm logs --category output(?: --state-dir \S+)?", line)
         if n:
             count = int(n.group(1).replace(",", ""))
             assert count > 0
@@ -317,3 +317,20 @@ def test_gswarm_run_exits_on_sigterm_although_nobody_ever_reads_its_stdout(tmp_p
         stop_gracefully(proc)
         proc.stdout.close()  # type: ignore[union-attr]
     assert code == 0 and 2.0 <= took < 20.0, (code, took, (tmp_path / "err.txt").read_text()[-2000:])
+
+
+def test_the_notice_names_the_state_dir_so_its_command_can_be_pasted() -> None:
+    """A newcomer ran the notice's `gswarm logs --category output` as printed and got "no JSON log in
+    ~/.local/state/gswarm/logs": the run had used --state-dir (issue #18, newcomer trial)."""
+    assert notice_line(3, 0, "--state-dir '/tmp/my state'") == (
+        "gswarm: 3 lines of node output not shown here (stdout was not keeping up); every line is in the capture: "
+        "gswarm logs --category output --state-dir '/tmp/my state'\n")
+    r, w = os.pipe()
+    try:
+        view = RunView(os.fdopen(w, "w", closefd=False))
+        view.state_dir_is("/tmp/my state")
+        assert view.writer is not None and view.writer.logs_args == "--state-dir '/tmp/my state'"
+        view.close()
+    finally:
+        os.close(r)
+        os.close(w)

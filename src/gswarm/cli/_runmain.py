@@ -56,6 +56,7 @@ def run_main(flags: dict[str, Any], seconds: float | None = None, generation: st
                 tmp.cleanup()
     try:
         rt = Runtime(settings, console=view.lines, prepare=_wants_setup(settings, view))
+        view.state_dir_is(rt.state_dir)
         rt.cli_flags = flags  # gswarm reload loads the configuration again as this run did (issue #14)
         rt.setup_console = view.console
         rt.bus.subscribe(view.event)
@@ -114,6 +115,7 @@ def _run_host(settings: Any, host_cfg: Any, view: Any, seconds: float | None, fl
     from gswarm.runtime import Runtime
 
     placements = place(settings, host_cfg, resolve_state_dir(settings.state_dir))
+    view.state_dir_is(resolve_state_dir(settings.state_dir))  # the host's state dir: every node's logs/ are under it
     if not settings.emulated:  # emulated nodes need next to nothing
         ram, gpu_free = host_resources()
         for warning in fit_warnings(placements, host_cfg, ram, gpu_free):

@@ -45,16 +45,18 @@ _MAX_PARTS = 512  # iovecs per writev (IOV_MAX is 1024 on Linux)
 _MAX_BATCH = 1 << 20  # bytes per writev
 
 
-def notice_line(lines: int, own: int) -> str:
+def notice_line(lines: int, own: int, logs_args: str = "") -> str:
     """The line written where output was dropped: ``lines`` node lines and ``own`` of GSwarm's lines
-    (counts ≥ 0, one of them > 0); ends in ``\\n``."""
+    (counts ≥ 0, one of them > 0); ``logs_args`` is appended to the ``gswarm logs`` commands it names (e.g.
+    ``--state-dir /srv/gswarm``, so they can be run as printed); ends in ``\\n``."""
     parts = []
     if lines:
         parts.append(f"{lines:,} lines of node output")
     if own:
         parts.append(f"{own:,} of GSwarm's own lines")
+    tail = f" {logs_args}" if logs_args else ""
     return (f"gswarm: {' and '.join(parts)} not shown here (stdout was not keeping up); every line is in the "
-            "capture: gswarm logs --category output" + ("; GSwarm's lines: gswarm logs" if own else "") + "\n")
+            f"capture: gswarm logs --category output{tail}" + (f"; GSwarm's lines: gswarm logs{tail}" if own else "") + "\n")
 
 
 def fd_sink(fd: int) -> Callable[[list[bytes]], None]:
@@ -116,6 +118,7 @@ class ConsoleWriter:
         self._closed = False
         self._open_line = False  # the last byte queued was not a newline (a terminal redraw in progress)
         self._idle = False
+        self.logs_args = ""  # appended to the notice's `gswarm logs` commands (RunView.state_dir_is)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -162,7 +165,7 @@ class ConsoleWriter:
     def _queue_notice(self) -> bool:
         """Queue the notice for the current gap (lock held); True when it had to close an open row first."""
         closed = self._open_line
-        data = (("\n" if closed else "") + notice_line(self._gap_lines, self._gap_own)).encode()
+        data = (("\n" if closed else "") + notice_line(self._gap_lines, self._gap_own, self.logs_args)).encode()
         self._items.append(data)
         self.pending += len(data)
         self._gap_lines = self._gap_own = 0
@@ -280,6 +283,12 @@ class RunView:
     @broken.setter
     def broken(self, value: bool) -> None:
         self._broken = value
+
+    def state_dir_is(self, state_dir: Any) -> None:
+        """Name ``state_dir`` in the drop notice's ``gswarm logs`` commands (quoted for a shell), so they
+        read this run's logs when pasted."""
+        if self.writer is not None:
+            self.writer.logs_args = f"--state-dir {shlex.quote(str(state_dir))}"
 
     def close(self, timeout: float = DRAIN_TIMEOUT) -> bool:
         """Drain the writer (at most ``timeout`` s): True when every queued line was written (or there is
