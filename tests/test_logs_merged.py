@@ -357,3 +357,29 @@ def test_api_node_filter_never_reads_outside_the_logs_folder(two_nodes: Path) ->
     assert logfile.tail(two_nodes, 10, node="../secret") == ([], 0, False)
     assert [r["message"] for r in logfile.tail(two_nodes, 10, node="n2")[0]] == ["started pid 202 (E2, direct)", "hello from n2",
                                                                                 "ERROR:hivemind:lost peer"]
+
+
+def test_api_tail_leaves_progress_out_unless_asked_as_gswarm_logs_does(two_nodes: Path) -> None:
+    """The dashboard's log view interleaved `round round=5` records between node lines that `gswarm logs` hides
+    (newcomer trial of #18): the API tail now hides them too, and `category` asks for one category."""
+    JsonLog(two_nodes / "logs").write(records_of(ev.ProgressUpdate("n1", T + 2.25, "round", round=5, advanced=True)))
+    kinds = [(r["kind"], r["category"]) for r in logfile.tail(two_nodes, 100)[0]]
+    assert ("progress", "progress") not in kinds and len(kinds) == len(ALL)
+    assert [(r["kind"], r["data"]["round"]) for r in logfile.tail(two_nodes, 100, category="progress")[0]] == [("progress", 5)]
+    assert [r["message"] for r in logfile.tail(two_nodes, 100, category="output")[0]] == [a[4] for a in ALL if a[2] == "output"]
+    assert [r["kind"] for r in logfile.tail(two_nodes, 100, category="supervisor")[0]] == ["start", "start", "exit"]
+
+
+
+async def test_api_route_takes_a_category_and_names_the_field_when_bad(two_nodes: Path) -> None:
+    from gswarm.api.source import DataSource
+    from gswarm.clock import FakeClock
+    from tests.test_api_support import running_api, settings
+
+    JsonLog(two_nodes / "logs").write(records_of(ev.ProgressUpdate("n1", T + 2.25, "round", round=5, advanced=True)))
+    async with running_api(DataSource(two_nodes, settings(), clock=FakeClock(T + 60))) as (_, c):
+        asked = (await c.get("/api/v1/logs", params={"category": "progress"})).json()["lines"]
+        plain = (await c.get("/api/v1/logs")).json()["lines"]
+        bad = await c.get("/api/v1/logs", params={"category": "nonsense"})
+    assert [r["category"] for r in asked] == ["progress"] and "progress" not in [r["category"] for r in plain]
+    assert bad.status_code == 422 and "category" in bad.text

@@ -63,10 +63,13 @@ def _json_newest(state_dir: Path, node: str | None, budget: int) -> Iterator[dic
 
 def tail(state_dir: Path, n: int, *, node: str | None = None, level: str | None = None,
          grep: str | None = None, since: float | None = None, until: float | None = None,
-         max_scan: int = 200_000, max_chars: int = MAX_ANSWER_CHARS) -> tuple[list[dict[str, Any]], int, bool]:
+         max_scan: int = 200_000, max_chars: int = MAX_ANSWER_CHARS,
+         category: str | None = None) -> tuple[list[dict[str, Any]], int, bool]:
     """(the last ``n`` matching records oldest first, records scanned, limited).
 
     Sources: the JSON log and every node's capture (``node`` given: that node's only), merged newest first.
+    ``category``: only records of it (``output`` reads only the captures, any other only the JSON log);
+    None: every record but progress ones (state kept for ``category=progress``, as ``gswarm logs`` does).
     ``grep`` is a case-insensitive plain substring searched in ``message``. String fields
     longer than ``MAX_MESSAGE_CHARS`` are cut with a marker; ``limited`` is True when fewer
     than ``n`` records came back because their text reached ``max_chars`` characters.
@@ -74,11 +77,13 @@ def tail(state_dir: Path, n: int, *, node: str | None = None, level: str | None 
     found: list[dict[str, Any]] = []
     scanned = chars = 0
     needle = grep.casefold() if grep else None
-    sources = [_json_newest(state_dir, node, max_scan)]
-    sources += [cap.newest_first(name, path, max_scan) for name, path in cap.node_captures(Path(state_dir) / "logs", node).items()]
+    sources = [_json_newest(state_dir, node, max_scan)] if category != "output" else []
+    if category in (None, "output"):
+        sources += [cap.newest_first(name, path, max_scan) for name, path in cap.node_captures(Path(state_dir) / "logs", node).items()]
     for rec in heapq.merge(*sources, key=cap.ts_of, reverse=True):
         scanned += 1
-        if _match(rec, node, level, needle, since, until):
+        if (rec.get("category") == category if category else rec.get("category") != "progress") and \
+                _match(rec, node, level, needle, since, until):
             rec = _cut(rec)
             chars += sum(len(v) for v in rec.values() if isinstance(v, str))
             if found and chars > max_chars:

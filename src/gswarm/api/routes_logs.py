@@ -21,8 +21,10 @@ from gswarm.api import logfile
 from gswarm.api.auth import Guard
 from gswarm.api.schemas import ErrorOut
 from gswarm.api.source import DataSource
+from gswarm.logs._jsonread import categories
 
 Level = Literal["debug", "info", "warning", "error", "critical"]
+Category = Literal[tuple(sorted(categories()))]  # type: ignore[valid-type]  # the JSON log's categories + output
 _GREP = ("Case-insensitive plain substring searched in the message (not a regular expression; "
          "`.`, `*`, `(` … match themselves)")
 
@@ -36,6 +38,9 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
     async def logs(tail: int = Query(200, ge=1, le=5000, description="Lines to return (the newest)"),
                    grep: Optional[str] = Query(None, max_length=200, description=_GREP),
                    node: Optional[str] = None, level: Optional[Level] = None,
+                   category: Optional[Category] = Query(None, description="Only records of this category (`output`: "
+                                                        "node lines; a source or a failure category). Without it, "
+                                                        "progress records are left out, as in `gswarm logs`"),
                    since: Optional[float] = Query(None, ge=0, le=1e11, allow_inf_nan=False),
                    until: Optional[float] = Query(None, ge=0, le=1e11, allow_inf_nan=False)) -> dict[str, Any]:
         """``{"lines": [records oldest first], "scanned": n, "files": [names], "limited": bool}``.
@@ -45,7 +50,8 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
         4 MiB of text before ``tail`` lines (ask again with ``until`` for older lines).
         """
         lines, scanned, limited = await asyncio.to_thread(
-            logfile.tail, source.state_dir, tail, node=node, level=level, grep=grep or None, since=since, until=until)
+            logfile.tail, source.state_dir, tail, node=node, level=level, grep=grep or None, since=since, until=until,
+            category=category)
         files = await asyncio.to_thread(logfile.file_names, source.state_dir)
         return {"lines": json.loads(source.scrub(json.dumps(lines, default=str))), "scanned": scanned,
                 "files": files, "limited": limited}
