@@ -151,7 +151,7 @@ class StorePoller:
             lines, self.offset = await asyncio.to_thread(_new_lines, self.source.state_dir, self.offset)
             if self.output is not None:
                 lines += await asyncio.to_thread(_new_output, self.output)
-            for item in rows + lines:
+            for item in sorted(rows + lines, key=_item_ts):  # store rows, JSON-log records and node lines in time order
                 yield item
             quiet = 0.0 if rows or lines else quiet + poll
             if quiet >= heartbeat:
@@ -175,6 +175,12 @@ def _new_rows(reader: Any, last: dict[str, int]) -> list[dict[str, Any]]:
             kind = row["kind"] if t == "events" else {"incidents": "incident", "progress": "progress", "samples": "sample"}[t]
             items.append({"type": kind, **row})
     return sorted(items, key=lambda r: r.get("ts") or 0)
+
+
+def _item_ts(item: dict[str, Any]) -> float:
+    """The time of a stream item: ``ts`` of a store row, ``ts_unix`` of a log record (0 when neither)."""
+    ts = item.get("ts", item.get("ts_unix"))
+    return float(ts) if isinstance(ts, (int, float)) else 0.0
 
 
 def _output_follower(state_dir: Any) -> Any:
