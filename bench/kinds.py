@@ -90,10 +90,10 @@ async def run_once(data: bytes, chunk: int, folder: Path) -> tuple[float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lines", type=int, default=200_000)
-    ap.add_argument("--chunk", type=int, default=256 * 1024)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--lines", type=int, default=200_000, help="outputs per kind (default 200000)")
+    ap.add_argument("--chunk", type=int, default=256 * 1024, help="bytes per simulated read of the node's pipe")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per kind; the best is shown")
+    ap.add_argument("--kinds", default=",".join(KINDS), help=f"comma list of {', '.join(KINDS)}")
     args = ap.parse_args()
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     datas = {k: flood(k, args.lines) for k in kinds}

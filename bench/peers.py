@@ -322,9 +322,13 @@ def summarise(args: argparse.Namespace, elapsed: dict, cpu: dict, sups: list[str
 
 def print_table(res: dict[str, Any]) -> None:
     """The compact table for the closing note of issue #18."""
-    print(f"{res['lines']:,} lines per kind, {res['rounds']} rounds, {res['cpus']} CPUs, load1 {res['load1_after']}")
+    rounds = f"{res['rounds']} round" + ("s" if res["rounds"] != 1 else "")
+    print(f"{res['lines']:,} lines per kind, {rounds}, {res['cpus']} CPUs, load1 {res['load1_after']}")
     for note in res["notes"]:
         print(f"  {note}")
+    print("  ratio: the child's own time under the supervisor / bare (child | cat > /dev/null); below 1 means the\n"
+          "  child ran faster than with cat reading it (cat wakes up for every write). CPU s/M: the supervisor's\n"
+          "  CPU seconds per million lines, start-up subtracted (~0 or below: less than start-up noise; use more --lines).")
     print(f"{'kind':10s}{'runner':13s}{'ratio':>7s}{'CPU s/M':>9s}{'start-up s':>11s}   notes")
     for kind, row in res["kinds"].items():
         lo, hi = row["aa_range"]
@@ -342,8 +346,8 @@ def print_table(res: dict[str, Any]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000, help="outputs per kind and run")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--kinds", default="plain,progress,error", help="comma list of plain, progress, error, redraw, ansi")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds (each runs every runner once per kind, order rotated)")
+    ap.add_argument("--kinds", default="plain,progress,error", help="comma list of plain, progress, error, redraw, ansi, crlf")
     ap.add_argument("--only", default="supervisord,pm2,gswarm", help="comma list of the supervisors to run (bare always runs)")
     ap.add_argument("--no-install", action="store_true", help="do not install supervisord/pm2; skip those missing")
     ap.add_argument("--verify", action="store_true", help="count the lines gswarm run kept (JSON log, capture)")
