@@ -65,12 +65,13 @@ async def test_read_only_stream_polls_new_store_rows_and_log_lines(state_dir) ->
         store = Store(state_dir / "gswarm.db")
         store.write([ev.StateChanged(NODE, NOW + 1, ev.NodeState.RUNNING, ev.NodeState.STALLED, "no progress")])
         store.close()
-        write_log(state_dir, [log_record(2, "after")])
+        write_log(state_dir, [after])
 
+    after = log_record(2, "after") | {"ts_unix": NOW + 2}  # after the state change (a poll is yielded in time order)
     async with running_api(src, poll=0.05) as (_, c):
         frames = await _frames(c, 2, write)
     assert frames[0][0] == "state" and frames[0][1]["state"] == "STALLED" and frames[0][1]["message"] == "no progress"
-    assert frames[1] == ("log", {"type": "log", **log_record(2, "after")})
+    assert frames[1] == ("log", {"type": "log", **after})
 
 
 @pytest.mark.parametrize("live", [True, False])
