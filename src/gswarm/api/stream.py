@@ -178,9 +178,13 @@ def _new_rows(reader: Any, last: dict[str, int]) -> list[dict[str, Any]]:
 
 
 def _item_ts(item: dict[str, Any]) -> float:
-    """The time of a stream item: ``ts`` of a store row, ``ts_unix`` of a log record (0 when neither)."""
-    ts = item.get("ts", item.get("ts_unix"))
-    return float(ts) if isinstance(ts, (int, float)) else 0.0
+    """The time of a stream item: ``ts_unix`` of a log record (whose ``ts``, in files written before #18, is ISO
+    text), else ``ts`` of a store row (Unix s); 0 when neither is a number."""
+    for key in ("ts_unix", "ts"):
+        ts = item.get(key)
+        if isinstance(ts, (int, float)):
+            return float(ts)
+    return 0.0
 
 
 def _output_follower(state_dir: Any) -> Any:
