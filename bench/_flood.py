@@ -4,8 +4,9 @@ Stdlib only: it runs as a script (``python _flood.py CONFIG.json``, bare / super
 the ``emu_node`` module of an emulated checkout (``main(gen, argv, root)``, reading
 ``<root>/.gswarm-emulator/flood.json``; how ``gswarm run`` starts it in direct mode). CONFIG:
 ``{"kind": str, "lines": int, "result": path}``. The result file (written temp + rename) holds
-``{"elapsed": s, "cpu": s, "lines": n}``: the child's own wall time from its first write to its last
-flush and its own CPU time — the figure the ratios of ``bench/peers.py`` compare (issue #18), so the
+``{"elapsed": s, "cpu": s, "lines": n, "user": s, "system": s}``: the child's own wall time from its first
+write to its last flush and its own CPU time (also split into user and system: a supervisor that slows the
+child's own code shows in ``user``, one that makes its writes dearer in ``system``) — the figure the ratios of ``bench/peers.py`` compare (issue #18), so the
 supervisor's start-up and shutdown are not in it. Lines are written with ``sys.stdout.write`` in a
 loop (Python's block buffering to a pipe or file), ~70-110 bytes each.
 
@@ -53,11 +54,13 @@ def flood(kind: str, lines: int, result: str) -> None:
     """Write ``lines`` outputs of ``kind``, flush, and record the elapsed time in ``result``."""
     w, make = sys.stdout.write, line_kind
     make(kind, 0)  # bad kind: fail before the clock starts
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, u0 = time.perf_counter(), time.process_time(), os.times()
     for i in range(lines):
         w(make(kind, i))
     sys.stdout.flush()
-    out = {"elapsed": time.perf_counter() - t0, "cpu": time.process_time() - c0, "lines": lines}
+    u1 = os.times()
+    out = {"elapsed": time.perf_counter() - t0, "cpu": time.process_time() - c0, "lines": lines,
+           "user": u1.user - u0.user, "system": u1.system - u0.system}
     tmp = f"{result}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(out, fh)
