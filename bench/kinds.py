@@ -75,7 +75,7 @@ async def run_once(data: bytes, chunk: int, folder: Path) -> tuple[float, int]:
         null.write("\n".join(batch.texts) + "\n")
         n += len(batch.texts)
         store.flush()
-        if jsonlog._buffered >= EARLY_FLUSH_LINES:  # what the service's early flush does on the loop
+        if len(jsonlog._buf) >= EARLY_FLUSH_LINES:  # what the service's early flush does on the loop
             jsonlog.flush()
     jsonlog.flush()
     assert jsonlog.dropped == 0, f"JSON log dropped {jsonlog.dropped} records"

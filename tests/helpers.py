@@ -54,3 +54,11 @@ def stop_gracefully(proc: subprocess.Popen, timeout: float = 30.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
+
+
+def reap_leftover(proc: subprocess.Popen) -> None:
+    """SIGKILL and reap the process this test started if it is still running (the ``finally`` of a test whose
+    own body stops it gracefully and checks its exit code)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from gswarm.daemon.client import NotRunning, request
-from tests.helpers import wait_for
+from tests.helpers import reap_leftover, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -110,9 +110,7 @@ def test_stop_start_restart_from_another_process_are_requested_not_failures(tmp_
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap_leftover(proc)
     db = sqlite3.connect(sdir / "gswarm.db")
     states = [m for (m,) in db.execute("SELECT message FROM events WHERE kind='state' AND state='STOPPED' ORDER BY id")]
     assert states[:2] == ["stop requested by cli", "restart requested by cli"]
@@ -145,9 +143,7 @@ def test_reload_applies_a_notification_setting_without_restarting_the_node(tmp_p
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap_leftover(proc)
         rec.close()
     bodies = [json.loads(b) for m, p, b in rec.got if m == "POST"]
     assert [(b["title"], b["message"]) for b in bodies] == [  # info passes now
@@ -164,9 +160,7 @@ def test_heartbeat_pings_while_healthy_then_fail_with_the_cause(tmp_path: Path) 
     try:
         assert proc.wait(60) == 6  # NodeFatal: gave up on the crash loop
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap_leftover(proc)
     n = len(rec.got)
     time.sleep(0.3)
     rec.close()

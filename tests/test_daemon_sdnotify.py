@@ -21,7 +21,7 @@ from gswarm.config import load_settings
 from gswarm.daemon.sdnotify import Notifier, address, watchdog_interval
 from gswarm.daemon.systemd import SdNotifyService
 from gswarm.runtime import Runtime
-from tests.helpers import wait_for
+from tests.helpers import reap_leftover, wait_for
 
 
 class Listener:
@@ -103,9 +103,7 @@ def test_gswarm_run_speaks_sd_notify(tmp_path: Path) -> None:
         assert "STATUS=node default: STOPPING — stop (signal)" in texts[stop_at]
         assert any(t.startswith("STATUS=node default: STARTING") for t in texts[:stop_at])
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap_leftover(proc)
         lst.close()
 
 

@@ -155,8 +155,7 @@ def _gzip(path: Path, level: int) -> Path:
     tmp, done = path.with_name(path.name + ".gz.tmp"), path.with_name(path.name + ".gz")
     try:
         with open(path, "rb") as src, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, \
-                (gzip.IGzipFile if hasattr(gzip, "IGzipFile") else gzip.GzipFile)(
-                    filename=path.name, mode="wb", fileobj=raw, compresslevel=level) as dst:
+                gzip.GzipFile(filename=path.name, mode="wb", fileobj=raw, compresslevel=level) as dst:  # isal: IGzipFile
             shutil.copyfileobj(src, dst, 1 << 20)
         os.replace(tmp, done)
     except BaseException:

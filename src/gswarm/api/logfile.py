@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 from gswarm.api.limits import MAX_MESSAGE_CHARS, cut_text
 from gswarm.logs import _captureread as cap
-from gswarm.logs._jsonread import compressed_twin, normalized
+from gswarm.logs._jsonread import compressed_twin, in_category, normalized
 from gswarm.logs._jsonread import log_files as oldest_first
 from gswarm.logs._merged import covered_by_capture
 from gswarm.logs._reverse import lines_newest_first
@@ -82,8 +82,7 @@ def tail(state_dir: Path, n: int, *, node: str | None = None, level: str | None 
         sources += [cap.newest_first(name, path, max_scan) for name, path in cap.node_captures(Path(state_dir) / "logs", node).items()]
     for rec in heapq.merge(*sources, key=cap.ts_of, reverse=True):
         scanned += 1
-        if (rec.get("category") == category if category else rec.get("category") != "progress") and \
-                _match(rec, node, level, needle, since, until):
+        if in_category(rec, category) and _match(rec, node, level, needle, since, until):
             rec = _cut(rec)
             chars += sum(len(v) for v in rec.values() if isinstance(v, str))
             if found and chars > max_chars:

@@ -26,13 +26,13 @@ About 240 lines: parsing, listing and the forward and newest-first reading of on
 from __future__ import annotations
 
 import calendar
-import gzip
 import heapq
 import re
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from gswarm.logs import _jsonread
 from gswarm.logs._levels import _TB_INNER, _TB_START, TracebackTracker
 from gswarm.logs._reverse import lines_newest_first
 
@@ -83,22 +83,8 @@ def _twin(path: Path) -> Path | None:
 def read_lines(path: Path) -> Iterator[str]:
     """Text lines (newline removed) of a plain or gzipped capture file; a rotated plain file compressed
     since it was listed is read from its ``.gz``; a missing or truncated file ends quietly."""
-    gz = path.name.endswith(".gz")
-    try:
-        fh = (gzip.open if gz else open)(path, "rt", encoding="utf-8", errors="replace", newline="\n")  # type: ignore[operator]
-    except FileNotFoundError:
-        twin = _twin(path)
-        if twin is not None:
-            yield from read_lines(twin)
-        return
-    except OSError:
-        return
-    try:
-        with fh:
-            for line in fh:
-                yield line[:-1] if line.endswith("\n") else line
-    except (EOFError, OSError):
-        return
+    for line in _jsonread.read_lines(path, _twin):
+        yield line[:-1] if line.endswith("\n") else line
 
 
 class CaptureReader:

@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from gswarm.config.durations import span_seconds
 from gswarm.errors import ConfigError
@@ -83,16 +83,17 @@ def compressed_twin(path: Path) -> Path | None:
     return None if path.name.endswith(".gz") or path.name == LOG_NAME else path.with_name(path.name + ".gz")
 
 
-def read_lines(path: Path) -> Iterator[str]:
-    """Text lines of a plain or gzipped log file (a truncated ``.gz`` ends quietly). A rotated plain
-    file compressed since it was listed is read from its ``.gz``."""
+def read_lines(path: Path, twin_of: Callable[[Path], Path | None] = compressed_twin) -> Iterator[str]:
+    """Text lines (each with its ``\\n``; only ``\\n`` ends a line) of a plain or gzipped log file; a missing
+    file or a truncated ``.gz`` ends quietly. A rotated plain file compressed since it was listed is read
+    from ``twin_of(path)`` (its ``.gz``; None: nothing replaces it). The JSON log's and the capture's reader."""
     gz = path.name.endswith(".gz")
     try:
-        fh = (gzip.open if gz else open)(path, "rt", encoding="utf-8", errors="replace")  # type: ignore[operator]
+        fh = (gzip.open if gz else open)(path, "rt", encoding="utf-8", errors="replace", newline="\n")  # type: ignore[operator]
     except FileNotFoundError:
-        twin = compressed_twin(path)
+        twin = twin_of(path)
         if twin is not None:
-            yield from read_lines(twin)
+            yield from read_lines(twin, twin_of)
         return
     except OSError:
         return
@@ -160,6 +161,12 @@ def categories() -> set[str]:
     return set(SOURCES) | {c.value for c in Category}
 
 
+def in_category(rec: dict[str, Any], category: str | None) -> bool:
+    """Whether ``rec`` belongs to ``category``; None: any record but progress ones (state changes kept for
+    ``category`` ``progress``, issue #18) — the rule of ``gswarm logs`` and the API tail alike."""
+    return rec.get("category") == category if category else rec.get("category") != "progress"
+
+
 @dataclass
 class LogFilter:
     """``gswarm logs`` filters: minimum ``level``, exact ``category``/``node``, time range (Unix s), regex on message.
@@ -186,9 +193,7 @@ class LogFilter:
         lvl = rec.get("level", "info")
         if self.level and (LEVELS.index(lvl) if lvl in LEVELS else 1) < LEVELS.index(self.level.lower()):
             return False
-        if self.category and rec.get("category") != self.category:
-            return False
-        if not self.category and rec.get("category") == "progress":
+        if not in_category(rec, self.category):
             return False
         if self.node and rec.get("node") != self.node:
             return False

@@ -52,26 +52,16 @@ from gswarm.logs._levels import TracebackTracker, chunk_levels, line_level
 __all__ = ["IDENTITY_KINDS", "LOG_NAME", "JsonLog", "JsonLogService", "TracebackTracker", "chunk_levels", "create_service", "encoded_of", "iso",
            "line_level", "logged", "record_of", "records_of", "rotated_files"]
 
-try:  # the C string escaper json.dumps(ensure_ascii=False) itself uses
-    from json.encoder import c_encode_basestring as _c_encode  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - CPython always has it
-    _c_encode = None
-from json.encoder import py_encode_basestring
-
-_encode_str = _c_encode or py_encode_basestring
-
 log = logging.getLogger(__name__)
 LOG_NAME = "gswarm.jsonl"
 # gzip level of rotated files: 1 compresses node logs ~2.5x faster than the default 9 for ~1.4x the size
 # (issue #18: a flood rotates every few seconds; the capture file uses the same level)
 GZIP_LEVEL = 1
-EARLY_FLUSH_LINES = 10_000  # buffered output lines that trigger a flush before the interval (bounds memory in a flood)
-# bytes a JSON string holds as they are (printable ASCII but " and \), plus the newline between joined lines
+EARLY_FLUSH_LINES = 10_000  # buffered records that trigger a flush before the interval (bounds memory)
 Parts = tuple[bytes, ...]  # serialised JSON log records, in pieces (see encoded_of)
 # A lone surrogate (a path decoded with surrogateescape in a notice) cannot be UTF-8: written as the JSON
 # escape "\udcff" it reads back as the same string, instead of failing the write of the whole buffer.
 _LONE = "backslashreplace"
-_JSON_PLAIN = bytes(b for b in range(0x20, 0x7F) if b not in b'"\\') + b"\n"
 _STAMP = re.compile(r"\.(\d{8}T\d{6}Z)(?:-\d+)?(?:\.gz)?$")
 
 
@@ -144,49 +134,17 @@ def _dumps(rec: Any) -> str:
 def encoded_of(e: ev.Event, tracker: TracebackTracker | None = None) -> list[tuple[str, float, Parts, int]]:
     """:func:`records_of` already serialised: ``[(ts_iso, ts_unix, parts, n)]``; the concatenation of
     ``parts`` (bytes) is ``n`` JSON records in UTF-8, each ended by ``b"\\n"`` (a record never holds a
-    raw newline); ``ts_iso`` (:func:`iso`) only decides the UTC day of rotation, it is not written.
-
-    Each record's text is exactly ``json.dumps(record, ensure_ascii=False, separators=(",", ":"))``. For an
-    ``OutputBatch`` (the hot path: thousands of lines per event on a busy node) the parts shared by its
-    lines are serialised once. When every line has the same level (nearly always) and the chunk holds no
-    character JSON escapes (printable ASCII without ``"`` and ``\\``: genrl and hivemind logs), the
-    records are the chunk's bytes with each newline replaced (one C-level ``replace``, no string per
-    line, no re-encoding when the event carries the bytes as read). On this 2-vCPU VM a flood of output
-    spent more time in page faults of freshly allocated multi-MiB temporaries than in encoding, so
-    fewer and smaller temporaries matter (bench/overhead.py, "supervised (gswarm run)"). Otherwise one
-    C-level escape per line. Lone surrogates are written as JSON ``\\uXXXX`` escapes (:data:`_LONE`).
-    """
+    raw newline) and exactly ``json.dumps(record, ensure_ascii=False, separators=(",", ":"))``; ``ts_iso``
+    (:func:`iso`) only decides the UTC day of rotation, it is not written. An ``OutputBatch`` gives one
+    group of all its lines (the service no longer writes node output, issue #18; this serves tests and
+    tools writing files of the earlier shape). Lone surrogates are written as JSON ``\\uXXXX`` escapes
+    (:data:`_LONE`)."""
     if type(e) is not ev.OutputBatch:
         return _groups(records_of(e, tracker))
-    texts = e.texts
-    if not texts:
+    recs = records_of(e, tracker)
+    if not recs:
         return []
-    ts, ts_unix = iso(e.ts), round(e.ts, 6)
-    levels = (tracker or TracebackTracker()).levels(e.node, e.stream, texts, e.joined)
-    head = f'{{"ts_unix":{_dumps(ts_unix)},"node":{_dumps(e.node)},'
-    stream = "" if e.stream == "stdout" else f'"stream":{_dumps(e.stream)},'
-    mid = f'"kind":"output","pid":{_dumps(e.pid)},{stream}"message":'
-    tail = "}\n"
-    first, n = levels[0], len(texts)
-    if levels.count(first) != n:
-        starts = {lvl: head + ("" if lvl == "info" else f'"level":"{lvl}",') + mid for lvl in set(levels)}
-        return [(ts, ts_unix, ("".join([f"{starts[lvl]}{esc}{tail}" for esc, lvl in zip(map(_encode_str, texts), levels)])
-                               .encode("utf-8", _LONE),), n)]
-    start = head + ("" if first == "info" else f'"level":"{first}",') + mid
-    data = e.data
-    if data is None and e.joined.isascii():
-        data = e.joined.encode("ascii")
-    if data is not None and data.isascii() and not data.translate(None, _JSON_PLAIN) and data.count(b"\n") == n - 1:
-        # t1 "\n" t2 … tn → start '"' t1 '"' tail start '"' t2 … '"' tail
-        return [(ts, ts_unix, (f'{start}"'.encode("utf-8", _LONE), data.replace(b"\n", f'"{tail}{start}"'.encode("utf-8", _LONE)),
-                               f'"{tail}'.encode("utf-8", _LONE)), n)]
-    joined = e.joined
-    if "\x00" not in joined and "\\" not in joined and joined.count("\n") == n - 1:
-        # one C-level escape of the whole chunk, its newlines carried by NUL (escaped "\u0000", which no other
-        # text can give when the chunk holds no backslash): tracebacks' quotes cost no Python work per line
-        body = _encode_str(joined.replace("\n", "\x00"))[1:-1].replace("\\u0000", f'"{tail}{start}"')
-        return [(ts, ts_unix, (f'{start}"{body}"{tail}'.encode("utf-8", _LONE),), n)]
-    return [(ts, ts_unix, ((start + f"{tail}{start}".join(map(_encode_str, texts)) + tail).encode("utf-8", _LONE),), n)]
+    return [(iso(e.ts), recs[0]["ts_unix"], ("".join(_dumps(r) + "\n" for r in recs).encode("utf-8", _LONE),), len(recs))]
 
 
 def _groups(records: list[dict[str, Any]]) -> list[tuple[str, float, Parts, int]]:
@@ -329,9 +287,9 @@ def _order(p: Path) -> tuple[str, int]:
 
 
 class JsonLogService:
-    """Service ``jsonlog``: buffers events (inline subscriber, no drops up to ``max_buffer`` records, i.e.
-    output lines + other events; ``dropped`` counts records) and writes them every ``flush_interval``
-    seconds, as soon as ``EARLY_FLUSH_LINES`` (or half of ``max_buffer``) wait (an output flood), and at shutdown; compresses and
+    """Service ``jsonlog``: buffers the events it logs (:func:`logged`; inline subscriber, no drops up to
+    ``max_buffer`` records; ``dropped`` counts records) and writes them every ``flush_interval`` seconds,
+    as soon as ``EARLY_FLUSH_LINES`` (or half of ``max_buffer``) wait, and at shutdown; compresses and
     prunes after rotations. ``alarm``: a :class:`gswarm.diskfull.DiskAlarm` told about failed and
     successful writes (None: failures are logged)."""
 
@@ -341,11 +299,9 @@ class JsonLogService:
                  alarm: Any = None) -> None:
         self.bus, self.clock, self.writer, self.alarm = bus, clock, writer, alarm
         self.flush_interval, self.max_buffer = flush_interval, max_buffer
-        self._buf: list[ev.Event] = []
-        self._buffered = 0  # lines (records) waiting in _buf
+        self._buf: list[ev.Event] = []  # one record each
         self.dropped = 0
         self.rotations = 0
-        self._tracebacks = TracebackTracker()  # traceback state across flushes
         self._early = False  # a flush is scheduled because the buffer is filling up
         self._early_at = min(max_buffer // 2, EARLY_FLUSH_LINES)
         self._tidy_due = False  # an early flush rotated the file: run() compresses and prunes
@@ -355,13 +311,11 @@ class JsonLogService:
     def _on_event(self, e: ev.Event) -> None:
         if not logged(e):  # node output included: the capture file holds it (issue #18)
             return
-        n = 1
-        if self._buffered + n <= self.max_buffer:
+        if len(self._buf) < self.max_buffer:
             self._buf.append(e)
-            self._buffered += n
         else:
-            self.dropped += n
-        if self._buffered >= self._early_at and not self._early:  # a flood: write now, not in a second
+            self.dropped += 1
+        if len(self._buf) >= self._early_at and not self._early:  # a burst: write now, not in a second
             try:
                 asyncio.get_running_loop().call_soon(self._flush_early)
                 self._early = True
@@ -382,8 +336,8 @@ class JsonLogService:
 
         A failed write (disk full, EIO) drops this batch (counted in ``dropped``; the file keeps only
         whole records) and goes to the disk alarm (:mod:`gswarm.diskfull`) instead of raising."""
-        batch, self._buf, self._buffered = self._buf, [], 0
-        groups = [g for e in batch for g in encoded_of(e, self._tracebacks)]
+        batch, self._buf = self._buf, []
+        groups = [g for e in batch for g in encoded_of(e)]
         if groups:
             before = self.writer.rotations  # a counter, not a listing of the folder per flush (a flood flushes often)
             try:
