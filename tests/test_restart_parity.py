@@ -37,7 +37,7 @@ async def run_script(spec: LaunchSpec) -> list[str]:
     bus = EventBus()
     lines: list[str] = []
     bus.subscribe(lambda e: lines.extend(e.texts) if isinstance(e, OutputBatch) else None)
-    run = ScriptRun(spec, "n", bus, time.time, stop_timeout=5, poll=0.05, infer_grace=1.0, extra_env=KNOBS,
+    run = ScriptRun(spec, "n", bus, time.time, stop_timeout=5, poll=0.05, infer_grace=10.0, extra_env=KNOBS,
                     prompt_idle=0.05)
     await run.start()
     try:
