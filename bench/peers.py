@@ -2,10 +2,12 @@
 
 Usage::
 
-    python bench/peers.py [--lines 1000000] [--rounds 3] [--kinds plain,progress,error] [--no-install] [--json]
+    python bench/peers.py [--lines 1000000] [--rounds 3] [--kinds plain,progress,error] [--only ...]
+                          [--write line|block] [--pin] [--no-install] [--json]
 
-For each line kind (``bench/_flood.py``: ``plain`` genrl INFO lines, ``progress`` every line
-``Starting round: N/1000000.``, ``error`` ERROR lines with a Python traceback every 7th, also
+For each line kind (``bench/_flood.py``, one ``write(2)`` per output as the node's ``logging`` does, or
+8 KiB blocks with ``--write block``, never dependent on ``PYTHONUNBUFFERED``: ``plain`` genrl INFO
+lines, ``progress`` every line ``Starting round: N/1000000.``, ``error`` ERROR lines with a Python traceback every 7th, also
 ``redraw`` and ``ansi``) and each round, in an order rotated every round, the child prints
 ``--lines`` outputs:
 
@@ -31,7 +33,10 @@ file); PM2's daemon is not our child: its CPU (psutil, children excluded) is rea
 finished and the daemon has gone idle.
 Run state lives in ``bench/out/run-*`` and is deleted after each run. Issue #18's targets, per kind:
 gswarm ratio ≤ supervisord ratio + 0.05 and gswarm CPU ≤ 1.5 × supervisord's; a median A/A beyond
-±10 % means the machine was too noisy: rerun at a quieter moment.
+±10 % means the machine was too noisy: rerun at a quieter moment. **gap gs-sd** pairs the two in each
+round (gswarm's time minus supervisord's, over the baseline): a slow phase of a shared VM moves both runs
+of a round, so its median is steadier than the difference of the two medians. ``--pin`` (Linux, 2+ CPUs)
+puts the flood on the last CPU and everything else on the others.
 """
 
 from __future__ import annotations
@@ -286,7 +291,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     work.mkdir()
                     cfg, res = work / "flood.json", work / "result.json"
                     cfg.write_text(json.dumps({"kind": "plain" if kind == "empty" else kind,
-                                               "lines": 0 if kind == "empty" else args.lines, "result": str(res)}))
+                                               "lines": 0 if kind == "empty" else args.lines, "result": str(res),
+                                               "cpu": args.child_cpu, "write": args.write}))
                     e, c = runners[name](cfg, work, res)
                     elapsed.setdefault((kind, name), []).append(e)
                     if c is not None:
@@ -299,7 +305,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def summarise(args: argparse.Namespace, elapsed: dict, cpu: dict, sups: list[str], notes: list[str]) -> dict[str, Any]:
     """Per kind: bare seconds, the A/A spread, and per supervisor the ratio and CPU s per million lines."""
-    out: dict[str, Any] = {"lines": args.lines, "rounds": args.rounds, "cpus": os.cpu_count(),
+    out: dict[str, Any] = {"lines": args.lines, "rounds": args.rounds, "cpus": os.cpu_count(), "pin": args.pin_note,
+                           "write": args.write,
                            "load1_after": round(os.getloadavg()[0], 2), "notes": notes, "supervisors": sups, "kinds": {}}
     for kind in args.kinds:
         a, b = elapsed[(kind, "bare_a")], elapsed[(kind, "bare_b")]
@@ -315,6 +322,11 @@ def summarise(args: argparse.Namespace, elapsed: dict, cpu: dict, sups: list[str
                         "startup_cpu_s": round(startup, 2)}
         if "gswarm" in row and "supervisord" in row:
             g, s = row["gswarm"], row["supervisord"]
+            # the same gap paired per round (both runs of a round are minutes apart at most, so a slow phase
+            # of the machine moves both): median and range of (gswarm − supervisord) / baseline
+            gaps = sorted((x - y) / baseline for x, y in zip(elapsed[(kind, "gswarm")], elapsed[(kind, "supervisord")]))
+            row["paired_gap"] = {"median": round(median(gaps), 3), "range": [round(gaps[0], 3), round(gaps[-1], 3)],
+                                 "rounds_within": sum(1 for d in gaps if d <= 0.05)}
             row["targets"] = {"ratio": g["ratio"] <= s["ratio"] + 0.05, "cpu": g["cpu_s_per_m"] <= 1.5 * max(s["cpu_s_per_m"], 0.01)}
         out["kinds"][kind] = row
     return out
@@ -323,7 +335,8 @@ def summarise(args: argparse.Namespace, elapsed: dict, cpu: dict, sups: list[str
 def print_table(res: dict[str, Any]) -> None:
     """The compact table for the closing note of issue #18."""
     rounds = f"{res['rounds']} round" + ("s" if res["rounds"] != 1 else "")
-    print(f"{res['lines']:,} lines per kind, {rounds}, {res['cpus']} CPUs, load1 {res['load1_after']}")
+    print(f"{res['lines']:,} lines per kind, {rounds}, {res['cpus']} CPUs, load1 {res['load1_after']}; {res['pin']}; "
+          f"{res['write']} writes")
     for note in res["notes"]:
         print(f"  {note}")
     print("  ratio: the child's own time under the supervisor / bare (child | cat > /dev/null); below 1 means the\n"
@@ -341,6 +354,10 @@ def print_table(res: dict[str, Any]) -> None:
                 t = row["targets"]
                 verdict = f"ratio ≤ sd+0.05: {'met' if t['ratio'] else 'NOT met'}; CPU ≤ 1.5×sd: {'met' if t['cpu'] else 'NOT met'}"
             print(f"{'':10s}{sup:13s}{v['ratio']:7.2f}{v['cpu_s_per_m']:9.2f}{v['startup_cpu_s']:11.2f}   {verdict}")
+        if "paired_gap" in row:
+            p = row["paired_gap"]
+            print(f"{'':10s}{'gap gs-sd':13s}{p['median']:+7.3f}{'':20s}   paired per round: range [{p['range'][0]:+.3f}…"
+                  f"{p['range'][1]:+.3f}], {p['rounds_within']}/{res['rounds']} rounds ≤ +0.05")
 
 
 def main() -> None:
@@ -351,8 +368,21 @@ def main() -> None:
     ap.add_argument("--only", default="supervisord,pm2,gswarm", help="comma list of the supervisors to run (bare always runs)")
     ap.add_argument("--no-install", action="store_true", help="do not install supervisord/pm2; skip those missing")
     ap.add_argument("--verify", action="store_true", help="count the lines gswarm run kept (JSON log, capture)")
+    ap.add_argument("--write", choices=("line", "block"), default="line",
+                    help="how the flood writes: one write(2) per line, as the node's logging does (default), or 8 KiB blocks")
+    ap.add_argument("--pin", action="store_true",
+                    help="Linux, 2+ CPUs: the flood child on the last CPU, everything else (this bench, cat, the "
+                         "supervisors and their threads) on the others, so where the scheduler puts them is no noise")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    args.child_cpu, args.pin_note = None, "not pinned"
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        if len(cpus) < 2:
+            ap.error("--pin needs Linux and at least 2 CPUs this process may use")
+        args.child_cpu = cpus[-1]
+        os.sched_setaffinity(0, set(cpus[:-1]))  # inherited by cat and the supervisors (the flood re-pins itself)
+        args.pin_note = f"flood pinned to CPU {cpus[-1]}, the rest to CPU {','.join(map(str, cpus[:-1]))}"
     sys.path.insert(0, str(HERE))
     from _flood import KINDS
 

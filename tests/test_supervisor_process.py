@@ -164,3 +164,29 @@ def test_bus_snapshot_failing_subscriber_and_unsubscribe(caplog: pytest.LogCaptu
     stop_once()
     bus.publish(batch)
     assert got == ["once", "last", "last"] and len(bus._subs) == 1
+
+
+async def test_a_full_pipe_is_read_in_64k_reads_into_one_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #18: one read(2) of 1 MiB held the pipe's lock while it copied, and the node's writes spun on
+    it (more system time in the child than under supervisord). The reader now asks for 64 KiB per read,
+    and what the pipe held still arrives as one batch (400 KiB written at once: one batch of 5,120 lines)."""
+    code = ("import os\n"
+            "os.write(1, b''.join(b'%079d\\n' % i for i in range(5120)))\n")  # 80 bytes a line, 409,600 bytes
+    asked: list[int] = []
+    real_read = os.read
+    holder: dict[str, NodeProcess] = {}
+
+    def read(fd: int, n: int) -> bytes:
+        if "p" in holder and fd == holder["p"]._fd:
+            asked.append(n)
+        return real_read(fd, n)
+
+    monkeypatch.setattr(os, "read", read)
+    batches: list[int] = []
+    p = NodeProcess(spec(code, tmp_path), "n", EventBus(), time.time, on_batch=lambda b, ts: batches.append(len(b.texts)))
+    holder["p"] = p
+    await p.start()
+    st = await asyncio.wait_for(p.wait(), 10)
+    assert st.exit_code == 0
+    assert sum(batches) == 5120 and batches[0] == 5120
+    assert max(asked) == 65536 and len(asked) >= 7  # 409,600 bytes: 7 reads (6 full), then end of output
