@@ -334,3 +334,69 @@ def test_the_notice_names_the_state_dir_so_its_command_can_be_pasted() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_log_records_to_a_stderr_nobody_reads_never_block_and_the_gap_is_told() -> None:
+    """GSwarm's own ``logging`` went to stderr with a synchronous StreamHandler: with stderr stuck (journald
+    as a service) the event loop stopped at its next warning. Through StderrLogHandler 3,000 records
+    return at once although the pipe is full; what was dropped is told by count where the gap is, and every
+    record is either written or counted."""
+    import logging
+
+    from gswarm.cli._runview import StderrLogHandler
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        while True:
+            os.write(w, b"x" * 65536)
+    except BlockingIOError:
+        pass
+    os.set_blocking(w, True)  # like a journald stream socket: writes block
+    handler = StderrLogHandler(w, limit=4096)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    log = logging.getLogger("gswarm.test_stderr")
+    log.propagate = False
+    log.addHandler(handler)
+    done = threading.Event()
+
+    def flood() -> None:
+        for i in range(3000):
+            log.warning("health check %d is late", i)
+        done.set()
+
+    threading.Thread(target=flood, daemon=True).start()
+    try:
+        assert done.wait(30), "logging blocked on a stderr nobody reads"
+    finally:
+        log.removeHandler(handler)
+    dropped = handler.writer.dropped_own
+    assert 0 < dropped < 3000
+    reader = threading.Thread(target=lambda: out.append(_read_all(r)), daemon=True)
+    out: list[bytes] = []
+    reader.start()
+    handler.close(10)
+    os.close(w)
+    reader.join(10)
+    text = out[0].lstrip(b"x").decode()
+    written = [line for line in text.splitlines() if line.startswith("WARNING gswarm.test_stderr: health check ")]
+    assert len(written) + dropped == 3000
+    notice = f"gswarm: {dropped:,} of GSwarm's log messages not written here (stderr was not keeping up); " \
+             "its events are in the JSON log: gswarm logs"
+    assert text.splitlines()[-1] == notice
+
+
+def test_gswarm_run_logs_to_stderr_through_the_queue() -> None:
+    """What ``gswarm run`` installs (``_runmain.run_main``): the root logger writes to stderr through
+    StderrLogHandler, WARNING and up, in the old format; removing it writes what was queued."""
+    code = ("import logging\n"
+            "from gswarm.cli._runview import StderrLogHandler, install_stderr_log, remove_stderr_log\n"
+            "h = install_stderr_log()\n"
+            "assert isinstance(h, StderrLogHandler) and logging.getLogger().handlers == [h]\n"
+            "logging.getLogger('gswarm.x').info('not shown')\n"
+            "logging.getLogger('gswarm.x').warning('disk %s is full', '/srv')\n"
+            "remove_stderr_log(h)\n"
+            "assert logging.getLogger().handlers == []\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == "WARNING gswarm.x: disk /srv is full\n"

@@ -18,11 +18,21 @@ def run_main(flags: dict[str, Any], seconds: float | None = None, generation: st
 
     ``[[nodes]]`` tables in the config file (or ``nodes`` with ``--emulated``) run several nodes in one
     host (:func:`_run_host`)."""
+    from gswarm.cli._runview import install_stderr_log, remove_stderr_log
+
+    log_handler = install_stderr_log(logging.WARNING)  # queued: a stuck stderr (journald) never stalls the loop
+    try:
+        return _run_main(flags, seconds, generation, emu_faults, emu_pace, nodes)
+    finally:
+        remove_stderr_log(log_handler)
+
+
+def _run_main(flags: dict[str, Any], seconds: float | None, generation: str, emu_faults: str | None,
+              emu_pace: float | None, nodes: int | None) -> int:
     from gswarm.cli._runview import RunView
     from gswarm.config.nodes import emulated_nodes, read_host_config
     from gswarm.runtime import Runtime
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = load_settings(flags)
     host_cfg = read_host_config(settings.config_file)
     if nodes is not None:

@@ -18,6 +18,7 @@ The writer lives here, not in a module of its own, because the view is its only 
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import shlex
@@ -104,10 +105,12 @@ class ConsoleWriter:
     """
 
     def __init__(self, sink: Callable[[list[bytes]], None], limit: int = LIMIT, allowance: int = ALLOWANCE,
-                 monotonic: Callable[[], float] = time.monotonic, name: str = "gswarm-console") -> None:
+                 monotonic: Callable[[], float] = time.monotonic, name: str = "gswarm-console",
+                 notice: Callable[[int, int, str], str] = notice_line) -> None:
         if limit <= 0 or allowance < 0:
             raise ValueError(f"ConsoleWriter: limit must be > 0 and allowance ≥ 0 bytes (got {limit}, {allowance})")
         self._sink, self.limit, self.allowance, self._monotonic = sink, limit, allowance, monotonic
+        self._notice = notice  # (node lines, own lines, logs_args) -> the line written where the gap is
         self._items: deque[bytes] = deque()
         self._cond = threading.Condition(threading.Lock())
         self.pending = 0  # bytes queued or being written
@@ -165,7 +168,7 @@ class ConsoleWriter:
     def _queue_notice(self) -> bool:
         """Queue the notice for the current gap (lock held); True when it had to close an open row first."""
         closed = self._open_line
-        data = (("\n" if closed else "") + notice_line(self._gap_lines, self._gap_own, self.logs_args)).encode()
+        data = (("\n" if closed else "") + self._notice(self._gap_lines, self._gap_own, self.logs_args)).encode()
         self._items.append(data)
         self.pending += len(data)
         self._gap_lines = self._gap_own = 0
@@ -218,6 +221,65 @@ class ConsoleWriter:
                     return False
                 self._cond.wait(left)
             return not self.broken
+
+
+STDERR_LIMIT = 256 << 10  # bytes of GSwarm's log messages queued for stderr before they are dropped
+
+
+def stderr_notice(lines: int, own: int, logs_args: str = "") -> str:
+    """The line written to stderr where GSwarm's log messages were dropped (``lines + own`` of them)."""
+    return (f"gswarm: {lines + own:,} of GSwarm's log messages not written here (stderr was not keeping up); "
+            f"its events are in the JSON log: gswarm logs{' ' + logs_args if logs_args else ''}\n")
+
+
+class StderrLogHandler(logging.Handler):
+    """A ``logging`` handler writing formatted records to ``fd`` (stderr) through a :class:`ConsoleWriter`,
+    so a record logged on the event loop never waits for the reader: as a service stderr is journald too,
+    and a stuck journald would otherwise stop the supervisor at its next warning. Beyond ``limit`` queued
+    bytes records are dropped and counted; :func:`stderr_notice` stands where the gap is. ``close(timeout)``
+    drains for at most ``timeout`` s (monotonic)."""
+
+    def __init__(self, fd: int = 2, limit: int = STDERR_LIMIT) -> None:
+        super().__init__()
+        self.writer = ConsoleWriter(fd_sink(fd), limit, 0, name="gswarm-stderr", notice=stderr_notice)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = (self.format(record) + "\n").encode("utf-8", "replace")
+        except Exception:  # noqa: BLE001 - logging's own contract: a bad record must not raise
+            self.handleError(record)
+            return
+        self.writer.put([data], lines=1, own=True)
+
+    def close(self, timeout: float = DRAIN_TIMEOUT) -> None:  # type: ignore[override]
+        self.writer.close(timeout)
+        super().close()
+
+
+def install_stderr_log(level: int = logging.WARNING) -> StderrLogHandler | None:
+    """Send the root logger to stderr through :class:`StderrLogHandler` (as ``logging.basicConfig`` would,
+    and only when the root logger has no handler yet and stderr has a descriptor). Returns the handler, to
+    be removed and closed at exit (:func:`remove_stderr_log`), or None when nothing was installed."""
+    root = logging.getLogger()
+    fd = _fileno(sys.stderr)
+    if root.handlers or fd is None:
+        logging.basicConfig(level=level, format=_LOG_FORMAT)  # no-op with handlers, synchronous without fd
+        return None
+    handler = StderrLogHandler(fd)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level)
+    return handler
+
+
+def remove_stderr_log(handler: StderrLogHandler | None, timeout: float = DRAIN_TIMEOUT) -> None:
+    """Undo :func:`install_stderr_log`: the last messages are written (at most ``timeout`` s)."""
+    if handler is not None:
+        logging.getLogger().removeHandler(handler)
+        handler.close(timeout)
+
+
+_LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 class _ConsoleFile:
