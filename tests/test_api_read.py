@@ -133,6 +133,22 @@ async def test_log_tail_grep_and_rotated_files(source, state_dir) -> None:
     assert toolong.status_code == 422 and toolong.json()["detail"][0]["field"] == "tail"
 
 
+async def test_log_tail_names_an_unknown_parameter(source, state_dir) -> None:
+    """``?n=2`` was ignored and answered with the default 200 lines; now a 422 names ``n`` and the
+    parameter meant (``tail``), and the known ones still work."""
+    write_log(state_dir, [log_record(i, f"line {i}") for i in range(5)])
+    async with running_api(source) as (_, c):
+        bad = await c.get("/api/v1/logs", params={"n": 2})
+        odd = await c.get("/api/v1/logs", params={"tail": 2, "colour": "red"})
+        good = await c.get("/api/v1/logs", params={"tail": 2, "node": NODE})
+    assert bad.status_code == 422
+    assert bad.json()["detail"] == [{"field": "n", "in": "query", "message": "unknown parameter (known: tail, grep, "
+                                     "node, level, category, since, until); use tail"}]
+    assert odd.status_code == 422 and odd.json()["error"] == ("invalid colour: unknown parameter (known: tail, grep, "
+                                                              "node, level, category, since, until)")
+    assert good.status_code == 200 and len(good.json()["lines"]) <= 2
+
+
 async def test_probes_and_prometheus_text(source) -> None:
     async with running_api(source) as (_, c):
         health = await c.get("/healthz")

@@ -15,9 +15,9 @@ import asyncio
 import json
 from typing import Any, Literal, Optional
 
-from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
-from gswarm.api import logfile
+from gswarm.api import errors, logfile
 from gswarm.api.auth import Guard
 from gswarm.api.schemas import ErrorOut
 from gswarm.api.source import DataSource
@@ -29,12 +29,26 @@ _GREP = ("Case-insensitive plain substring searched in the message (not a regula
          "`.`, `*`, `(` … match themselves)")
 
 
+_KNOWN = ("tail", "grep", "node", "level", "category", "since", "until")
+_LIKELY = {"n": "tail", "lines": "tail", "limit": "tail", "count": "tail", "q": "grep", "search": "grep",
+           "regex": "grep", "cat": "category"}
+
+
+def known_params(request: Request) -> None:
+    """Raise a 422 ApiError naming a query parameter ``/api/v1/logs`` does not know (``?n=50`` was silently
+    ignored and answered with the default 200 lines), with the known ones and the likely meant one."""
+    for key in request.query_params.keys():
+        if key not in _KNOWN:
+            likely = f"; use {_LIKELY[key]}" if key in _LIKELY else ""
+            raise errors.invalid(key, f"unknown parameter (known: {', '.join(_KNOWN)}){likely}")
+
+
 def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
     """Add the log route to ``app``."""
     api = APIRouter(prefix="/api/v1", tags=["logs"], dependencies=[Depends(guard.read)],
                     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}})
 
-    @api.get("/logs")
+    @api.get("/logs", dependencies=[Depends(known_params)])
     async def logs(tail: int = Query(200, ge=1, le=5000, description="Lines to return (the newest)"),
                    grep: Optional[str] = Query(None, max_length=200, description=_GREP),
                    node: Optional[str] = None, level: Optional[Level] = None,
