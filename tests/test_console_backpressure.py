@@ -375,28 +375,32 @@ def test_log_records_to_a_stderr_nobody_reads_never_block_and_the_gap_is_told() 
     reader = threading.Thread(target=lambda: out.append(_read_all(r)), daemon=True)
     out: list[bytes] = []
     reader.start()
-    handler.close(10)
+    handler.finish(10)
     os.close(w)
     reader.join(10)
     text = out[0].lstrip(b"x").decode()
     written = [line for line in text.splitlines() if line.startswith("WARNING gswarm.test_stderr: health check ")]
     assert len(written) + dropped == 3000
-    notice = f"gswarm: {dropped:,} of GSwarm's log messages not written here (stderr was not keeping up); " \
-             "its events are in the JSON log: gswarm logs"
+    notice = f"gswarm: {dropped:,} of GSwarm's log messages dropped here (stderr was not keeping up)"
     assert text.splitlines()[-1] == notice
 
 
 def test_gswarm_run_logs_to_stderr_through_the_queue() -> None:
     """What ``gswarm run`` installs (``_runmain.run_main``): the root logger writes to stderr through
-    StderrLogHandler, WARNING and up, in the old format; removing it writes what was queued."""
+    StderrLogHandler, WARNING and up, in the old format; removing it writes what was queued. Starting the
+    API (uvicorn's dictConfig closes every handler) must not silence it (newcomer trial: every warning of
+    a run with the API on was lost)."""
     code = ("import logging\n"
             "from gswarm.cli._runview import StderrLogHandler, install_stderr_log, remove_stderr_log\n"
             "h = install_stderr_log()\n"
             "assert isinstance(h, StderrLogHandler) and logging.getLogger().handlers == [h]\n"
             "logging.getLogger('gswarm.x').info('not shown')\n"
             "logging.getLogger('gswarm.x').warning('disk %s is full', '/srv')\n"
+            "import uvicorn.config, logging.config\n"
+            "logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)\n"  # what starting the API does
+            "logging.getLogger('gswarm.y').warning('after the API started')\n"
             "remove_stderr_log(h)\n"
             "assert logging.getLogger().handlers == []\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    assert res.stderr == "WARNING gswarm.x: disk /srv is full\n"
+    assert res.stderr == "WARNING gswarm.x: disk /srv is full\nWARNING gswarm.y: after the API started\n"

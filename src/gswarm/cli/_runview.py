@@ -227,16 +227,16 @@ STDERR_LIMIT = 256 << 10  # bytes of GSwarm's log messages queued for stderr bef
 
 
 def stderr_notice(lines: int, own: int, logs_args: str = "") -> str:
-    """The line written to stderr where GSwarm's log messages were dropped (``lines + own`` of them)."""
-    return (f"gswarm: {lines + own:,} of GSwarm's log messages not written here (stderr was not keeping up); "
-            f"its events are in the JSON log: gswarm logs{' ' + logs_args if logs_args else ''}\n")
+    """The line written to stderr where GSwarm's log messages were dropped (``lines + own`` of them). They
+    are not kept anywhere else (warnings such as a failed heartbeat are not events of the JSON log)."""
+    return f"gswarm: {lines + own:,} of GSwarm's log messages dropped here (stderr was not keeping up)\n"
 
 
 class StderrLogHandler(logging.Handler):
     """A ``logging`` handler writing formatted records to ``fd`` (stderr) through a :class:`ConsoleWriter`,
     so a record logged on the event loop never waits for the reader: as a service stderr is journald too,
     and a stuck journald would otherwise stop the supervisor at its next warning. Beyond ``limit`` queued
-    bytes records are dropped and counted; :func:`stderr_notice` stands where the gap is. ``close(timeout)``
+    bytes records are dropped and counted; :func:`stderr_notice` stands where the gap is. ``finish(timeout)``
     drains for at most ``timeout`` s (monotonic)."""
 
     def __init__(self, fd: int = 2, limit: int = STDERR_LIMIT) -> None:
@@ -251,9 +251,16 @@ class StderrLogHandler(logging.Handler):
             return
         self.writer.put([data], lines=1, own=True)
 
-    def close(self, timeout: float = DRAIN_TIMEOUT) -> None:  # type: ignore[override]
-        self.writer.close(timeout)
+    def close(self) -> None:
+        """What ``logging`` calls, also from ``dictConfig`` (uvicorn configures its loggers so when the API
+        starts): the writer keeps going; only :meth:`finish` stops it."""
         super().close()
+
+    def finish(self, timeout: float = DRAIN_TIMEOUT) -> bool:
+        """Write what is queued (at most ``timeout`` s, monotonic) and stop; True when all was written."""
+        done = self.writer.close(timeout)
+        super().close()
+        return done
 
 
 def install_stderr_log(level: int = logging.WARNING) -> StderrLogHandler | None:
@@ -276,7 +283,7 @@ def remove_stderr_log(handler: StderrLogHandler | None, timeout: float = DRAIN_T
     """Undo :func:`install_stderr_log`: the last messages are written (at most ``timeout`` s)."""
     if handler is not None:
         logging.getLogger().removeHandler(handler)
-        handler.close(timeout)
+        handler.finish(timeout)
 
 
 _LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
