@@ -298,6 +298,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     if c is not None:
                         cpu.setdefault((kind, name), []).append(c)
                     shutil.rmtree(work, ignore_errors=True)
+            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return summarise(args, elapsed, cpu, [n for n in order if not n.startswith("bare")], notes)
@@ -341,7 +342,10 @@ def print_table(res: dict[str, Any]) -> None:
         print(f"  {note}")
     print("  ratio: the child's own time under the supervisor / bare (child | cat > /dev/null); below 1 means the\n"
           "  child ran faster than with cat reading it (cat wakes up for every write). CPU s/M: the supervisor's\n"
-          "  CPU seconds per million lines, start-up subtracted (~0 or below: less than start-up noise; use more --lines).")
+          "  CPU seconds per million lines, start-up subtracted (~0 or below: less than start-up noise; use more --lines).\n"
+          "  start-up s: the supervisor's CPU for an empty child. A/A: median of bare run B / bare run A (1 in truth:\n"
+          "  this machine's noise), [per-round range]. gap gs-sd: in each round gswarm's time minus supervisord's,\n"
+          "  over the bare time (ratio units); its median is the steadier estimate of gswarm's ratio - supervisord's.")
     print(f"{'kind':10s}{'runner':13s}{'ratio':>7s}{'CPU s/M':>9s}{'start-up s':>11s}   notes")
     for kind, row in res["kinds"].items():
         lo, hi = row["aa_range"]
@@ -362,9 +366,11 @@ def print_table(res: dict[str, Any]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lines", type=int, default=1_000_000, help="outputs per kind and run")
+    ap.add_argument("--lines", type=int, default=1_000_000,
+                    help="outputs per kind and run (a line; an error traceback counts as one output of 6 lines)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds (each runs every runner once per kind, order rotated)")
-    ap.add_argument("--kinds", default="plain,progress,error", help="comma list of plain, progress, error, redraw, ansi, crlf")
+    ap.add_argument("--kinds", default="plain,progress,error",
+                    help="comma list of plain, progress, error, redraw, ansi, crlf (default plain,progress,error)")
     ap.add_argument("--only", default="supervisord,pm2,gswarm", help="comma list of the supervisors to run (bare always runs)")
     ap.add_argument("--no-install", action="store_true", help="do not install supervisord/pm2; skip those missing")
     ap.add_argument("--verify", action="store_true", help="count the lines gswarm run kept (JSON log, capture)")
@@ -373,7 +379,7 @@ def main() -> None:
     ap.add_argument("--pin", action="store_true",
                     help="Linux, 2+ CPUs: the flood child on the last CPU, everything else (this bench, cat, the "
                          "supervisors and their threads) on the others, so where the scheduler puts them is no noise")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
     args = ap.parse_args()
     args.child_cpu, args.pin_note = None, "not pinned"
     if args.pin:

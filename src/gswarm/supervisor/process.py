@@ -53,7 +53,8 @@ READ_CHUNK = 1 << 16  # bytes per read(2) of a batch: a pipe read holds the pipe
 # the node's write(2) spins on that lock meanwhile (perf: mutex_spin_on_owner in the child's system time);
 # one 1 MiB read held it ~10x longer than each 64 KiB read does (issue #18)
 COALESCE_MIN = 4096  # bytes: a read this big means output is streaming…
-COALESCE_DELAY = 0.005  # …so wait 5 ms before the next read (the 1 MiB pipe buffers; saves per-batch costs)
+COALESCE_DELAY = 0.005  # …so wait 5 ms before the next read (the 1 MiB pipe buffers; saves per-batch costs),
+# unless the read took READ_SIZE: the pipe was full and the node is blocked in write(2)
 F_SETPIPE_SZ = 1031
 
 BatchCallback = Callable[[Batch, float], None]
@@ -221,9 +222,10 @@ class NodeProcess:
                 self._close_output()
             return
         data = parts[0] if len(parts) == 1 else b"".join(parts)
-        if len(data) >= COALESCE_MIN:  # a busy stream: let the pipe fill a little (fewer, bigger batches)
+        if COALESCE_MIN <= got < READ_SIZE:  # a busy stream: let the pipe fill a little (fewer, bigger batches)
             self._loop.remove_reader(self._fd)  # type: ignore[union-attr]
             self._loop.call_later(COALESCE_DELAY, self._resume_reading)  # type: ignore[union-attr]
+        # got == READ_SIZE: the pipe was full and the node is blocked in write(2): read again at once
         ts = self._time()
         batch = self.splitter.feed(data)
         if batch.texts:
