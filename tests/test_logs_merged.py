@@ -89,6 +89,7 @@ def test_gswarm_logs_merges_captures_and_json_log_in_time_order(two_nodes: Path)
     assert logs(two_nodes, "--since", since) == ALL[5:]
     assert logs(two_nodes, "--until", datetime.fromtimestamp(T + 3, timezone.utc).isoformat()) == ALL[:5]
     assert logs(two_nodes, "--limit", "3") == ALL[-3:]
+    assert logs(two_nodes, "--tail", "3") == logs(two_nodes, "-n", "3") == ALL[-3:]  # tail's and the API's names
     assert logs(two_nodes, "--limit", "2", "--category", "output", "--level", "error") == [ALL[7], ALL[8]]
     assert logs(two_nodes, "--node", "n2") == [r for r in ALL if r[1] == "n2"]
 

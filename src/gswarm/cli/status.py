@@ -202,7 +202,9 @@ def register(app: typer.Typer) -> None:
         regex: Optional[str] = typer.Option(None, "--regex", help="Regular expression searched in the message."),
         follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new records (like tail -f: without "
                                     "--since or --limit, starts with the last 10 matching records)."),
-        limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the last N matching records."),
+        limit: Optional[int] = typer.Option(None, "--limit", "--tail", "-n", min=1,
+                                            help="Only the last N matching records (--tail N / -n N as tail's, and "
+                                                 "the API's tail=N)."),
         json_out: bool = JsonOut, state_dir: Optional[Path] = StateDir, config_file: Optional[Path] = ConfigFile,
     ) -> None:
         """Node output (each node's capture file) and GSwarm's events (the JSON log) merged in time order,
