@@ -62,6 +62,19 @@ async def test_events_invalid_input_names_the_field(source, params, field) -> No
     assert body["detail"][0]["field"] == field and field in body["error"]
 
 
+async def test_a_duration_for_since_is_told_that_moments_are_unix_seconds(source) -> None:
+    """Newcomer trial: ``/api/v1/logs?since=10s`` gave only "Input should be a valid number" (the CLI's --since
+    takes durations); the answer now says what the API expects."""
+    async with running_api(source) as (_, c):
+        r = await c.get("/api/v1/logs", params={"since": "10s"})
+        inf = await c.get("/api/v1/events", params={"until": "inf"})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["message"] == ("Input should be a valid number, unable to parse string as a number; "
+                                                "since and until are Unix seconds (e.g. 1765000000.5), not durations "
+                                                "or ISO times")
+    assert inf.status_code == 422 and "Unix seconds" in inf.json()["detail"][0]["message"]
+
+
 async def test_incidents_and_runs_and_progress(source) -> None:
     async with running_api(source) as (_, c):
         inc = (await c.get("/api/v1/incidents", params={"category": "cuda_oom"})).json()["items"]

@@ -121,4 +121,10 @@ def _field(err: dict[str, Any]) -> dict[str, Any]:
     loc = [str(p) for p in err.get("loc", ())]
     where = loc[0] if loc and loc[0] in ("query", "path", "body", "header") else "body"
     name = ".".join(p for p in loc[1:] if p) if loc and loc[0] in ("query", "path", "body", "header") else ".".join(loc)
-    return {"field": name or where, "in": where, "message": str(err.get("msg", "invalid value"))}
+    message = str(err.get("msg", "invalid value"))
+    if where == "query" and name in _MOMENTS and str(err.get("type", "")).startswith(("float", "finite")):
+        message += "; since and until are Unix seconds (e.g. 1765000000.5), not durations or ISO times"
+    return {"field": name or where, "in": where, "message": message}
+
+
+_MOMENTS = ("since", "until")  # query parameters holding a moment (every route: events, metrics, logs …)
