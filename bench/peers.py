@@ -365,16 +365,19 @@ def print_table(res: dict[str, Any]) -> None:
 
 
 def main() -> None:
+    sys.path.insert(0, str(HERE))
+    from _flood import KINDS, WRITES
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000,
                     help="outputs per kind and run (a line; an error traceback counts as one output of 6 lines)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds (each runs every runner once per kind, order rotated)")
     ap.add_argument("--kinds", default="plain,progress,error",
-                    help="comma list of plain, progress, error, redraw, ansi, crlf (default plain,progress,error)")
+                    help=f"comma list of {', '.join(KINDS)} (default plain,progress,error)")
     ap.add_argument("--only", default="supervisord,pm2,gswarm", help="comma list of the supervisors to run (bare always runs)")
     ap.add_argument("--no-install", action="store_true", help="do not install supervisord/pm2; skip those missing")
     ap.add_argument("--verify", action="store_true", help="count the lines gswarm run kept (JSON log, capture)")
-    ap.add_argument("--write", choices=("line", "block"), default="line",
+    ap.add_argument("--write", choices=WRITES, default="line",
                     help="how the flood writes: one write(2) per line, as the node's logging does (default), or 8 KiB blocks")
     ap.add_argument("--pin", action="store_true",
                     help="Linux, 2+ CPUs: the flood child on the last CPU, everything else (this bench, cat, the "
@@ -389,9 +392,6 @@ def main() -> None:
         args.child_cpu = cpus[-1]
         os.sched_setaffinity(0, set(cpus[:-1]))  # inherited by cat and the supervisors (the flood re-pins itself)
         args.pin_note = f"flood pinned to CPU {cpus[-1]}, the rest to CPU {','.join(map(str, cpus[:-1]))}"
-    sys.path.insert(0, str(HERE))
-    from _flood import KINDS
-
     args.kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     bad = [k for k in args.kinds if k not in KINDS]
     if bad or args.lines < 1 or args.rounds < 1:

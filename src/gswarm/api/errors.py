@@ -117,6 +117,9 @@ def _is_json_type(ctype: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
+_MOMENTS = ("since", "until")  # query parameters holding a moment (every route: events, metrics, logs …)
+
+
 def _field(err: dict[str, Any]) -> dict[str, Any]:
     loc = [str(p) for p in err.get("loc", ())]
     where = loc[0] if loc and loc[0] in ("query", "path", "body", "header") else "body"
@@ -125,6 +128,3 @@ def _field(err: dict[str, Any]) -> dict[str, Any]:
     if where == "query" and name in _MOMENTS and str(err.get("type", "")).startswith(("float", "finite")):
         message += "; since and until are Unix seconds (e.g. 1765000000.5), not durations or ISO times"
     return {"field": name or where, "in": where, "message": message}
-
-
-_MOMENTS = ("since", "until")  # query parameters holding a moment (every route: events, metrics, logs …)

@@ -28,7 +28,7 @@ from gswarm.api.limits import MAX_MESSAGE_CHARS, cut_text
 from gswarm.logs import _captureread as cap
 from gswarm.logs._jsonread import compressed_twin, in_category, normalized
 from gswarm.logs._jsonread import log_files as oldest_first
-from gswarm.logs._merged import covered_by_capture
+from gswarm.logs._merged import covered_by_capture, sources_of
 from gswarm.logs._reverse import lines_newest_first
 
 MAX_ANSWER_CHARS = 4 * 1024 * 1024  # text of all returned records together
@@ -77,8 +77,9 @@ def tail(state_dir: Path, n: int, *, node: str | None = None, level: str | None 
     found: list[dict[str, Any]] = []
     scanned = chars = 0
     needle = grep.casefold() if grep else None
-    sources = [_json_newest(state_dir, node, max_scan)] if category != "output" else []
-    if category in (None, "output"):
+    want_json, want_out = sources_of(category)
+    sources = [_json_newest(state_dir, node, max_scan)] if want_json else []
+    if want_out:
         sources += [cap.newest_first(name, path, max_scan) for name, path in cap.node_captures(Path(state_dir) / "logs", node).items()]
     for rec in heapq.merge(*sources, key=cap.ts_of, reverse=True):
         scanned += 1

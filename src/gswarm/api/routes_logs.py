@@ -12,8 +12,9 @@ most 4 MiB of text (``limited``: true when that stopped it before ``tail`` lines
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
@@ -29,18 +30,22 @@ _GREP = ("Case-insensitive plain substring searched in the message (not a regula
          "`.`, `*`, `(` … match themselves)")
 
 
-_KNOWN = ("tail", "grep", "node", "level", "category", "since", "until")
 _LIKELY = {"n": "tail", "lines": "tail", "limit": "tail", "count": "tail", "q": "grep", "search": "grep",
-           "regex": "grep", "cat": "category"}
+           "regex": "grep", "cat": "category"}  # names people try -> the parameter meant
 
 
-def known_params(request: Request) -> None:
-    """Raise a 422 ApiError naming a query parameter ``/api/v1/logs`` does not know (``?n=50`` was silently
-    ignored and answered with the default 200 lines), with the known ones and the likely meant one."""
-    for key in request.query_params.keys():
-        if key not in _KNOWN:
-            likely = f"; use {_LIKELY[key]}" if key in _LIKELY else ""
-            raise errors.invalid(key, f"unknown parameter (known: {', '.join(_KNOWN)}){likely}")
+def only_params(endpoint: Callable[..., Any]) -> Callable[[Request], None]:
+    """A dependency raising a 422 ApiError that names a query parameter ``endpoint`` does not take (its
+    parameters are the known ones: ``?n=50`` on ``/api/v1/logs`` was silently ignored and answered with the
+    default 200 lines), with the known ones and the likely meant one."""
+    known = tuple(inspect.signature(endpoint).parameters)
+
+    def check(request: Request) -> None:
+        for key in request.query_params.keys():
+            if key not in known:
+                likely = f"; use {_LIKELY[key]}" if _LIKELY.get(key) in known else ""
+                raise errors.invalid(key, f"unknown parameter (known: {', '.join(known)}){likely}")
+    return check
 
 
 def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
@@ -48,7 +53,6 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
     api = APIRouter(prefix="/api/v1", tags=["logs"], dependencies=[Depends(guard.read)],
                     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}})
 
-    @api.get("/logs", dependencies=[Depends(known_params)])
     async def logs(tail: int = Query(200, ge=1, le=5000, description="Lines to return (the newest)"),
                    grep: Optional[str] = Query(None, max_length=200, description=_GREP),
                    node: Optional[str] = None, level: Optional[Level] = None,
@@ -70,4 +74,5 @@ def register(app: FastAPI, source: DataSource, guard: Guard) -> None:
         return {"lines": json.loads(source.scrub(json.dumps(lines, default=str))), "scanned": scanned,
                 "files": files, "limited": limited}
 
+    api.add_api_route("/logs", logs, methods=["GET"], dependencies=[Depends(only_params(logs))])
     app.include_router(api)

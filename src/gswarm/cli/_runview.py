@@ -224,6 +224,7 @@ class ConsoleWriter:
 
 
 STDERR_LIMIT = 256 << 10  # bytes of GSwarm's log messages queued for stderr before they are dropped
+_LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"  # as gswarm run's logging.basicConfig had it
 
 
 def stderr_notice(lines: int, own: int, logs_args: str = "") -> str:
@@ -237,7 +238,8 @@ class StderrLogHandler(logging.Handler):
     so a record logged on the event loop never waits for the reader: as a service stderr is journald too,
     and a stuck journald would otherwise stop the supervisor at its next warning. Beyond ``limit`` queued
     bytes records are dropped and counted; :func:`stderr_notice` stands where the gap is. ``finish(timeout)``
-    drains for at most ``timeout`` s (monotonic)."""
+    drains for at most ``timeout`` s (monotonic) and stops the writer; ``close()`` (what ``logging`` calls,
+    also from ``dictConfig`` when uvicorn starts the API) leaves it running."""
 
     def __init__(self, fd: int = 2, limit: int = STDERR_LIMIT) -> None:
         super().__init__()
@@ -250,11 +252,6 @@ class StderrLogHandler(logging.Handler):
             self.handleError(record)
             return
         self.writer.put([data], lines=1, own=True)
-
-    def close(self) -> None:
-        """What ``logging`` calls, also from ``dictConfig`` (uvicorn configures its loggers so when the API
-        starts): the writer keeps going; only :meth:`finish` stops it."""
-        super().close()
 
     def finish(self, timeout: float = DRAIN_TIMEOUT) -> bool:
         """Write what is queued (at most ``timeout`` s, monotonic) and stop; True when all was written."""
@@ -284,9 +281,6 @@ def remove_stderr_log(handler: StderrLogHandler | None, timeout: float = DRAIN_T
     if handler is not None:
         logging.getLogger().removeHandler(handler)
         handler.finish(timeout)
-
-
-_LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 class _ConsoleFile:

@@ -19,10 +19,15 @@ from gswarm.logs import _captureread as cap
 from gswarm.logs import _jsonread as jr
 
 
-def _sources(flt: Any) -> tuple[bool, bool]:
-    """``(read the JSON log, read the captures)`` for a :class:`~gswarm.logs._jsonread.LogFilter`."""
-    category = getattr(flt, "category", None)
+def sources_of(category: str | None) -> tuple[bool, bool]:
+    """``(read the JSON log, read the captures)`` for records of ``category`` (None: any); shared by
+    ``gswarm logs`` and the API's tail."""
     return category != "output", category in (None, "output")
+
+
+def _sources(flt: Any) -> tuple[bool, bool]:
+    """:func:`sources_of` for a :class:`~gswarm.logs._jsonread.LogFilter`."""
+    return sources_of(getattr(flt, "category", None))
 
 
 def covered_by_capture(directory: Path) -> Callable[[dict[str, Any]], bool]:

@@ -198,11 +198,11 @@ class NodeProcess:
         return True
 
     # ----------------------------------------------------------------- output
-    def _on_readable(self) -> None:
-        """Read what the pipe holds, up to ``READ_SIZE`` bytes in ``READ_CHUNK`` reads, and dispatch it as
-        one batch; end of output (EOF, or EIO from a pty whose slave closed) closes it after that batch."""
+    def _read_available(self) -> tuple[bytes, bool]:
+        """``(what the pipe holds, up to READ_SIZE bytes read in READ_CHUNK reads, ended)``; ``ended``: end
+        of output (EOF, or EIO from a pty whose slave closed) came after those bytes."""
         parts: list[bytes] = []
-        got, ended = 0, False
+        got = 0
         while got < READ_SIZE:
             try:
                 part = os.read(self._fd, READ_CHUNK)
@@ -211,21 +211,25 @@ class NodeProcess:
             except OSError:  # EIO: pty slave closed
                 part = b""
             if not part:
-                ended = True
-                break
+                return b"".join(parts), True
             parts.append(part)
             got += len(part)
             if len(part) < READ_CHUNK:  # drained
                 break
-        if not parts:
+        return b"".join(parts), False  # one part: join returns it as is
+
+    def _on_readable(self) -> None:
+        """Dispatch what the pipe holds as one batch (:meth:`_read_available`), then close the output if it
+        ended. A busy read (≥ COALESCE_MIN bytes, below READ_SIZE) pauses reading for COALESCE_DELAY."""
+        data, ended = self._read_available()
+        if not data:
             if ended:
                 self._close_output()
             return
-        data = parts[0] if len(parts) == 1 else b"".join(parts)
-        if COALESCE_MIN <= got < READ_SIZE:  # a busy stream: let the pipe fill a little (fewer, bigger batches)
+        if not ended and COALESCE_MIN <= len(data) < READ_SIZE:  # a busy stream: let the pipe fill a little
             self._loop.remove_reader(self._fd)  # type: ignore[union-attr]
             self._loop.call_later(COALESCE_DELAY, self._resume_reading)  # type: ignore[union-attr]
-        # got == READ_SIZE: the pipe was full and the node is blocked in write(2): read again at once
+        # len(data) == READ_SIZE: the pipe was full and the node is blocked in write(2): read again at once
         ts = self._time()
         batch = self.splitter.feed(data)
         if batch.texts:

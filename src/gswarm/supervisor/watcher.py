@@ -71,6 +71,7 @@ class RunInfo:
 
 CLOSE_TIDY_WAIT = 5.0  # s: at shutdown, how long the capture's background gzip may still run (then it is left for later)
 
+
 class Watcher:
     """Supervises one node until a shutdown command, FATAL or a policy stop.
 
