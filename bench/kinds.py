@@ -8,8 +8,9 @@ Each kind's lines are cut into reads of ``--chunk`` bytes (a busy pipe gives rea
 and pushed through what ``gswarm run`` does with every read: the line splitter (ANSI stripping,
 ``\\r`` redraws), the capture file, one ``OutputBatch`` on the bus with the services that subscribe
 to output (progress parsing, health with the live classifier; the JSON log service is subscribed too but
-takes no node output since issue #18) and the watcher's ``on_batch`` (exit-classifier tail; the console to
-/dev/null, not a terminal). Rotated files are not gzipped here (``bench/peers.py`` counts that). The store
+takes no node output since issue #18) and the watcher's ``on_batch`` (exit-classifier tail; ``gswarm run``'s
+console, :class:`~gswarm.cli._runview.RunView` with its writer thread, to /dev/null: not a terminal).
+Rotated files are not gzipped here (``bench/peers.py`` counts that). The store
 sees the progress events through its queue and writes them (as in ``gswarm run``).
 
 Kinds: ``plain`` (genrl-style INFO lines), ``progress`` (every line ``Starting round: N/1000000.``,
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from gswarm.cli._runview import RunView
 from gswarm.clock import SystemClock
 from gswarm.config import Settings
 from gswarm.events import EventBus, ProcessStarted
@@ -59,7 +61,8 @@ async def run_once(data: bytes, chunk: int, folder: Path) -> tuple[float, int]:
     ProgressService(bus, clock, "bench", None, "E4")
     HealthService(SimpleNamespace(bus=bus, clock=clock, settings=Settings(), node="bench", spec=spec, watcher=None))
     cap, split, exitc = CaptureFile(folder / "output.log"), LineSplitter(), ExitClassifier("E4")
-    null = open("/dev/null", "w")  # the console of gswarm run, not a terminal
+    null = open("/dev/null", "w")
+    view = RunView(null)  # gswarm run's console (its writer thread included), not a terminal
     bus.publish(ProcessStarted("bench", time.time(), 4242, 4242, spec.argv, "E4", "direct"))
     store.flush()
     n = 0
@@ -72,7 +75,7 @@ async def run_once(data: bytes, chunk: int, folder: Path) -> tuple[float, int]:
         cap.write_batch(batch, ts, 4242)
         publish_batch(bus, "bench", 4242, batch, ts)
         exitc.feed(batch.texts)
-        null.write("\n".join(batch.texts) + "\n")
+        view.lines(batch, ts)
         n += len(batch.texts)
         store.flush()
         if len(jsonlog._buf) >= EARLY_FLUSH_LINES:  # what the service's early flush does on the loop
@@ -80,6 +83,7 @@ async def run_once(data: bytes, chunk: int, folder: Path) -> tuple[float, int]:
     jsonlog.flush()
     assert jsonlog.dropped == 0, f"JSON log dropped {jsonlog.dropped} records"
     store.flush()
+    view.close()
     elapsed = time.perf_counter() - t0
     cap.close()
     null.close()

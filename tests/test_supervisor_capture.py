@@ -126,8 +126,9 @@ def test_capture_writes_plain_chunks_from_their_bytes_identically(tmp_path: Path
         slow.write_batch(Batch(b.texts, b.raws, b.flags), 1_700_000_000.25 + i, 42)  # no bytes: the per-line path
     fast.close()
     slow.close()
-    # plain and valid UTF-8 chunks use their bytes; U+FFFD (real or replaced), ESC or \r take the per-line path
-    assert used == [True, True, False, False, False, False]
+    # plain and valid UTF-8 chunks use their bytes, a coloured one its stripped text's bytes (issue #18: it
+    # took the per-line path before); U+FFFD (real or replaced) or \r take the per-line path
+    assert used == [True, True, False, False, True, False]
     import gzip
 
     from gswarm.supervisor.capture import rotated_captures

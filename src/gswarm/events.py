@@ -131,9 +131,9 @@ class OutputBatch(Event):
     ``texts``; ``flags``: per-line marks of :mod:`gswarm.supervisor.stream`
     (1 redraw, 2 partial, 4 continued) or None when all 0. Consumers iterate
     ``texts`` directly (cheapest) or :meth:`lines` for :class:`OutputLine` values.
-    ``data``: when not None, exactly ``"\\n".join(texts).encode("utf-8")``, the bytes as read
-    (the splitter's common path: no ``\\r``, ANSI escape or invalid UTF-8 in the chunk), so the
-    JSON log need not encode the chunk again.
+    ``data``: when not None, exactly ``"\\n".join(texts).encode("utf-8")`` (the splitter's common
+    path: no ``\\r`` or invalid UTF-8 in the chunk; the bytes as read when it held no ANSI escape),
+    so no consumer needs to encode the chunk again.
     """
 
     pid: int
