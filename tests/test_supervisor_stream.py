@@ -139,3 +139,31 @@ def test_a_coloured_chunk_carries_the_bytes_of_its_stripped_lines() -> None:
     assert b.data == b"green one\nbold two"
     bad = LineSplitter().feed(b"\x1b[1m\xff\x1b[0m\n")  # invalid UTF-8: the decode was lossy, no bytes kept
     assert bad.texts == ["\ufffd"] and bad.data is None
+
+
+def test_a_coloured_chunk_splits_its_raw_lines_only_when_asked() -> None:
+    """Issue #18: the raw lines of a coloured chunk are wanted by a terminal console only; the splitter keeps
+    their joined text and ``raws`` splits it on first use. The published event carries it the same way
+    (``raws`` None, ``raw_text`` set, :attr:`OutputBatch.raw_lines` split on demand) and ``joined`` is the
+    splitter's own text for coloured and plain chunks alike (no join per chunk)."""
+    from gswarm.events import EventBus, OutputBatch
+    from gswarm.supervisor.process import publish_batch
+
+    b = LineSplitter().feed(b"\x1b[32mgreen\x1b[0m one\n\x1b[1mbold\x1b[0m two\n")
+    assert b.raw_text == "\x1b[32mgreen\x1b[0m one\n\x1b[1mbold\x1b[0m two" and b._raws is None
+    assert b.joined == "green one\nbold two"
+    got: list[OutputBatch] = []
+    bus = EventBus()
+    bus.subscribe(lambda e: got.append(e) if isinstance(e, OutputBatch) else None)
+    publish_batch(bus, "n", 7, b, 1.0)
+    assert b._raws is None  # publishing did not split them
+    e = got[0]
+    assert e.raws is None and e.raw_text == b.raw_text and e.joined is b.joined
+    assert e.raw_lines == ("\x1b[32mgreen\x1b[0m one", "\x1b[1mbold\x1b[0m two")
+    assert [(line.text, line.raw) for line in e.lines()] == [("green one", "\x1b[32mgreen\x1b[0m one"),
+                                                             ("bold two", "\x1b[1mbold\x1b[0m two")]
+    assert b.raws == ["\x1b[32mgreen\x1b[0m one", "\x1b[1mbold\x1b[0m two"]  # split on first use
+    plain = LineSplitter().feed(b"one\ntwo\n")
+    publish_batch(bus, "n", 7, plain, 2.0)
+    assert got[1].raws is None and got[1].raw_text is None and got[1].joined is plain.joined == "one\ntwo"
+    assert got[1].raw_lines == ("one", "two")

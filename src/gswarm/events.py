@@ -128,12 +128,15 @@ class OutputBatch(Event):
     so the bus and its inline subscribers pay per chunk, not per line. ``ts`` is the
     time the chunk was read (shared by its lines). ``texts``: the lines, ANSI
     stripped; ``raws``: the lines as received (colours kept) or None when equal to
-    ``texts``; ``flags``: per-line marks of :mod:`gswarm.supervisor.stream`
+    ``texts`` or given as ``raw_text`` (:attr:`raw_lines` has them either way); ``flags``: per-line marks of :mod:`gswarm.supervisor.stream`
     (1 redraw, 2 partial, 4 continued) or None when all 0. Consumers iterate
     ``texts`` directly (cheapest) or :meth:`lines` for :class:`OutputLine` values.
     ``data``: when not None, exactly ``"\\n".join(texts).encode("utf-8")`` (the splitter's common
     path: no ``\\r`` or invalid UTF-8 in the chunk; the bytes as read when it held no ANSI escape),
-    so no consumer needs to encode the chunk again.
+    so no consumer needs to encode the chunk again. ``raw_text``: when not None (and ``raws`` None),
+    ``"\\n".join`` of the lines as received, which :attr:`raw_lines` splits on demand (a coloured chunk:
+    only a terminal wants its colours). ``joined_text``: when not None, ``"\\n".join(texts)`` as the
+    splitter had it (:attr:`joined` then costs nothing).
     """
 
     pid: int
@@ -142,6 +145,8 @@ class OutputBatch(Event):
     flags: tuple[int, ...] | None = None
     stream: str = "stdout"
     data: bytes | None = field(default=None, repr=False, compare=False)
+    raw_text: str | None = field(default=None, repr=False, compare=False)
+    joined_text: str | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -152,12 +157,19 @@ class OutputBatch(Event):
         chunk with one C-level search (progress, health, classifier) instead of a Python loop per
         line. Lines never contain ``\\n``, so a literal word is found in ``joined`` exactly when
         some line contains it."""
-        return "\n".join(self.texts)
+        return self.joined_text if self.joined_text is not None else "\n".join(self.texts)
+
+    @cached_property
+    def raw_lines(self) -> tuple[str, ...]:
+        """The lines as received (colours kept): ``raws``, else ``raw_text`` split, else ``texts``."""
+        if self.raws is not None:
+            return self.raws
+        return tuple(self.raw_text.split("\n")) if self.raw_text is not None else self.texts
 
     def lines(self) -> Iterator[OutputLine]:
         """The lines as :class:`OutputLine` events (created lazily, ``raw`` filled in)."""
         node, ts, pid, stream = self.node, self.ts, self.pid, self.stream
-        for text, raw in zip(self.texts, self.raws if self.raws is not None else self.texts):
+        for text, raw in zip(self.texts, self.raw_lines):
             yield OutputLine(node, ts, pid, text, stream, raw)
 
 

@@ -80,12 +80,14 @@ def publish_batch(bus: EventBus, node: str, pid: int, batch: Batch, ts: float) -
 
     One event per chunk, not per line: the bus and its inline subscribers run once
     per read (~300 per million lines on a busy stream), not once per line.
-    ``raws`` is None when the chunk had no ANSI escape, ``flags`` None when no line
-    is marked; ``data`` the chunk's bytes when the splitter kept them (:attr:`Batch.data`).
+    ``raws`` is None when the chunk had no ANSI escape (or ``raw_text`` holds them, as the
+    splitter kept them), ``flags`` None when no line is marked; ``data`` the chunk's bytes and
+    ``joined_text`` its lines' joined text when the splitter kept them (:class:`Batch`).
     """
-    texts, raws, flags = batch.texts, batch.raws, batch.flags
-    bus.publish(OutputBatch(node, ts, pid, tuple(texts), None if raws is texts else tuple(raws),
-                            tuple(flags) if flags and any(flags) else None, data=batch.data))
+    texts, flags, raw_text = batch.texts, batch.flags, batch.raw_text
+    raws = None if raw_text is not None or batch.raws is texts else tuple(batch.raws)
+    bus.publish(OutputBatch(node, ts, pid, tuple(texts), raws, tuple(flags) if flags and any(flags) else None,
+                            data=batch.data, raw_text=raw_text, joined_text=batch.joined))
 
 
 class NodeProcess:
