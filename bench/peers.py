@@ -280,6 +280,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     runners["bare_a"] = runners["bare_b"] = run_bare
     elapsed: dict[tuple[str, str], list[float]] = {}
     cpu: dict[tuple[str, str], list[float]] = {}
+    runs: dict[str, dict[str, list[Any]]] = {}
     try:
         for r in range(args.rounds):
             for kind in args.kinds + ["empty"]:
@@ -295,13 +296,21 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                                                "cpu": args.child_cpu, "write": args.write}))
                     e, c = runners[name](cfg, work, res)
                     elapsed.setdefault((kind, name), []).append(e)
+                    if res.exists():  # the child's own account of the run, for --json readers
+                        child = json.loads(res.read_text())
+                        for key in ("user", "system", "waits", "preempted"):
+                            runs.setdefault(f"{kind}/{name}", {}).setdefault(key, []).append(child.get(key))
                     if c is not None:
                         cpu.setdefault((kind, name), []).append(c)
                     shutil.rmtree(work, ignore_errors=True)
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    return summarise(args, elapsed, cpu, [n for n in order if not n.startswith("bare")], notes)
+    res = summarise(args, elapsed, cpu, [n for n in order if not n.startswith("bare")], notes)
+    for (kind, name), times in elapsed.items():  # every run in round order, for a reader of --json
+        runs.setdefault(f"{kind}/{name}", {})["elapsed"] = [round(t, 4) for t in times]
+    res["runs"] = runs
+    return res
 
 
 def summarise(args: argparse.Namespace, elapsed: dict, cpu: dict, sups: list[str], notes: list[str]) -> dict[str, Any]:
@@ -328,6 +337,14 @@ def summarise(args: argparse.Namespace, elapsed: dict, cpu: dict, sups: list[str
             gaps = sorted((x - y) / baseline for x, y in zip(elapsed[(kind, "gswarm")], elapsed[(kind, "supervisord")]))
             row["paired_gap"] = {"median": round(median(gaps), 3), "range": [round(gaps[0], 3), round(gaps[-1], 3)],
                                  "rounds_within": sum(1 for d in gaps if d <= 0.05)}
+            # the rounds whose own A/A stayed within ±10 % (the machine was steady then), each over its own bare mean
+            clean = [i for i, r in enumerate(aa) if 0.9 <= r <= 1.1]
+            if clean:
+                own = [(a[i] + b[i]) / 2 for i in clean]
+                row["clean_rounds"] = {
+                    "rounds": len(clean),
+                    "gap_median": round(median([(elapsed[(kind, "gswarm")][i] - elapsed[(kind, "supervisord")][i]) / o
+                                                for i, o in zip(clean, own)]), 3)}
             row["targets"] = {"ratio": g["ratio"] <= s["ratio"] + 0.05, "cpu": g["cpu_s_per_m"] <= 1.5 * max(s["cpu_s_per_m"], 0.01)}
         out["kinds"][kind] = row
     return out
@@ -345,7 +362,8 @@ def print_table(res: dict[str, Any]) -> None:
           "  CPU seconds per million lines, start-up subtracted (~0 or below: less than start-up noise; use more --lines).\n"
           "  start-up s: the supervisor's CPU for an empty child. A/A: median of bare run B / bare run A (1 in truth:\n"
           "  this machine's noise), [per-round range]. gap gs-sd: in each round gswarm's time minus supervisord's,\n"
-          "  over the bare time (ratio units); its median is the steadier estimate of gswarm's ratio - supervisord's.")
+          "  over the bare time (ratio units); its median is the steadier estimate of gswarm's ratio - supervisord's;\n"
+          "  A/A ±10 %: that median over the rounds the machine was steady in (their own A/A within ±10 %).")
     print(f"{'kind':10s}{'runner':13s}{'ratio':>7s}{'CPU s/M':>9s}{'start-up s':>11s}   notes")
     for kind, row in res["kinds"].items():
         lo, hi = row["aa_range"]
@@ -362,6 +380,10 @@ def print_table(res: dict[str, Any]) -> None:
             p = row["paired_gap"]
             print(f"{'':10s}{'gap gs-sd':13s}{p['median']:+7.3f}{'':20s}   paired per round: range [{p['range'][0]:+.3f}…"
                   f"{p['range'][1]:+.3f}], {p['rounds_within']}/{res['rounds']} rounds ≤ +0.05")
+        if "clean_rounds" in row:
+            c = row["clean_rounds"]
+            print(f"{'':10s}{'  A/A ±10 %':13s}{c['gap_median']:+7.3f}{'':20s}   the gap over the {c['rounds']} rounds whose "
+                  f"own A/A stayed within ±10 %")
 
 
 def main() -> None:

@@ -128,9 +128,10 @@ class OutputBatch(Event):
     so the bus and its inline subscribers pay per chunk, not per line. ``ts`` is the
     time the chunk was read (shared by its lines). ``texts``: the lines, ANSI
     stripped; ``raws``: the lines as received (colours kept) or None when equal to
-    ``texts`` or given as ``raw_text`` (:attr:`raw_lines` has them either way); ``flags``: per-line marks of :mod:`gswarm.supervisor.stream`
-    (1 redraw, 2 partial, 4 continued) or None when all 0. Consumers iterate
-    ``texts`` directly (cheapest) or :meth:`lines` for :class:`OutputLine` values.
+    ``texts`` or given as ``raw_text`` (:attr:`raw_lines` has them either way); ``flags``:
+    per-line marks of :mod:`gswarm.supervisor.stream` (1 redraw, 2 partial, 4 continued) or None
+    when all 0. Consumers iterate ``texts`` directly (cheapest) or :meth:`lines` for
+    :class:`OutputLine` values.
     ``data``: when not None, exactly ``"\\n".join(texts).encode("utf-8")`` (the splitter's common
     path: no ``\\r`` or invalid UTF-8 in the chunk; the bytes as read when it held no ANSI escape),
     so no consumer needs to encode the chunk again. ``raw_text``: when not None (and ``raws`` None),
