@@ -189,6 +189,9 @@ def test_serve_port_and_host_errors_name_port_and_host(state_dir) -> None:
     assert low.returncode == 2 and _said(low) == "error: --port -1 is not a port: use 1-65535 (0 = any free port)"
     assert host.returncode == 2 and _said(host) == \
         "error: --host '999.1.1.1' is not a valid IP address; use an address of this machine, e.g. 127.0.0.1"
+    # newcomer trial: gswarm run and README say --api-port; serve takes it too (it was "No such option")
+    alias = _serve(state_dir, "--api-port", "99999")
+    assert alias.returncode == 2 and _said(alias) == "error: --port 99999 is not a port: use 1-65535 (0 = any free port)"
 
 
 def test_bind_socket_names_the_host_when_the_address_is_not_local() -> None:

@@ -30,11 +30,19 @@ def test_peers_bench_smoke() -> None:
     assert [v["capture"] for v in res["verified"][:3]] == [2000, 2000, error_lines]
     assert [v["jsonlog_output"] for v in res["verified"][:3]] == [0, 0, 0]
     assert all(v["jsonlog_records"] > 0 for v in res["verified"][:3])  # GSwarm's own events are there
+    # every run of a round, for a reader of --json; the gap again over the steady rounds; the noise flag
+    assert set(res["runs"]) == {f"{k}/{n}" for k in ("plain", "progress", "error")
+                                for n in ("bare_a", "bare_b", "supervisord", "gswarm")}
+    assert all(len(v["elapsed"]) == 1 and len(v["waits"]) == 1 for v in res["runs"].values())
+    for row in res["kinds"].values():
+        assert isinstance(row["noisy"], bool) and row["steady_rounds"]["rounds"] in (0, 1)
 
 
 def test_kinds_micro_bench_smoke() -> None:
     out = subprocess.run([sys.executable, str(BENCH / "kinds.py"), "--lines", "2000", "--repeat", "1"],
                          capture_output=True, text=True, timeout=120, check=True)
-    rows = [line.split() for line in out.stdout.splitlines()[1:]]
+    head, _, *table = out.stdout.splitlines()
+    assert head.startswith("best of 1, reads of 256 KiB, console not a terminal")
+    rows = [line.split() for line in table]
     assert [r[0] for r in rows] == ["plain", "progress", "error", "redraw", "ansi", "crlf"]
     assert all(float(r[3]) > 0 for r in rows) and rows[0][4] == "1.00"

@@ -42,3 +42,12 @@ def test_unknown_toml_key_points_to_gswarm_options(tmp_path) -> None:
     cfg.write_text("stall_timout = 20\n")
     with pytest.raises(ConfigError, match=r"option stall_timout .*unknown option; `gswarm options` lists every option name"):
         load_settings({"config_file": cfg})
+
+
+def test_run_help_keeps_the_nodes_table_name() -> None:
+    """Newcomer trial: Rich took ``[[nodes]]`` in ``gswarm run --help`` for markup and printed "[] tables"."""
+    from gswarm.cli import build_app
+
+    res = CliRunner().invoke(build_app(), ["run", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    assert "real nodes: [[nodes]] tables in --config-file" in " ".join(res.stdout.split())

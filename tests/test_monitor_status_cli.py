@@ -95,6 +95,8 @@ def test_status_sees_a_live_supervisor_lock_and_open_run(state_dir: Path) -> Non
 def test_status_human_output_and_empty_state(recorded: float, state_dir: Path, tmp_path: Path) -> None:
     code, out = run("status", "--state-dir", str(state_dir), "--node", "n1")
     assert code == 0 and "BACKOFF" in out and "round 13176" in out and "restart if it repeats" in out
+    # newcomer trial: the total of rounds is shown, and the record kind only when it says more than "round"
+    assert "round 13176/1000000 (last: waiting)" in out
     empty = tmp_path / "empty"
     code, out = run("status", "--json", "--state-dir", str(empty))
     assert code == 0 and json.loads(out)["state"] is None and json.loads(out)["progress"] is None
@@ -247,3 +249,25 @@ def test_a_long_error_is_one_line_so_its_path_copies(tmp_path: Path, capsys: pyt
     long_dir.write_text("a file, not a folder")
     code, out = run_cli(capsys, "status", "--state-dir", str(long_dir))
     assert code == 2 and out.count("\n") == 1 and str(long_dir) in out, out
+
+
+def test_status_says_a_running_node_s_first_sample_is_pending(state_dir: Path) -> None:
+    """Newcomer trial: in a node's first seconds `gswarm status` showed "resources CPU - RSS -", which read like
+    a fault; it now says the first sample is pending. A node that rounds with a known total shows "round N/T"."""
+    now = time.time()
+    Store(state_dir / "gswarm.db").write([
+        ev.StateChanged("default", now - 3, ev.NodeState.STARTING, ev.NodeState.RUNNING),
+        ev.ProcessStarted("default", now - 3, 777, 777, (), "E6", "direct"),
+        ev.ProgressUpdate("default", now - 2, "round", round=30, round_total=100, advanced=True),
+        ev.ResourceSample("default", now - 1, {"host_cpu_percent": 12.0, "host_mem_percent": 40.0})])
+    (state_dir / "run").mkdir()
+    fd = os.open(state_dir / "run" / "abc.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, b"4242")
+        code, out = run("status", "--state-dir", str(state_dir))
+    finally:
+        os.close(fd)
+    flat = " ".join(out.split())
+    assert code == 0 and "the node's first sample is pending" in flat and "CPU - RSS -" not in flat
+    assert "round 30/100" in flat and "(last:" not in flat

@@ -301,3 +301,17 @@ async def test_a_failed_trainer_lets_the_scripts_exit_trap_finish(tmp_path: Path
     st = await asyncio.wait_for(r.wait(), 20)
     assert (st.exit_code, r.py_pid is not None) == (3, True)
     assert not (tmp_path / "login.json").exists()
+
+
+def test_a_crash_loop_of_one_failure_says_failure() -> None:
+    """Newcomer trial (issue #18 session): ``--crash-loop-max 1`` gave "crash loop: 1 failures within 600s"."""
+    from types import SimpleNamespace
+
+    from gswarm.events import Category, Recovery
+    from gswarm.supervisor import policy
+
+    settings = SimpleNamespace(crash_loop_window=600.0, crash_loop_max=1, backoff_max=300.0, backoff_initial=5.0,
+                               backoff_factor=2.0, backoff_jitter=False)
+    cls = policy.Classification(Category.SYSTEM_OOM_KILLED, Recovery.RESTART)
+    d = policy._restart(cls, policy.History(), settings, 100.0, 1.0, "E4")
+    assert (d.action, d.reason) == ("fatal", "crash loop: 1 failure within 600s (last: system_oom_killed)")

@@ -69,7 +69,7 @@ def run(
     emu_pace: Optional[float] = typer.Option(None, "--emu-pace", help="With --emulated: seconds per emulated step."),
     duration: Optional[str] = typer.Option(None, "--duration", help="Stop after this long: 60, 90s, 2m, 1h30m."),
     nodes: Optional[int] = typer.Option(None, "--nodes", help="With --emulated: supervise this many emulated nodes "
-                                        "in one host (real nodes: [[nodes]] tables in --config-file)."),
+                                        "in one host (real nodes: \\[\\[nodes]] tables in --config-file)."),
 ) -> None:
     """Start the node and keep it running: output, crashes with causes, backoff and restarts."""
     flags = {k: v for k, v in locals().items() if k not in ("no_api", "emulated", "generation", "emu_faults", "emu_pace", "duration", "nodes")}

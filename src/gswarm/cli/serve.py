@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
         host: Optional[str] = typer.Option(None, "--host", help="Bind address (default 127.0.0.1; others need the token for every request)."),
-        port: Optional[int] = typer.Option(None, "--port", help="Port (default 8787; 0 = any free port)."),
+        port: Optional[int] = typer.Option(None, "--port", "--api-port",
+                                           help="Port (default 8787; 0 = any free port); --api-port as in gswarm run."),
         state_dir: Optional[Path] = StateDir,
         config_file: Optional[Path] = ConfigFile,
     ) -> None:

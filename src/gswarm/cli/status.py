@@ -86,10 +86,15 @@ def _print_status(d: dict[str, Any], now: float) -> None:
     if p:
         stage = f" stage {p['stage']}" if p["stage"] is not None else ""
         who = " ".join(x for x in (p["animal"], p["peer_id"]) if x)
-        t.add_row("progress", f"round {_val(p['round'])}{stage} ({_val(p['kind'])})" + (f"; {who}" if who else ""))
+        total = f"/{p['round_total']}" if p.get("round_total") and p["round"] is not None else ""
+        kind = f" (last: {p['kind']})" if p["kind"] and p["kind"] != "round" else ""  # "round 30 (round)" said nothing
+        t.add_row("progress", f"round {_val(p['round'])}{total}{stage}{kind}" + (f"; {who}" if who else ""))
         t.add_row("last advance", _ago(p["last_advance"], now))
     s = d["resources"]
-    if s and s.get("current", True):
+    if d.get("pid") and (not s or (s.get("current", True) and s.get("cpu_percent") is None and s.get("rss_bytes") is None)):
+        # a node in its first seconds: "CPU - RSS -" read like a fault (newcomer trial)
+        t.add_row("resources", "the node's first sample is pending (one every sample_interval, 10 s by default)")
+    elif s and s.get("current", True):
         t.add_row("resources", escape(_resources_line(s)))
     elif s:  # the node is not running: these figures are its last sample, not the present
         t.add_row("last sample", escape(f"{_resources_line(s)} at {_ago(s.get('ts'), now)}; node not running"))

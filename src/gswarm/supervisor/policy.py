@@ -183,7 +183,8 @@ def _restart(cls: Classification, history: History, settings: Any, now: float, r
     history.consecutive += 1
     if len(history.failures) >= settings.crash_loop_max:
         return Decision("fatal", category=cls.category, recovery=cls.recovery, alert=True, advice=cls.advice,
-                        reason=f"crash loop: {len(history.failures)} failures within {window:g}s (last: {cls.category.value})")
+                        reason=f"crash loop: {_count(len(history.failures), 'failure')} within {window:g}s "
+                               f"(last: {cls.category.value})")
     base = min(settings.backoff_max, settings.backoff_initial * settings.backoff_factor ** (history.consecutive - 1))
     delay = base * rand if settings.backoff_jitter else base
     recovery = kw.pop("recovery", Recovery.RESTART)
@@ -192,6 +193,11 @@ def _restart(cls: Classification, history: History, settings: Any, now: float, r
     env = {**oom.current_env(history.extra.get("oom"), gen), **kw.pop("env", {})}
     return Decision("restart", delay=delay, category=cls.category, recovery=recovery, env=env, advice=cls.advice,
                     reason=kw.pop("reason", f"{cls.category.value}: restart with backoff"), **kw)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 failure``, ``3 failures``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _stop(cls: Classification, why: str) -> Decision:
