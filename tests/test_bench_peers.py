@@ -31,11 +31,14 @@ def test_peers_bench_smoke() -> None:
     assert [v["jsonlog_output"] for v in res["verified"][:3]] == [0, 0, 0]
     assert all(v["jsonlog_records"] > 0 for v in res["verified"][:3])  # GSwarm's own events are there
     # every run of a round, for a reader of --json; the gap again over the steady rounds; the noise flag
+    # (supervisord only when already installed under bench/out: a clean machine has none)
     assert set(res["runs"]) == {f"{k}/{n}" for k in ("plain", "progress", "error")
-                                for n in ("bare_a", "bare_b", "supervisord", "gswarm")}
+                                for n in ("bare_a", "bare_b", *res["supervisors"])}
     assert all(len(v["elapsed"]) == 1 and len(v["waits"]) == 1 for v in res["runs"].values())
     for row in res["kinds"].values():
-        assert isinstance(row["noisy"], bool) and row["steady_rounds"]["rounds"] in (0, 1)
+        assert isinstance(row["noisy"], bool)
+        if "supervisord" in res["supervisors"]:
+            assert row["steady_rounds"]["rounds"] in (0, 1)
 
 
 def test_kinds_micro_bench_smoke() -> None:
