@@ -51,3 +51,24 @@ def test_run_help_keeps_the_nodes_table_name() -> None:
     res = CliRunner().invoke(build_app(), ["run", "--help"], env={"COLUMNS": "200"})
     assert res.exit_code == 0
     assert "real nodes: [[nodes]] tables in --config-file" in " ".join(res.stdout.split())
+
+
+def test_the_demo_names_the_gswarm_another_shell_can_run(tmp_path, monkeypatch) -> None:
+    """Newcomer trial: after README's install (venv not activated) the demo said `gswarm status …`, and another
+    shell answered "command not found". It names the program by its absolute path unless PATH finds it."""
+    import os
+    import sys
+
+    from gswarm.cli.run import _me
+
+    exe = tmp_path / "venv" / "bin" / "gswarm"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    monkeypatch.setattr(sys, "argv", [str(exe), "run"])
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert _me() == str(exe)
+    monkeypatch.setenv("PATH", f"{exe.parent}{os.pathsep}/usr/bin")
+    assert _me() == "gswarm"
+    monkeypatch.setattr(sys, "argv", ["/x/python", "-m", "gswarm"])
+    assert _me() == "gswarm"

@@ -21,6 +21,21 @@ import typer
 
 from gswarm.errors import ConfigError
 
+def _me() -> str:
+    """How to call this gswarm from another shell: ``gswarm`` when that name finds this very program on PATH,
+    else its absolute path (``…/.venv/bin/gswarm`` right after README's install, venv not activated; newcomer
+    trial: "gswarm: command not found")."""
+    import sys
+
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if os.path.basename(argv0) != "gswarm":  # python -m gswarm, a test runner: the plain name
+        return "gswarm"
+    found = shutil.which("gswarm")
+    if found and os.path.realpath(found) == os.path.realpath(argv0):
+        return "gswarm"
+    return os.path.abspath(argv0)
+
+
 def parse_duration(text: str) -> float:
     """``"60"``, ``"90s"``, ``"2m"``, ``"1h30m"``, ``"2d"`` → seconds (:mod:`gswarm.config.durations`).
     Raises ConfigError naming --duration."""
@@ -91,7 +106,7 @@ def run(
             # the demo must not write its crashes, history and locks into the operator's real state dir
             demo_state = Path(tempfile.mkdtemp(prefix="gswarm-demo-state-"))
             flags["state_dir"] = demo_state
-            typer.echo(f"demo state in {demo_state}: while it runs, try `gswarm status --state-dir {demo_state}` "
+            typer.echo(f"demo state in {demo_state}: while it runs, try `{_me()} status --state-dir {demo_state}` "
                        "in another shell")
         if api_port is None and not no_api and config_file is None and not os.environ.get("GSWARM_API_PORT") \
                 and not demo_api_port():
@@ -107,8 +122,9 @@ def run(
         if demo_state is not None and not (demo_state / "gswarm.db").exists():  # it never ran: leave nothing behind
             shutil.rmtree(demo_state, ignore_errors=True)
         elif demo_state is not None:
+            me = _me()
             typer.echo(f"gswarm demo state kept in {demo_state} (your own state directory was not used); look around with "
-                       f"`gswarm status --state-dir {demo_state}` or `gswarm logs --state-dir {demo_state} --level warning`; "
+                       f"`{me} status --state-dir {demo_state}` or `{me} logs --state-dir {demo_state} --level warning`; "
                        f"for a real node see README \"On a real checkout\"")
     if code:
         raise typer.Exit(code)
