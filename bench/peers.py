@@ -300,10 +300,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     elapsed.setdefault((kind, name), []).append(e)
                     if res.exists() and kind != "empty":  # the child's own account of the run, for --json readers
                         child = json.loads(res.read_text())
-                        for key in ("user", "system", "waits", "preempted"):
+                        for key in ("elapsed", "user", "system", "waits", "preempted"):
                             v = child.get(key)
                             runs.setdefault(f"{kind}/{name}", {}).setdefault(key, []).append(
-                                round(v, 3) if isinstance(v, float) else v)
+                                round(v, 4) if isinstance(v, float) else v)
                     if c is not None:
                         cpu.setdefault((kind, name), []).append(c)
                     shutil.rmtree(work, ignore_errors=True)
@@ -311,11 +311,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     res = summarise(args, elapsed, cpu, [n for n in order if not n.startswith("bare")], notes)
-    for (kind, name), times in elapsed.items():  # every run in round order, for a reader of --json
-        if kind != "empty":  # the start-up runs (no lines) only count for CPU
-            runs.setdefault(f"{kind}/{name}", {})["elapsed"] = [round(t, 4) for t in times]
-    res["runs"] = runs
+    res["runs"] = runs  # every run in round order
     return res
+
+
+AA_BAND = 0.10  # a bare B/A ratio further from 1 than this: the machine was not steady (issue #18)
+
+
+def steady(aa: float) -> bool:
+    """The A/A ratio ``aa`` (bare run B / bare run A) is within ±:data:`AA_BAND`."""
+    return 1 - AA_BAND <= aa <= 1 + AA_BAND
 
 
 def summarise(args: argparse.Namespace, elapsed: dict, cpu: dict, sups: list[str], notes: list[str]) -> dict[str, Any]:
@@ -329,7 +334,7 @@ def summarise(args: argparse.Namespace, elapsed: dict, cpu: dict, sups: list[str
         aa = [y / x for x, y in zip(a, b)]
         row: dict[str, Any] = {"bare_s": round(baseline, 3), "aa": round(median(b) / median(a), 3),
                                "aa_range": [round(min(aa), 3), round(max(aa), 3)]}
-        row["noisy"] = not 0.9 <= row["aa"] <= 1.1  # the median A/A beyond ±10 %: rerun before reading the verdicts
+        row["noisy"] = not steady(row["aa"])  # the median A/A beyond ±10 %: rerun before reading the verdicts
         for sup in sups:
             ratio = median(elapsed[(kind, sup)]) / baseline
             per_m = 1e6 / max(args.lines, 1)
@@ -338,18 +343,15 @@ def summarise(args: argparse.Namespace, elapsed: dict, cpu: dict, sups: list[str
                         "startup_cpu_s": round(startup, 2)}
         if "gswarm" in row and "supervisord" in row:
             g, s = row["gswarm"], row["supervisord"]
+            gs_t, sd_t = elapsed[(kind, "gswarm")], elapsed[(kind, "supervisord")]
             # the same gap paired per round (both runs of a round are minutes apart at most, so a slow phase
             # of the machine moves both): median and range of (gswarm − supervisord) / baseline
-            gaps = sorted((x - y) / baseline for x, y in zip(elapsed[(kind, "gswarm")], elapsed[(kind, "supervisord")]))
+            gaps = sorted((x - y) / baseline for x, y in zip(gs_t, sd_t))
             row["paired_gap"] = {"median": round(median(gaps), 3), "range": [round(gaps[0], 3), round(gaps[-1], 3)],
                                  "rounds_within": sum(1 for d in gaps if d <= 0.05)}
             # the rounds whose own A/A stayed within ±10 % (the machine was steady then), each over its own bare mean
-            steady = [i for i, r in enumerate(aa) if 0.9 <= r <= 1.1]
-            own = [(a[i] + b[i]) / 2 for i in steady]
-            row["steady_rounds"] = {
-                "rounds": len(steady),
-                "gap_median": round(median([(elapsed[(kind, "gswarm")][i] - elapsed[(kind, "supervisord")][i]) / o
-                                            for i, o in zip(steady, own)]), 3) if steady else None}
+            calm = [(gs_t[i] - sd_t[i]) / ((a[i] + b[i]) / 2) for i, r in enumerate(aa) if steady(r)]
+            row["steady_rounds"] = {"rounds": len(calm), "gap_median": round(median(calm), 3) if calm else None}
             row["targets"] = {"ratio": g["ratio"] <= s["ratio"] + 0.05, "cpu": g["cpu_s_per_m"] <= 1.5 * max(s["cpu_s_per_m"], 0.01)}
         out["kinds"][kind] = row
     return out
@@ -372,8 +374,8 @@ def print_table(res: dict[str, Any]) -> None:
     print(f"{'kind':10s}{'runner':13s}{'ratio':>7s}{'CPU s/M':>9s}{'start-up s':>11s}   notes")
     for kind, row in res["kinds"].items():
         lo, hi = row["aa_range"]
-        noisy = " NOISY (median A/A beyond ±10 %): rerun" if row.get("noisy", not 0.9 <= row["aa"] <= 1.1) else (
-            " (a round beyond ±10 %)" if lo < 0.9 or hi > 1.1 else "")
+        noisy = " NOISY (median A/A beyond ±10 %): rerun" if not steady(row["aa"]) else (
+            " (a round beyond ±10 %)" if not (steady(lo) and steady(hi)) else "")
         print(f"{kind:10s}{'bare':13s}{1:7.2f}{'':9s}{'':11s}   {row['bare_s']:.3f} s; A/A {row['aa']:.3f} [{lo:.3f}…{hi:.3f}]{noisy}")
         for sup in res["supervisors"]:
             v, verdict = row[sup], ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -21,12 +22,11 @@ import typer
 
 from gswarm.errors import ConfigError
 
+
 def _me() -> str:
     """How to call this gswarm from another shell: ``gswarm`` when that name finds this very program on PATH,
     else its absolute path (``…/.venv/bin/gswarm`` right after README's install, venv not activated; newcomer
     trial: "gswarm: command not found")."""
-    import sys
-
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
     if os.path.basename(argv0) != "gswarm":  # python -m gswarm, a test runner: the plain name
         return "gswarm"

@@ -49,6 +49,12 @@ def _resources_line(s: dict[str, Any]) -> str:
             + (f" {gpus}" if gpus else ""))
 
 
+def _has_node_figures(s: dict[str, Any] | None) -> bool:
+    """``s`` (the status' ``resources``) holds a figure of the node itself, or is an earlier run's last sample."""
+    return bool(s) and (not s.get("current", True) or s.get("cpu_percent") is not None  # type: ignore[union-attr]
+                        or s.get("rss_bytes") is not None)  # type: ignore[union-attr]
+
+
 def _ago(ts: Any, now: float) -> str:
     return "-" if ts is None else f"{datetime.fromtimestamp(ts):%Y-%m-%d %H:%M:%S} ({now - ts:.0f} s ago)"
 
@@ -91,8 +97,7 @@ def _print_status(d: dict[str, Any], now: float) -> None:
         t.add_row("progress", f"round {_val(p['round'])}{total}{stage}{kind}" + (f"; {who}" if who else ""))
         t.add_row("last advance", _ago(p["last_advance"], now))
     s = d["resources"]
-    if d.get("pid") and (not s or (s.get("current", True) and s.get("cpu_percent") is None and s.get("rss_bytes") is None)):
-        # a node in its first seconds: "CPU - RSS -" read like a fault (newcomer trial)
+    if d.get("pid") and not _has_node_figures(s):  # a node in its first seconds: "CPU - RSS -" read like a fault
         t.add_row("resources", "the node's first sample is pending (one every sample_interval, 10 s by default)")
     elif s and s.get("current", True):
         t.add_row("resources", escape(_resources_line(s)))
